@@ -1,0 +1,189 @@
+"""Model manifests: one YAML file per model in models/, naming its adapter, weights and resource needs.
+
+A manifest is what a studio edits to point farm at its weights or to tune a model's speed levers; the
+shot list names the manifest. Loading one checks it fully, so a typo fails at submit time, not on the
+cluster an hour later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from farm.errors import ManifestError
+from farm.shotlist.types import Quality
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of this model reserves on a Ray node."""
+
+    gpus: float = 0.0
+    cpus: float = 1.0
+    gpu_memory_gb: float = 0.0
+    memory_gb: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    steps: int = 1
+    text_guidance: float = 0.0
+    audio_guidance: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    name: str
+    adapter: str
+    tier: Quality
+    source: Path
+    description: str = ""
+    weights: Path | None = None
+    resources: Resources = Resources()
+    defaults: ModelDefaults = ModelDefaults()
+    size_multiple: int = 2
+    continuation_frames: int = 1
+    render_params: dict[str, Any] = field(default_factory=dict)
+    """Adapter parameters that change pixels (window size, dtype, ...); part of every cache key."""
+    low_memory: dict[str, Any] = field(default_factory=dict)
+    """Render parameters laid over ``render_params`` when a render runs out of device memory."""
+
+
+_FIELDS = {
+    "name",
+    "adapter",
+    "tier",
+    "description",
+    "weights",
+    "resources",
+    "defaults",
+    "size_multiple",
+    "continuation_frames",
+    "render",
+    "low_memory",
+}
+
+
+def load_manifest(path: Path) -> ModelManifest:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{path}: cannot read model manifest ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: a model manifest must be a mapping")
+    unknown = sorted(set(raw) - _FIELDS)
+    if unknown:
+        raise ManifestError(f"{path}: unknown field(s) {', '.join(unknown)}; allowed are {', '.join(sorted(_FIELDS))}")
+    for required in ("name", "adapter", "tier"):
+        if required not in raw:
+            raise ManifestError(f"{path}: missing required field '{required}'")
+    try:
+        return ModelManifest(
+            name=str(raw["name"]),
+            adapter=str(raw["adapter"]),
+            tier=Quality(raw["tier"]),
+            source=path,
+            description=str(raw.get("description", "")),
+            weights=_weights_path(path, raw.get("weights")),
+            resources=Resources(**(raw.get("resources") or {})),
+            defaults=ModelDefaults(**(raw.get("defaults") or {})),
+            size_multiple=int(raw.get("size_multiple", 2)),
+            continuation_frames=int(raw.get("continuation_frames", 1)),
+            render_params=dict(raw.get("render") or {}),
+            low_memory=dict(raw.get("low_memory") or {}),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{path}: {exc}") from exc
+
+
+def _weights_path(manifest_path: Path, value: object) -> Path | None:
+    if value in (None, ""):
+        return None
+    expanded = os.path.expandvars(os.path.expanduser(str(value)))
+    weights = Path(expanded)
+    return weights if weights.is_absolute() else (manifest_path.parent / weights).resolve()
+
+
+class ModelCatalog:
+    """The manifests in a models directory, by name."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = models_dir
+        self._manifests: dict[str, ModelManifest] = {}
+        for path in sorted(models_dir.glob("*.yaml")):
+            manifest = load_manifest(path)
+            if manifest.name in self._manifests:
+                raise ManifestError(
+                    f"{path}: model name '{manifest.name}' is also used by {self._manifests[manifest.name].source}"
+                )
+            self._manifests[manifest.name] = manifest
+
+    def names(self) -> list[str]:
+        return sorted(self._manifests)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._manifests
+
+    def get(self, name: str) -> ModelManifest:
+        try:
+            return self._manifests[name]
+        except KeyError:
+            raise ManifestError(f"no model named '{name}' in {self.models_dir}; {self.suggest(name)}") from None
+
+    def suggest(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        known = ", ".join(self.names()) or "none"
+        return f"did you mean '{close[0]}'? (models: {known})" if close else f"models: {known}"
+
+
+def weights_digest(manifest: ModelManifest, memo_file: Path | None = None) -> str:
+    """sha256 over every file of the weights directory (relative path + content).
+
+    Hashing gigabytes of weights on every plan would be slow, so per-file digests are memoised in
+    ``memo_file`` keyed on path, size and modification time.
+    """
+    if manifest.weights is None:
+        return "no-weights"
+    if not manifest.weights.is_dir():
+        raise ManifestError(
+            f"{manifest.source}: weights directory {manifest.weights} for model '{manifest.name}' does not exist; "
+            "see models/README.md for how to install or convert weights"
+        )
+    memo: dict[str, str] = {}
+    if memo_file is not None and memo_file.exists():
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            memo = {}
+    outer = hashlib.sha256()
+    for file in sorted(p for p in manifest.weights.rglob("*") if p.is_file()):
+        stat = file.stat()
+        memo_key = f"{file}:{stat.st_size}:{stat.st_mtime_ns}"
+        if memo_key not in memo:
+            memo[memo_key] = _file_sha256(file)
+        outer.update(f"{file.relative_to(manifest.weights).as_posix()}\0{memo[memo_key]}\n".encode())
+    if memo_file is not None:
+        _write_memo(memo_file, memo)
+    return outer.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_memo(memo_file: Path, memo: dict[str, str]) -> None:
+    memo_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = memo_file.with_suffix(f".tmp{os.getpid()}")
+    temporary.write_text(json.dumps(memo))
+    temporary.replace(memo_file)

@@ -1,0 +1,75 @@
+"""The ``farm`` command: a thin shell over the library (parse -> call -> print).
+
+Exit status: 0 success, 1 the work failed, 2 bad input or usage. A FarmError prints its message and
+no traceback; an unexpected exception prints one line and writes the traceback to a crash log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from farm import __version__
+from farm.errors import EXIT_WORK_FAILED, FarmError
+from farm.settings import default_data_dir
+
+_COMMAND_MODULES = ("shotlist_commands",)
+
+
+class FarmGroup(click.Group):
+    """Maps farm's exceptions to exit codes and one-line messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FarmError as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if os.environ.get("FARM_DEBUG"):
+                raise
+            crash_log = _write_crash_log(exc)
+            click.echo(f"farm: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"farm: the traceback is in {crash_log}; set FARM_DEBUG=1 to print it", err=True)
+            ctx.exit(EXIT_WORK_FAILED)
+
+
+def _write_crash_log(exc: BaseException) -> Path:
+    logs = default_data_dir(os.environ) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
+
+
+@click.group(cls=FarmGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="farm")
+def cli() -> None:
+    """farm: render YAML shot lists into lip-synced avatar video on a Ray cluster."""
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module_name in _COMMAND_MODULES:
+        module = importlib.import_module(f"farm.cli.{module_name}")
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    sys.exit(cli.main(prog_name="farm"))

@@ -1,0 +1,144 @@
+"""``farm validate`` and ``farm plan``: check a shot list and show what would render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from farm.avatar.manifest import ModelCatalog
+from farm.cli.options import json_option, print_json, settings_from, settings_options, stderr, stdout
+from farm.errors import EXIT_BAD_INPUT, EXIT_OK
+from farm.plan import Plan, plan_shot_list
+from farm.shotlist.load import ValidationReport, display_path, load_shot_list, validate_shot_list
+from farm.shotlist.timecode import format_clock
+from farm.shotlist.types import CameraMove, CameraSpec, Quality
+
+max_seconds_option = click.option(
+    "--max-shot-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Longest shot accepted, in seconds [env FARM_MAX_SHOT_SECONDS; default 600].",
+)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+@max_seconds_option
+@settings_options
+def validate(files: tuple[Path, ...], as_json: bool, max_shot_seconds: float | None, **flags: object) -> None:
+    """Check shot lists: schema, references, media files and timecodes. Exit 2 if any is invalid."""
+    settings = settings_from(max_shot_seconds=max_shot_seconds, **flags)
+    catalog = ModelCatalog(settings.models_dir)
+    reports = [validate_shot_list(path, catalog=catalog, max_shot_seconds=settings.max_shot_seconds) for path in files]
+    if as_json:
+        print_json(
+            {
+                "valid": all(report.ok for report in reports),
+                "files": [_report_json(report) for report in reports],
+            }
+        )
+    else:
+        for report in reports:
+            _print_report(report)
+    raise SystemExit(EXIT_OK if all(report.ok for report in reports) else EXIT_BAD_INPUT)
+
+
+def _report_json(report: ValidationReport) -> dict[str, object]:
+    return {
+        "file": display_path(report.path),
+        "valid": report.ok,
+        "shots": len(report.shot_list.shots) if report.shot_list else None,
+        "findings": [finding.as_dict() for finding in report.findings],
+    }
+
+
+def _print_report(report: ValidationReport) -> None:
+    for finding in report.findings:
+        click.echo(finding.format(), err=finding.severity == "error")
+    if report.shot_list is not None:
+        shot_list = report.shot_list
+        seconds = sum((shot.audio.duration for shot in shot_list.shots), start=0)
+        stdout.print(
+            f"{display_path(report.path)}: [green]valid[/green] ({len(shot_list.scenes)} scenes, "
+            f"{len(shot_list.shots)} shots, {format_clock(seconds)} of dialogue)",
+            highlight=False,
+        )
+    else:
+        stderr.print(
+            f"{display_path(report.path)}: [red]invalid[/red] ({_count(len(report.errors), 'error')})", highlight=False
+        )
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--quality",
+    type=click.Choice([q.value for q in Quality]),
+    help="Plan every shot at this quality, whatever the shot list says.",
+)
+@json_option
+@max_seconds_option
+@settings_options
+def plan(file: Path, quality: str | None, as_json: bool, max_shot_seconds: float | None, **flags: object) -> None:
+    """Show the per-shot render tasks a shot list becomes: frames, audio slice, model and cache key."""
+    settings = settings_from(max_shot_seconds=max_shot_seconds, **flags)
+    catalog = ModelCatalog(settings.models_dir)
+    shot_list = load_shot_list(file, catalog=catalog, max_shot_seconds=settings.max_shot_seconds)
+    the_plan = plan_shot_list(
+        shot_list,
+        catalog,
+        quality=Quality(quality) if quality else None,
+        digest_memo=settings.data_dir / "cache" / "weights-digests.json",
+    )
+    if as_json:
+        print_json(the_plan.to_json())
+    else:
+        stdout.print(plan_table(the_plan))
+
+
+def describe_camera(camera: CameraSpec) -> str:
+    if camera.move is CameraMove.STATIC:
+        return camera.move.value
+    return f"{camera.move.value} {camera.intensity:.0%}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def plan_table(the_plan: Plan) -> Table:
+    table = Table(title=f"{the_plan.project} {the_plan.episode}".strip() + f" - {display_path(the_plan.shot_list)}")
+    for column in (
+        "#",
+        "scene",
+        "shot",
+        "character",
+        "camera",
+        "frames",
+        "audio in-out",
+        "model",
+        "cache key",
+        "continues",
+    ):
+        table.add_column(column, justify="right" if column in {"#", "frames"} else "left")
+    for task in the_plan.tasks:
+        table.add_row(
+            str(task.order + 1),
+            task.scene_id,
+            task.shot_id,
+            task.character_id,
+            describe_camera(task.camera),
+            str(task.frames),
+            f"{format_clock(task.audio.start_seconds)}-{format_clock(task.audio.end_seconds)}",
+            f"{task.model} ({task.quality.value})",
+            task.cache_key[:12],
+            task.continues or "",
+        )
+    seconds = the_plan.total_frames / the_plan.output.fps
+    table.caption = f"{len(the_plan.tasks)} shots, {the_plan.total_frames} frames, {format_clock(seconds)}"
+    return table
+
+
+COMMANDS = [validate, plan]

@@ -1,0 +1,103 @@
+"""One exception hierarchy for everything farm reports to a person.
+
+Each class says which exit status it maps to and whether a render that hit it may be retried, so the
+CLI and the scheduler never compare exception types or message strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+EXIT_OK = 0
+EXIT_WORK_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class FarmError(Exception):
+    """Base of every error farm raises on purpose."""
+
+    exit_code: int = EXIT_WORK_FAILED
+    retryable: bool = False
+
+
+class UsageError(FarmError):
+    """The command line or the configuration asks for something impossible."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One located problem in a user's file, printed like a compiler diagnostic."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+    hint: str = ""
+    shot: str | None = None
+    severity: str = "error"
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        subject = f" shot {self.shot}:" if self.shot else ""
+        field_part = f" {self.field}:" if self.field else ""
+        text = f"{where}:{subject}{field_part} {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        if self.severity != "error":
+            text += f" [{self.severity}]"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "shot": self.shot,
+            "field": self.field,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass
+class ShotListError(FarmError):
+    """A shot list (or a file it names) is invalid; carries every finding, not just the first."""
+
+    findings: Sequence[Finding] = field(default_factory=list)
+    exit_code = EXIT_BAD_INPUT
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        errors = [f for f in self.findings if f.severity == "error"]
+        return "\n".join(f.format() for f in errors) or "invalid shot list"
+
+
+class ManifestError(FarmError):
+    """A model manifest in models/ is missing or malformed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class MediaError(FarmError):
+    """A media file cannot be read, decoded or written."""
+
+
+class RenderError(FarmError):
+    """A shot failed to render because of its inputs or the model: retrying the same request won't help."""
+
+
+class RetryableRenderError(RenderError):
+    """A render failed for a reason outside the shot (lost node, crashed worker): try again elsewhere."""
+
+    retryable = True
+
+
+class OutOfMemoryError(RetryableRenderError):
+    """The device ran out of memory; retry with the manifest's low-memory settings."""

@@ -1,0 +1,96 @@
+"""Dialogue audio: decode any format ffmpeg reads to mono PCM at a fixed rate, and cut it sample-exactly.
+
+Decoding a whole track once and slicing by sample index (rather than asking ffmpeg to seek) keeps every
+cut exact and repeatable: the same shot list always yields the same samples, so cache keys are stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from farm.errors import MediaError
+from farm.media.ffmpeg_exe import ffmpeg_executable
+
+MODEL_SAMPLE_RATE = 16_000
+_DECODE_CACHE_SIZE = 8
+_decoded: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class SampleRange:
+    """Samples ``[start, end)`` of a track decoded at ``sample_rate``."""
+
+    start: int
+    end: int
+    sample_rate: int = MODEL_SAMPLE_RATE
+
+    @property
+    def count(self) -> int:
+        return self.end - self.start
+
+
+def decode_audio(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
+    """The whole file as mono int16 samples at ``sample_rate``; memoised on path, size and mtime."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read audio ({exc.strerror})") from exc
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, sample_rate)
+    if key in _decoded:
+        _decoded.move_to_end(key)
+        return _decoded[key]
+    try:
+        raw, _ = (
+            ffmpeg.input(str(path))
+            .output("pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=sample_rate)
+            .global_args("-nostdin", "-v", "error")
+            .run(cmd=ffmpeg_executable(), capture_stdout=True, capture_stderr=True)
+        )
+    except ffmpeg.Error as exc:
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        reason = detail[-1] if detail else "ffmpeg could not decode it"
+        raise MediaError(f"{path}: not a decodable audio file ({reason})") from exc
+    samples = np.frombuffer(raw, dtype=np.int16)
+    samples.flags.writeable = False
+    _decoded[key] = samples
+    while len(_decoded) > _DECODE_CACHE_SIZE:
+        _decoded.popitem(last=False)
+    return samples
+
+
+def require_audio_stream(path: Path) -> None:
+    """Raise MediaError unless ``path`` is a media file with at least one audio stream."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                kinds = ", ".join(sorted({stream.type for stream in container.streams})) or "no streams"
+                raise MediaError(f"{path}: has no audio stream (it contains {kinds})")
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: not a media file ffmpeg can open ({exc.strerror or exc})") from exc
+
+
+def seconds_to_samples(seconds: Fraction, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
+    return round(seconds * sample_rate)
+
+
+def cut_audio(path: Path, samples: SampleRange) -> np.ndarray:
+    """Samples ``[start, end)`` of the decoded track, padded with silence past its end."""
+    track = decode_audio(path, samples.sample_rate)
+    cut = track[samples.start : samples.end]
+    if len(cut) < samples.count:
+        cut = np.concatenate([cut, np.zeros(samples.count - len(cut), dtype=np.int16)])
+    return cut
+
+
+def samples_digest(samples: np.ndarray) -> str:
+    """sha256 of little-endian int16 PCM: the identity of an audio slice in cache keys."""
+    return hashlib.sha256(samples.astype("<i2", copy=False).tobytes()).hexdigest()

@@ -1,0 +1,90 @@
+"""Configuration in one place: command-line flags, then ``FARM_*`` environment variables, then defaults.
+
+Nothing else in farm reads the environment; layers receive a Settings object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from farm.errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MAX_SHOT_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    """Artifacts, edits, logs and the default SQLite database live here."""
+    database_url: str
+    models_dir: Path
+    """Directory of model manifests (``<name>.yaml``)."""
+    ray_address: str | None = None
+    """None starts a local Ray instance; ``auto`` or ``host:port`` joins a cluster."""
+    max_shot_seconds: float = DEFAULT_MAX_SHOT_SECONDS
+    user: str = "unknown"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def edits_dir(self) -> Path:
+        return self.data_dir / "edits"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    xdg = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "farm"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def resolve_settings(
+    *,
+    data_dir: Path | str | None = None,
+    database_url: str | None = None,
+    models_dir: Path | str | None = None,
+    ray_address: str | None = None,
+    max_shot_seconds: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    data = Path(data_dir or env.get("FARM_DATA_DIR") or default_data_dir(env)).expanduser().resolve()
+    models = Path(models_dir or env.get("FARM_MODELS_DIR") or REPO_ROOT / "models").expanduser().resolve()
+    url = database_url or env.get("FARM_DATABASE_URL") or sqlite_url(data / "farm.db")
+    max_seconds = max_shot_seconds if max_shot_seconds is not None else _env_float(env, "FARM_MAX_SHOT_SECONDS")
+    return Settings(
+        data_dir=data,
+        database_url=url,
+        models_dir=models,
+        ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or None,
+        max_shot_seconds=max_seconds if max_seconds is not None else DEFAULT_MAX_SHOT_SECONDS,
+        user=env.get("FARM_USER") or env.get("USER") or "unknown",
+    )
+
+
+def _env_float(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise UsageError(f"environment variable {name}={raw!r} is not a number; set it to seconds, e.g. 600") from exc
+    if value <= 0:
+        raise UsageError(f"environment variable {name}={raw!r} must be positive")
+    return value
