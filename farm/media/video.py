@@ -1,0 +1,232 @@
+"""Shot video files: encode frames (+ the dialogue slice) with ffmpeg, atomically; probe and decode with PyAV.
+
+A shot is written to a hidden temporary file beside its destination and renamed into place only once
+ffmpeg has exited cleanly with exactly the frames promised, so no reader ever sees half a video and a
+crash leaves nothing behind but a temp file that is removed on the way out.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from farm.errors import MediaError
+from farm.media.ffmpeg_exe import ffmpeg_executable
+
+EDIT_AUDIO_RATE = 48_000
+"""Sample rate of the AAC audio in every shot and edit file (broadcast standard)."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """x264 settings shared by every shot so that shots concatenate without re-encoding."""
+
+    crf: int = 18
+    preset: str = "veryfast"
+    audio_bitrate: str = "192k"
+
+    def video_args(self) -> list[str]:
+        return [
+            "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
+            "-vf", "scale=out_color_matrix=bt709:out_range=tv",
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+        ]  # fmt: skip
+
+    def audio_args(self) -> list[str]:
+        return ["-c:a", "aac", "-b:a", self.audio_bitrate, "-ar", str(EDIT_AUDIO_RATE), "-ac", "2"]
+
+
+class ShotVideoWriter:
+    """A FrameSink that pipes RGB frames into ffmpeg and publishes the mp4 atomically on success.
+
+    Use as a context manager: leaving the block normally finishes and renames the file; leaving it with
+    an exception kills ffmpeg and deletes the partial output.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        fps: Fraction,
+        frames: int,
+        audio: np.ndarray | None = None,
+        audio_rate: int = 16_000,
+        settings: EncodeSettings = EncodeSettings(),
+    ) -> None:
+        self.path = path
+        self.width, self.height, self.fps = width, height, fps
+        self.expected_frames = frames
+        self.frames_written = 0
+        self.settings = settings
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
+        os.close(handle)
+        self.temporary = Path(temporary)
+        self.audio_file: Path | None = None
+        if audio is not None:
+            self.audio_file = self.temporary.with_suffix(".wav")
+            write_wav(self.audio_file, audio, audio_rate)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ShotVideoWriter:
+        self.process = subprocess.Popen(
+            self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        return self
+
+    def _command(self) -> list[str]:
+        rate = f"{self.fps.numerator}/{self.fps.denominator}"
+        command = [
+            ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}", "-framerate", rate,
+            "-i", "pipe:0",
+        ]  # fmt: skip
+        if self.audio_file is not None:
+            command += ["-i", str(self.audio_file), "-map", "0:v:0", "-map", "1:a:0"]
+        command += self.settings.video_args()
+        if self.audio_file is not None:
+            command += self.settings.audio_args()
+        command += ["-r", rate, "-movflags", "+faststart", "-f", "mp4", str(self.temporary)]
+        return command
+
+    def write(self, frames: np.ndarray) -> None:
+        if self.process is None or self.process.stdin is None:
+            raise MediaError(f"{self.path}: writer is not open")
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
+            raise MediaError(
+                f"{self.path}: got frames of shape {frames.shape} {frames.dtype}, "
+                f"expected (n, {self.height}, {self.width}, 3) uint8"
+            )
+        if self.frames_written + len(frames) > self.expected_frames:
+            raise MediaError(f"{self.path}: more than the {self.expected_frames} frames promised")
+        try:
+            self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
+        except BrokenPipeError as exc:
+            raise MediaError(f"{self.path}: ffmpeg stopped: {self._stderr()}") from exc
+        self.frames_written += len(frames)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        try:
+            if kind is None:
+                self._finish()
+            else:
+                self._abort()
+        finally:
+            for leftover in (self.temporary, self.audio_file):
+                if leftover is not None:
+                    leftover.unlink(missing_ok=True)
+
+    def _finish(self) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.close()
+        code = self.process.wait()
+        if code != 0:
+            raise MediaError(f"{self.path}: ffmpeg failed ({self._stderr()})")
+        if self.frames_written != self.expected_frames:
+            raise MediaError(f"{self.path}: {self.frames_written} frames written, {self.expected_frames} expected")
+        with self.temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.temporary, self.path)
+
+    def _abort(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+
+    def _stderr(self) -> str:
+        if self.process is None or self.process.stderr is None:
+            return "no output"
+        self.process.poll()
+        text = (
+            self.process.stderr.read().decode(errors="replace").strip() if self.process.returncode is not None else ""
+        )
+        return text.splitlines()[-1] if text else f"exit status {self.process.returncode}"
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Mono 16-bit WAV from int16 or float ([-1, 1]) samples."""
+    if samples.dtype != np.int16:
+        samples = np.clip(np.round(samples.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(samples.astype("<i2", copy=False).tobytes())
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    duration: float
+    video_codec: str
+    pixel_format: str
+    audio_codec: str | None
+    audio_sample_rate: int | None
+    audio_channels: int | None
+    audio_duration: float | None
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Stream parameters and exact frame count (counted by demuxing packets, not estimated)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: has no video stream")
+            video = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            fps = Fraction(video.average_rate) if video.average_rate else Fraction(0)
+            frames = sum(1 for packet in container.demux(video) if packet.size)
+            audio_duration = (
+                float(audio.duration * audio.time_base) if audio is not None and audio.duration is not None else None
+            )
+            return VideoInfo(
+                width=video.codec_context.width,
+                height=video.codec_context.height,
+                fps=fps,
+                frames=frames,
+                duration=float(frames / fps) if fps else 0.0,
+                video_codec=video.codec_context.name,
+                pixel_format=video.codec_context.pix_fmt or "",
+                audio_codec=audio.codec_context.name if audio is not None else None,
+                audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+                audio_channels=audio.codec_context.channels if audio is not None else None,
+                audio_duration=audio_duration,
+            )
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: not a readable video ({exc})") from exc
+
+
+def read_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every frame as a C-contiguous (H, W, 3) uint8 RGB array (dlib and friends need contiguity)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: cannot decode video ({exc})") from exc
