@@ -1,0 +1,99 @@
+"""Column types and SQL expressions that behave the same on SQLite and PostgreSQL.
+
+SQLite has no time zones, no JSONB and no interval arithmetic; these small adapters hide that so models,
+transitions and queries are written once.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, DateTime, Float, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import expression
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeDecorator
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+"""JSON on SQLite, JSONB on PostgreSQL (indexable, compact)."""
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on both backends.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores naive UTC text (which sorts correctly). Either way
+    Python sees an aware datetime in UTC, and a naive datetime is refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: farm stores timezone-aware UTC timestamps only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EnumText(TypeDecorator[E]):
+    """A StrEnum stored as its value in a short VARCHAR (a CHECK constraint lists the values).
+
+    Native PostgreSQL enum types would need ALTER TYPE migrations for every new state; text plus a
+    named CHECK constraint is portable and just as strict.
+    """
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum_class: type[E]) -> None:
+        super().__init__()
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_class(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum_class(value)
+
+
+def enum_check(column: str, enum_class: type[enum.StrEnum]) -> str:
+    """The SQL of the CHECK constraint that keeps ``column`` within ``enum_class``'s values."""
+    values = ", ".join(f"'{member.value}'" for member in enum_class)
+    return f"{column} IN ({values})"
+
+
+class seconds_between(expression.FunctionElement[float]):
+    """``end - start`` in seconds as a float, for aggregating render durations in SQL."""
+
+    type = Float()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"

@@ -1,0 +1,126 @@
+"""Schema versions: where a database stands, and upgrading (or downgrading) it with the shipped migrations.
+
+The Alembic configuration is built in code from the migrations folder inside the package, so an installed
+farm needs no alembic.ini. A database whose revision this code does not know was upgraded by a newer
+farm: we refuse to touch it rather than run old code on a new schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+
+from farm.db.engine import READ_ONLY, create_farm_engine, display_url, is_sqlite
+from farm.db.errors import SchemaVersionError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic Config for farm's migrations; env.py migrates ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    assert head is not None, "farm ships at least one migration"
+    return head
+
+
+def known_revisions() -> tuple[str, ...]:
+    """Every revision this farm ships, oldest first."""
+    return tuple(reversed([script.revision for script in script_directory().walk_revisions()]))
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    url: str
+    current: str | None
+    """The database's revision; None for a database farm has never touched."""
+    head: str
+
+    @property
+    def known(self) -> bool:
+        return self.current is None or self.current in known_revisions()
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    with engine.connect() as connection:
+        current = current_revision(connection)
+        connection.rollback()
+    return SchemaStatus(url=display_url(engine.url), current=current, head=head_revision())
+
+
+def check_not_newer(status: SchemaStatus) -> None:
+    if not status.known:
+        raise SchemaVersionError(
+            f"database {status.url} is at schema revision {status.current}, which this farm does not know "
+            f"(its newest is {status.head}): a newer farm upgraded it. Install that farm version, or point "
+            "--db / FARM_DATABASE_URL at another database"
+        )
+
+
+def upgrade(engine: Engine, revision: str = "head") -> SchemaStatus:
+    """Migrate the database behind ``engine`` up to ``revision``, in one transaction; returns the new status."""
+    check_not_newer(schema_status(engine))
+    _run(engine, lambda config: command.upgrade(config, revision))
+    return schema_status(engine)
+
+
+def downgrade(engine: Engine, revision: str) -> SchemaStatus:
+    """Migrate down to ``revision`` (``base`` drops everything); for tests and careful operators."""
+    check_not_newer(schema_status(engine))
+    _run(engine, lambda config: command.downgrade(config, revision))
+    return schema_status(engine)
+
+
+def _run(engine: Engine, step: Callable[[Config], None]) -> None:
+    # SQLite rebuilds a table to alter it (copy, drop, rename); with foreign keys on, dropping the old
+    # table would cascade into the rows that refer to it. So SQLite migrates on a connection with foreign
+    # keys off and checks them afterwards, as SQLite's own ALTER TABLE procedure prescribes.
+    migration_engine = create_farm_engine(engine.url, foreign_keys=False) if is_sqlite(engine.url) else engine
+    try:
+        with migration_engine.connect() as connection:
+            step(alembic_config(connection))
+            connection.commit()
+            if is_sqlite(engine.url):
+                _check_foreign_keys(connection)
+    finally:
+        if migration_engine is not engine:
+            migration_engine.dispose()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    with connection.execution_options(**{READ_ONLY: True}).begin():
+        problems = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
+    if problems:
+        table, rowid, parent, _ = problems[0]
+        raise SchemaVersionError(
+            f"after the migration, {len(problems)} row(s) break foreign keys (first: {table} row {rowid} "
+            f"refers to a missing {parent} row); restore the database from a backup and report this"
+        )

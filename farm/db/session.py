@@ -1,0 +1,125 @@
+"""Opening the database: one ``Database`` per process holds the engine, its sessions and the schema check.
+
+``open_database`` is the only way in. It refuses a database written by a newer farm, and migrates a fresh
+or older one up to this farm's schema (an embedded SQLite file needs no separate step; ``farm db
+upgrade`` is the explicit path for a shared PostgreSQL server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from farm.db import migrate
+from farm.db.engine import READ_ONLY, create_farm_engine, display_url, normalise_url
+from farm.db.errors import DatabaseUnavailable, SchemaVersionError
+
+
+class Database:
+    """The engine and sessions for one database URL.
+
+    Writes go through ``write()`` (or ``session()``): one transaction, ``BEGIN IMMEDIATE`` on SQLite.
+    Reads go through ``read()`` (or ``read_session()``): a snapshot that never takes the write lock.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url: URL = engine.url
+        self._read_engine = engine.execution_options(**{READ_ONLY: True})
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessionmaker: sessionmaker[Session] = sessionmaker(self._read_engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM unit of work: committed when the block ends, rolled back if it raises."""
+        with self.sessionmaker.begin() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """An ORM session for reading; whatever it did is rolled back at the end."""
+        with self._read_sessionmaker() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction on a Core connection: committed at the end, rolled back on error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read-only snapshot on a Core connection."""
+        with self._read_engine.connect() as connection:
+            with connection.begin() as transaction:
+                yield connection
+                transaction.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.display_url!r})"
+
+
+def open_database(url: str | URL, *, upgrade: bool = True) -> Database:
+    """Connect to ``url``, check its schema version and (``upgrade=True``) migrate it to this farm's schema.
+
+    ``postgresql://`` URLs use psycopg 3. Raises DatabaseUnavailable when the database cannot be reached,
+    SchemaVersionError when it is newer than this farm, or older and ``upgrade`` is False.
+    """
+    parsed = normalise_url(url)
+    try:
+        engine = create_farm_engine(parsed)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot create the database {display_url(parsed)}: {exc}") from exc
+    try:
+        _bring_up_to_date(engine, upgrade=upgrade)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Database(engine)
+
+
+def _bring_up_to_date(engine: Engine, *, upgrade: bool) -> None:
+    try:
+        status = migrate.schema_status(engine)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(
+            f"cannot open database {display_url(engine.url)}: {reason}; check --db / FARM_DATABASE_URL "
+            "(is the server running, does the database exist, may this user connect?)"
+        ) from exc
+    migrate.check_not_newer(status)
+    if status.up_to_date:
+        return
+    if not upgrade:
+        where = f"revision {status.current}" if status.current else "no farm schema yet"
+        raise SchemaVersionError(
+            f"database {status.url} is at {where}; this farm needs {status.head}. "
+            f"Run `farm db upgrade --db {status.url}`"
+        )
+    migrate.upgrade(engine)
