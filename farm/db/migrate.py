@@ -7,6 +7,7 @@ farm: we refuse to touch it rather than run old code on a new schema.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +24,9 @@ from farm.db.engine import READ_ONLY, create_farm_engine, display_url, is_sqlite
 from farm.db.errors import SchemaVersionError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_ALEMBIC_LOCK = threading.Lock()
+"""Alembic keeps its running migration in module globals, so one process runs one migration at a time.
+Across processes the database serialises them (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL)."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -105,7 +109,7 @@ def _run(engine: Engine, step: Callable[[Config], None]) -> None:
     # keys off and checks them afterwards, as SQLite's own ALTER TABLE procedure prescribes.
     migration_engine = create_farm_engine(engine.url, foreign_keys=False) if is_sqlite(engine.url) else engine
     try:
-        with migration_engine.connect() as connection:
+        with _ALEMBIC_LOCK, migration_engine.connect() as connection:
             step(alembic_config(connection))
             connection.commit()
             if is_sqlite(engine.url):
