@@ -110,7 +110,7 @@ def _shot_counts(connection: Connection, job_ids: list[int]) -> dict[int, tuple[
         frames_done,
         gpu,
         left,
-    ) in connection.execute(statement).tuples():
+    ) in connection.execute(statement).all():
         counts = ShotCounts(
             total=total,
             queued=queued,

@@ -320,7 +320,7 @@ def _check_named_shots(connection: Connection, job_id: int, shot_ids: Iterable[s
     states = dict(
         connection.execute(
             select(Shot.shot_id, Shot.state).where(Shot.job_id == job_id, Shot.shot_id.in_(list(shot_ids)))
-        ).tuples()
+        ).all()
     )
     missing = sorted(set(shot_ids) - set(states))
     if missing:
