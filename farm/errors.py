@@ -93,6 +93,10 @@ class RenderError(FarmError):
     """A shot failed to render because of its inputs or the model: retrying the same request won't help."""
 
 
+class RenderCancelled(FarmError):
+    """A render stopped because its job was cancelled or the driver is shutting down."""
+
+
 class RetryableRenderError(RenderError):
     """A render failed for a reason outside the shot (lost node, crashed worker): try again elsewhere."""
 

@@ -17,12 +17,13 @@ from typing import Any
 
 from farm.avatar.manifest import ModelCatalog, ModelManifest, weights_digest
 from farm.avatar.registry import adapter_class
+from farm.digests import file_sha256
 from farm.errors import Finding, ManifestError, ShotListError
 from farm.media.audio import MODEL_SAMPLE_RATE, SampleRange, cut_audio, samples_digest, seconds_to_samples
 from farm.shotlist.load import display_path
 from farm.shotlist.semantic import DEFAULT_FINAL_MODEL, DEFAULT_PREVIEW_MODEL, DEFAULT_QUALITY
-from farm.shotlist.timecode import format_clock, format_frame_rate
-from farm.shotlist.types import CameraSpec, OutputSpec, Quality, RenderSettings, Shot, ShotList
+from farm.shotlist.timecode import format_clock, format_frame_rate, parse_frame_rate_text
+from farm.shotlist.types import CameraMove, CameraSpec, OutputSpec, Quality, RenderSettings, Shot, ShotList
 
 CACHE_KEY_VERSION = 1
 """Bump when the set of cache-key inputs changes, so old keys can never match new recipes."""
@@ -86,6 +87,43 @@ class ShotTask:
     def depends_on(self) -> tuple[str, ...]:
         return (self.continues,) if self.continues else ()
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ShotTask:
+        """The inverse of ``to_json``: how a driver rebuilds its tasks from the database."""
+        audio = data["audio"]
+        return cls(
+            shot_id=data["shot"],
+            scene_id=data["scene"],
+            order=data["order"],
+            character_id=data["character"],
+            reference_image=Path(data["reference_image"]),
+            reference_sha256=data["reference_sha256"],
+            audio=AudioSlice(
+                track_id=audio["track"],
+                path=Path(audio["file"]),
+                start_sample=audio["start_sample"],
+                end_sample=audio["end_sample"],
+                sha256=audio["sha256"],
+                sample_rate=audio["sample_rate"],
+            ),
+            prompt=data["prompt"],
+            negative_prompt=data["negative_prompt"],
+            camera=CameraSpec(CameraMove(data["camera"]["move"]), data["camera"]["intensity"]),
+            fps=parse_frame_rate_text(data["fps"]),
+            width=data["width"],
+            height=data["height"],
+            frames=data["frames"],
+            quality=Quality(data["quality"]),
+            model=data["model"],
+            steps=data["steps"],
+            seed=data["seed"],
+            text_guidance=data["text_guidance"],
+            audio_guidance=data["audio_guidance"],
+            continues=data["continues"],
+            cache_key=data["cache_key"],
+            line=data.get("line", 0),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "order": self.order,
@@ -94,6 +132,7 @@ class ShotTask:
             "line": self.line,
             "character": self.character_id,
             "reference_image": str(self.reference_image),
+            "reference_sha256": self.reference_sha256,
             "quality": self.quality.value,
             "model": self.model,
             "fps": format_frame_rate(self.fps),
@@ -294,7 +333,7 @@ def _first(value: float | None, fallback: float) -> float:
 
 def _file_sha256(path: Path, memo: dict[Path, str]) -> str:
     if path not in memo:
-        memo[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        memo[path] = file_sha256(path)
     return memo[path]
 
 

@@ -158,6 +158,14 @@ def test_plan_json_lists_every_shot_with_frames_slice_and_key(tmp_path: Path) ->
     assert payload["total_frames"] == 59 + 55 + 78
 
 
+def test_a_task_survives_its_json_round_trip(tmp_path: Path) -> None:
+    from farm.plan import ShotTask
+
+    plan = plan_text(tmp_path, replace_once(TEMPLATE, "fps: 25", "fps: 29.97"))
+
+    assert [ShotTask.from_json(task.to_json()) for task in plan.tasks] == list(plan.tasks)
+
+
 def test_demo_plans(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     shutil.copytree(REPO_ROOT / "shots" / "demo", demo)

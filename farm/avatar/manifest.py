@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from farm.digests import file_sha256
 from farm.errors import ManifestError
 from farm.shotlist.types import Quality
 
@@ -167,19 +168,11 @@ def weights_digest(manifest: ModelManifest, memo_file: Path | None = None) -> st
         stat = file.stat()
         memo_key = f"{file}:{stat.st_size}:{stat.st_mtime_ns}"
         if memo_key not in memo:
-            memo[memo_key] = _file_sha256(file)
+            memo[memo_key] = file_sha256(file)
         outer.update(f"{file.relative_to(manifest.weights).as_posix()}\0{memo[memo_key]}\n".encode())
     if memo_file is not None:
         _write_memo(memo_file, memo)
     return outer.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_memo(memo_file: Path, memo: dict[str, str]) -> None:

@@ -1,7 +1,8 @@
 """Adapters by name: farm's own, plus any a package registers under the ``farm.adapters`` entry point.
 
-A manifest's ``adapter`` field names one of these. Adapter modules keep heavy imports (torch, diffusers)
-inside ``load`` so that planning, which only needs ``code_version``, stays fast.
+A manifest's ``adapter`` field names one of these, or gives an import path ``package.module:Class``
+directly, so a studio can try its own adapter without packaging it. Adapter modules keep heavy imports
+(torch, diffusers) inside ``load`` so that planning, which only needs ``code_version``, stays fast.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ def adapter_names() -> list[str]:
 
 
 def adapter_class(name: str) -> type[AvatarModel]:
-    target = BUILTIN_ADAPTERS.get(name)
+    target = BUILTIN_ADAPTERS.get(name) or (name if ":" in name else None)
     if target is None:
         found = [ep for ep in entry_points(group="farm.adapters") if ep.name == name]
         if not found:
             raise ManifestError(f"no model adapter named '{name}'; known adapters: {', '.join(adapter_names())}")
         return found[0].load()
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ManifestError(f"model adapter '{name}' cannot be imported ({exc})") from exc
 
 
 def create_model(manifest: ModelManifest) -> AvatarModel:

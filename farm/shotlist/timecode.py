@@ -32,6 +32,11 @@ def parse_frame_rate(value: int | float | str) -> Fraction:
     return _NTSC_RATES.get(rate, rate)
 
 
+def parse_frame_rate_text(text: str) -> Fraction:
+    """The inverse of ``format_frame_rate``: ``"25"`` or ``"30000/1001"``."""
+    return Fraction(text)
+
+
 def format_frame_rate(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 

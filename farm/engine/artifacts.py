@@ -1,0 +1,47 @@
+"""The artifact store: finished shots and their continuation frames, addressed by cache key.
+
+Paths derive from the cache key alone, so two workers that render the same recipe (a retried shot whose
+first attempt was not dead after all) write the same file, and the second atomic rename replaces an
+identical result: the store never holds two artifacts for one key.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SHOT_VIDEO = "shot_video"
+LAST_FRAMES = "last_frames"
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, cache_key: str, kind: str) -> Path:
+        suffix = {SHOT_VIDEO: ".mp4", LAST_FRAMES: ".npz"}[kind]
+        return self.root / cache_key[:2] / f"{cache_key}{suffix}"
+
+    def save_last_frames(self, cache_key: str, frames: np.ndarray) -> Path:
+        """Write (k, H, W, 3) uint8 frames atomically; returns the final path."""
+        path = self.path_for(cache_key, LAST_FRAMES)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.npz", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                np.savez(out, frames=frames)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path
+
+    @staticmethod
+    def load_last_frames(path: Path) -> np.ndarray:
+        with np.load(path) as archive:
+            return archive["frames"]

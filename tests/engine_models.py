@@ -1,0 +1,113 @@
+"""Small real avatar models for engine tests, plugged in through a manifest's ``adapter: module:Class``.
+
+They render real frames through the real worker, encoder and artifact store; their behaviour (speed,
+load time, failures) is set by the manifest's render parameters, and every render they finish or
+start is appended to a log file so tests can count what ran where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import yaml
+
+from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
+from farm.avatar.manifest import ModelManifest
+from farm.errors import OutOfMemoryError
+
+CHUNK = 8
+
+
+class PatternModel:
+    """Frames of a colour derived from the shot's prompt and seed, with the frame number as a bar.
+
+    Render parameters: ``seconds_per_frame``, ``load_seconds``, ``log`` (a file to append events to),
+    ``fail_first`` (fail the first N attempts of every shot, or of those in ``fail_shots``),
+    ``fail_on_env`` (fail when this environment variable is set on the node), ``needs_low_memory``
+    (raise OutOfMemoryError unless ``low_memory``).
+    """
+
+    code_version: ClassVar[str] = "pattern-1"
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        self.params = manifest.render_params
+
+    def load(self, device: str) -> None:
+        time.sleep(float(self.params.get("load_seconds", 0.0)))
+        self._log("load", device=device)
+
+    def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
+        params = {**self.params, **request.params}
+        self._log("start", shot=request.shot_id)
+        attempt = self._count_attempt(request.shot_id, params)
+        targeted = request.shot_id in params.get("fail_shots", [request.shot_id])
+        if targeted and attempt <= int(params.get("fail_first", 0)):
+            raise RuntimeError(f"injected failure {attempt} of shot {request.shot_id}")
+        bad_env = params.get("fail_on_env")
+        if bad_env and os.environ.get(bad_env):
+            raise RuntimeError(f"this node is bad ({bad_env} is set)")
+        if params.get("needs_low_memory") and not params.get("low_memory"):
+            raise OutOfMemoryError("CUDA out of memory (injected)")
+        colour = np.frombuffer(hashlib.sha256(f"{request.prompt}:{request.seed}".encode()).digest()[:3], np.uint8)
+        delay = float(params.get("seconds_per_frame", 0.0))
+        last = None
+        for start in range(0, request.frames, CHUNK):
+            count = min(CHUNK, request.frames - start)
+            frames = np.empty((count, request.height, request.width, 3), np.uint8)
+            frames[:] = colour
+            for offset in range(count):
+                bar = min(request.width, (start + offset) % request.width + 1)
+                frames[offset, : request.height // 8, :bar] = 255
+            if delay:
+                time.sleep(delay * count)
+            sink.write(frames)
+            last = frames[-1:]
+            progress((start + count) / request.frames, "render")
+        self._log("finish", shot=request.shot_id)
+        return RenderResult(frames_written=request.frames, last_frames=last, timings={})
+
+    def _count_attempt(self, shot_id: str, params: dict[str, Any]) -> int:
+        log = params.get("log")
+        if not log:
+            return 1
+        counter = Path(log).with_suffix(f".{shot_id}.attempts")
+        with counter.open("a") as handle:
+            handle.write("x")
+        return counter.stat().st_size
+
+    def _log(self, event: str, **fields: Any) -> None:
+        log = self.params.get("log")
+        if log:
+            record = {"event": event, "pid": os.getpid(), "node": os.environ.get("FARM_TEST_NODE", "?"), **fields}
+            with open(log, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def write_manifest(models_dir: Path, name: str, *, gpus: float = 1.0, cpus: float = 1.0, **params: Any) -> Path:
+    """A manifest for PatternModel in ``models_dir`` (plus the repo's previz, so validation can name it)."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "name": name,
+        "adapter": "tests.engine_models:PatternModel",
+        "tier": "final",
+        "resources": {"gpus": gpus, "cpus": cpus},
+        "defaults": {"steps": 1},
+        "render": params,
+        "low_memory": {"low_memory": True},
+    }
+    path = models_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

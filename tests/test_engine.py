@@ -1,0 +1,331 @@
+"""The render engine on a real Ray cluster of fake GPU nodes: spreading, faults, resume, cache, cancel.
+
+Each test runs real workers (PatternModel through the real worker, encoder and artifact store) on a
+``ray.cluster_utils.Cluster`` whose nodes each advertise one GPU, against a real SQLite database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+from sqlalchemy import select
+
+from farm.db.models import Artifact, Render, Shot
+from farm.db.session import Database, open_database
+from farm.db.states import AttemptState, JobState, ShotState
+from farm.engine.runner import cancel, retry, run_job, submit_shot_list
+from farm.engine.scheduler import EngineEvent, EngineOptions
+from farm.settings import REPO_ROOT, Settings, resolve_settings
+from tests.engine_models import read_log, write_manifest
+from tests.shotlists import TEMPLATE, make_project, replace_once
+
+pytestmark = pytest.mark.ray
+
+FAST_HEALTH_CHECKS = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 300,
+    "health_check_timeout_ms": 300,
+    "health_check_failure_threshold": 3,
+}
+
+SIX_SHOTS = (
+    replace_once(
+        replace_once(TEMPLATE, "quality: preview", "quality: final\n  model: pattern"),
+        "width: 480\n  height: 832",
+        "width: 96\n  height: 64",
+    )
+    + """\
+  - id: sc02
+    shots:
+      - id: d
+        character: walter
+        audio: {track: sc01, in: 0, out: 1.2}
+        prompt: Walter again
+      - id: e
+        character: marcus
+        audio: {track: sc01, in: 1.2, out: 2.4}
+        prompt: Marcus again
+      - id: f
+        character: walter
+        audio: {track: sc01, in: 2.4, out: 3.6}
+        prompt: Walter once more
+"""
+)
+
+
+@dataclass
+class Farm:
+    """Everything a test needs: a cluster, settings pointing at it, a database, a project, a log."""
+
+    cluster: Cluster
+    settings: Settings
+    db: Database
+    shot_list: Path
+    log: Path
+    nodes: list
+
+    def submit(self, text: str | None = None) -> int:
+        if text is not None:
+            self.shot_list.write_text(text)
+        return submit_shot_list(self.db, self.settings, self.shot_list).job_id
+
+    def run(self, job_id: int, **options: object) -> tuple[object, list[EngineEvent]]:
+        events: list[EngineEvent] = []
+        outcome = run_job(self.db, self.settings, job_id, options=EngineOptions(**options), observer=events.append)
+        return outcome, events
+
+    def shots(self, job_id: int) -> dict[str, Shot]:
+        with self.db.session() as session:
+            rows = session.scalars(select(Shot).where(Shot.job_id == job_id)).all()
+            return {row.shot_id: row for row in rows}
+
+    def attempts(self, job_id: int) -> list[tuple[str, int, str, str, str | None]]:
+        """(shot id, attempt no, attempt state, node, error class) for every attempt of the job."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Shot.shot_id, Render.attempt_no, Render.state, Render.node, Render.error_class)
+                .join(Render, Render.shot_id == Shot.id)
+                .where(Shot.job_id == job_id)
+                .order_by(Render.id)
+            ).all()
+            return [(r[0], r[1], AttemptState(r[2]).value, r[3], r[4]) for r in rows]
+
+    def finished_renders(self) -> Counter:
+        return Counter(entry["shot"] for entry in read_log(self.log) if entry["event"] == "finish")
+
+
+def start_cluster(gpu_nodes: int, bad_nodes: int = 0) -> tuple[Cluster, list]:
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False, "_system_config": FAST_HEALTH_CHECKS},
+    )
+    nodes = []
+    for index in range(gpu_nodes):
+        env = {"FARM_TEST_NODE": f"n{index}"}
+        if index < bad_nodes:
+            env["FARM_TEST_BAD_NODE"] = "1"
+        nodes.append(cluster.add_node(num_cpus=1, num_gpus=1, env_vars=env))
+    cluster.wait_for_nodes()
+    return cluster, nodes
+
+
+@pytest.fixture
+def farm_factory(tmp_path: Path) -> Iterator:
+    made: list[Farm] = []
+
+    def make(gpu_nodes: int = 2, bad_nodes: int = 0, text: str = SIX_SHOTS, **model_params: object) -> Farm:
+        cluster, nodes = start_cluster(gpu_nodes, bad_nodes)
+        log = tmp_path / "renders.log"
+        write_manifest(tmp_path / "models", "pattern", log=str(log), **model_params)
+        settings = resolve_settings(
+            data_dir=tmp_path / "data",
+            database_url=f"sqlite:///{tmp_path / 'farm.db'}",
+            models_dir=tmp_path / "models",
+            ray_address=cluster.address,
+        )
+        ray.init(address=cluster.address, log_to_driver=False)
+        farm = Farm(
+            cluster,
+            settings,
+            open_database(settings.database_url),
+            make_project(tmp_path / "project", text),
+            log,
+            nodes,
+        )
+        made.append(farm)
+        return farm
+
+    yield make
+    for farm in made:
+        ray.shutdown()
+        farm.cluster.shutdown()
+        farm.db.dispose()
+
+
+def test_shots_spread_over_the_gpu_nodes_and_every_transition_is_recorded(farm_factory) -> None:
+    farm = farm_factory(gpu_nodes=2, seconds_per_frame=0.01)
+    job = farm.submit()
+    outcome, events = farm.run(job)
+
+    assert outcome.state is JobState.DONE and outcome.done == 6
+    shots = farm.shots(job)
+    assert {shot.state for shot in shots.values()} == {ShotState.DONE}
+    attempts = farm.attempts(job)
+    assert len(attempts) == 6 and {a[2] for a in attempts} == {"succeeded"}
+    assert len({entry["node"] for entry in read_log(farm.log) if entry["event"] == "finish"}) == 2
+    loads = [entry for entry in read_log(farm.log) if entry["event"] == "load"]
+    assert len(loads) == 2  # the model loads once per worker, not once per shot
+    assert [e.kind for e in events].count("done") == 6
+
+
+def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_factory) -> None:
+    farm = farm_factory(gpu_nodes=3, seconds_per_frame=0.05)
+    job = farm.submit()
+    killer = threading.Thread(target=_kill_a_busy_node, args=(farm,))
+    killer.start()
+    outcome, events = farm.run(job)
+    killer.join()
+
+    assert outcome.state is JobState.DONE
+    attempts = farm.attempts(job)
+    succeeded = Counter(a[0] for a in attempts if a[2] == "succeeded")
+    assert succeeded == Counter("abcdef")  # exactly one successful attempt per shot
+    assert any(a[2] == "crashed" for a in attempts), attempts
+    with farm.db.session() as session:
+        keys = session.scalars(select(Artifact.cache_key).where(Artifact.kind == "shot_video")).all()
+    assert len(keys) == len(set(keys)) == 6
+    assert any(e.kind == "retry" and "worker lost" in e.message for e in events)
+
+
+def _kill_a_busy_node(farm: Farm) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        started = [e for e in read_log(farm.log) if e["event"] == "start"]
+        if started:
+            busy_node = started[0]["node"]
+            index = int(busy_node[1:])
+            time.sleep(0.3)
+            farm.cluster.remove_node(farm.nodes[index], allow_graceful=False)
+            return
+        time.sleep(0.05)
+
+
+def test_resubmitting_renders_nothing_and_an_edited_prompt_rerenders_that_shot_and_its_continuation(
+    farm_factory,
+) -> None:
+    farm = farm_factory(gpu_nodes=2)
+    first = farm.submit()
+    farm.run(first)
+    rendered_once = farm.finished_renders()
+
+    second = farm.submit()
+    outcome, _ = farm.run(second)
+    assert outcome.state is JobState.DONE
+    assert farm.finished_renders() == rendered_once
+    assert all(shot.cached for shot in farm.shots(second).values())
+
+    third = farm.submit(replace_once(SIX_SHOTS, "prompt: A man speaks", "prompt: A man whispers"))
+    farm.run(third)
+    new_renders = farm.finished_renders() - rendered_once
+    assert set(new_renders) == {"a", "c"}  # c continues a
+    assert {sid for sid, shot in farm.shots(third).items() if not shot.cached} == {"a", "c"}
+
+
+def test_a_failing_shot_is_retried_then_failed_and_farm_retry_requeues_it(farm_factory) -> None:
+    farm = farm_factory(gpu_nodes=2, fail_first=3, fail_shots=["a"])
+    job = farm.submit()
+    outcome, events = farm.run(job, max_attempts=3)
+
+    assert outcome.state is JobState.FAILED
+    shots = farm.shots(job)
+    assert shots["a"].state is ShotState.FAILED and shots["a"].attempts == 3
+    assert "injected failure 3" in shots["a"].last_error
+    assert shots["c"].state is ShotState.FAILED and shots["c"].attempts == 0
+    assert "continues shot a" in shots["c"].last_error
+    assert {shots[s].state for s in "bdef"} == {ShotState.DONE}
+    assert any("2 more failures will fail it" in e.message for e in events)
+
+    assert retry(farm.db, job, actor="editor", shot_ids=None) == 2
+    outcome, _ = farm.run(job)
+    assert outcome.state is JobState.DONE
+    assert {shot.state for shot in farm.shots(job).values()} == {ShotState.DONE}
+
+
+def test_a_node_that_keeps_failing_is_blocklisted_and_the_job_finishes_elsewhere(farm_factory) -> None:
+    farm = farm_factory(gpu_nodes=3, bad_nodes=1, fail_on_env="FARM_TEST_BAD_NODE", seconds_per_frame=0.01)
+    job = farm.submit()
+    outcome, events = farm.run(job, max_attempts=5, blocklist_after=2)
+
+    assert outcome.state is JobState.DONE
+    failed_nodes = {a[3] for a in farm.attempts(job) if a[2] == "failed"}
+    assert len(failed_nodes) == 1
+    assert any("blocklisted" in e.message for e in events)
+
+
+def test_out_of_memory_is_retried_with_the_low_memory_settings(farm_factory) -> None:
+    farm = farm_factory(
+        gpu_nodes=1,
+        text=TEMPLATE.replace("quality: preview", "quality: final\n  model: pattern").replace(
+            "width: 480\n  height: 832", "width: 96\n  height: 64"
+        ),
+        needs_low_memory=True,
+    )
+    job = farm.submit()
+    outcome, _ = farm.run(job)
+
+    assert outcome.state is JobState.DONE
+    per_shot = Counter(a[0] for a in farm.attempts(job))
+    assert per_shot == Counter({"a": 2, "b": 2, "c": 2})
+    assert {a[4] for a in farm.attempts(job) if a[2] == "failed"} == {"OutOfMemoryError"}
+
+
+def test_cancel_stops_queued_and_running_shots(farm_factory) -> None:
+    farm = farm_factory(gpu_nodes=1, seconds_per_frame=0.05)
+    job = farm.submit()
+    canceller = threading.Thread(target=_cancel_when_started, args=(farm, job))
+    canceller.start()
+    outcome, _ = farm.run(job)
+    canceller.join()
+
+    assert outcome.state is JobState.CANCELLED
+    states = Counter(shot.state for shot in farm.shots(job).values())
+    assert ShotState.RUNNING not in states and ShotState.QUEUED not in states
+    assert states[ShotState.CANCELLED] >= 4
+    assert {a[2] for a in farm.attempts(job)} <= {"succeeded", "cancelled"}
+
+
+def _cancel_when_started(farm: Farm, job: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(e["event"] == "start" for e in read_log(farm.log)):
+        time.sleep(0.05)
+    cancel(farm.db, job, actor="producer")
+
+
+def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory) -> None:
+    farm = farm_factory(gpu_nodes=2, seconds_per_frame=0.03)
+    job = farm.submit()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    args = [
+        "--data-dir", str(farm.settings.data_dir), "--db", farm.settings.database_url,
+        "--models-dir", str(farm.settings.models_dir), "--address", farm.cluster.address,
+    ]  # fmt: skip
+    farm.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    driver_log = (farm.settings.data_dir / "driver.log").open("w")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "farm", "render", "--resume", str(job), *args],
+        env=env,
+        stdout=driver_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+
+    def done_shots() -> set[str]:
+        return {sid for sid, shot in farm.shots(job).items() if shot.state is ShotState.DONE}
+
+    while time.monotonic() < deadline and len(done_shots()) < 2 and driver.poll() is None:
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    done_before = done_shots()
+    renders_before = farm.finished_renders()
+    assert len(done_before) >= 2, (farm.settings.data_dir / "driver.log").read_text()[-3000:]
+
+    outcome, _ = farm.run(job)
+
+    assert outcome.state is JobState.DONE
+    again = farm.finished_renders() - renders_before
+    assert not set(again) & done_before
+    assert any(a[2] == "crashed" for a in farm.attempts(job))
