@@ -63,6 +63,10 @@ NECK_FALLOFF = 0.75
 """Below the jaw line the drop fades out over this distance."""
 LID_BAND = 0.18
 """The skin above the upper lid that stretches down over the eye in a blink."""
+LID_REACH = 1.15
+"""dlib's eye corners sit a little inside the visible lids: the blink covers this much more width..."""
+LID_OVERLAP = 1.1
+"""...and closes a little past the lower-lid landmarks, so no sliver of eye shows through."""
 HEAD_SWAY = (0.035, 0.025)
 """Horizontal and vertical sway amplitude of the head."""
 HEAD_ROLL_DEGREES = 1.0
@@ -187,7 +191,7 @@ def _profile(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
 def _resample_rows(image: np.ndarray, rows: np.ndarray, x0: int) -> np.ndarray:
     """``image`` sampled at fractional row positions ``rows`` (h, w), column x0 + j for column j (bilinear in y)."""
     top = np.clip(np.floor(rows).astype(np.intp), 0, image.shape[0] - 2)
-    fraction = np.clip(rows - top, 0.0, 1.0)[..., None].astype(np.float32)
+    fraction = np.clip(rows - top, 0.0, 1.0, dtype=np.float32)[..., None]
     columns = np.arange(x0, x0 + rows.shape[1])
     upper = image[top, columns].astype(np.float32)
     lower = image[top + 1, columns].astype(np.float32)
@@ -263,22 +267,33 @@ class JawRig:
         depth = smoothstep((ys - split) / np.maximum(chin - split, 1.0))
         fade = 1.0 - smoothstep((ys - chin) / neck)
         weight = np.where(ys >= split, (lip + (chin_follow - lip) * depth) * fade, 0.0)
-        return cls(box=box, split=split, lip=lip, weight=weight, max_drop=MAX_JAW_DROP * scale)
+        return cls(
+            box=box,
+            split=split.astype(np.float32),
+            lip=lip.astype(np.float32),
+            weight=weight.astype(np.float32),
+            max_drop=MAX_JAW_DROP * scale,
+        )
 
     def draw(self, source: np.ndarray, opening: float) -> np.ndarray:
         """The box's pixels with the jaw dropped by ``opening`` (0..1) and the mouth interior painted dark."""
         box = self.box
         if opening <= 0.0:
             return source[box.top : box.bottom, box.left : box.right]
-        rows = np.arange(box.top, box.bottom, dtype=np.float64)[:, None]
-        sampled_rows = rows - opening * self.max_drop * self.weight
+        drop = opening * self.max_drop
+        rows = np.arange(box.top, box.bottom, dtype=np.float32)[:, None]
+        sampled_rows = rows - drop * self.weight
         pixels = _resample_rows(source, sampled_rows, box.left)
-        # Inside the gap a pixel would sample from above the lip line: that is the open mouth.
-        gap = self.split - sampled_rows
-        inside = np.clip(gap, 0.0, 1.0) * np.clip(rows - self.split + 0.5, 0.0, 1.0)
-        toward_lip = 1.0 - np.clip(gap / np.maximum(opening * self.max_drop * self.lip, 1.0), 0.0, 1.0)
+        # Inside the gap a pixel would sample from above the lip line: that is the open mouth. Only the
+        # rows the gap can reach are shaded.
+        first = max(0, math.floor(self.split.min()) - box.top)
+        last = min(len(rows), math.ceil(self.split.max() + drop) + 1 - box.top)
+        band = slice(first, last)
+        gap = self.split - sampled_rows[band]
+        inside = np.clip(gap, 0.0, 1.0) * np.clip(rows[band] - self.split + 0.5, 0.0, 1.0)
+        toward_lip = 1.0 - np.clip(gap / np.maximum(drop * self.lip, 1.0), 0.0, 1.0)
         interior = MOUTH_SHADOW_RGB + (MOUTH_TONGUE_RGB - MOUTH_SHADOW_RGB) * (0.35 * toward_lip**3)[..., None]
-        pixels += (interior - pixels) * inside[..., None].astype(np.float32)
+        pixels[band] += (interior - pixels[band]) * inside[..., None]
         return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -299,7 +314,7 @@ class EyeRig:
     ) -> EyeRig:
         band = LID_BAND * scale
         centre_x = upper_lid[:, 0].mean()
-        half_width = (upper_lid[:, 0].max() - upper_lid[:, 0].min()) / 2 * 1.15  # landmarks sit inside the lids
+        half_width = (upper_lid[:, 0].max() - upper_lid[:, 0].min()) / 2 * LID_REACH
         box = Box.around(
             centre_x - half_width,
             upper_lid[:, 1].min() - band,
@@ -309,11 +324,11 @@ class EyeRig:
             height,
         )
         columns = box.grid()[0][0]
-        stretched = centre_x + (columns - centre_x) / 1.15
+        stretched = centre_x + (columns - centre_x) / LID_REACH
         upper = _profile(upper_lid, stretched)
         lower = _profile(lower_lid, stretched)
         inside = np.abs(columns - centre_x) < half_width
-        aperture = np.where(inside, np.maximum(lower - upper, 0.0) * 1.1, 0.0)
+        aperture = np.where(inside, np.maximum(lower - upper, 0.0) * LID_OVERLAP, 0.0)
         return cls(box=box, upper=upper, aperture=aperture, band=band)
 
     def draw(self, source: np.ndarray, closure: float) -> np.ndarray:
@@ -472,6 +487,8 @@ class PortraitAnimator:
         return np.asarray(moved)
 
     def _paste(self, box: Box, pixels: np.ndarray) -> None:
+        if pixels.size == 0:  # a feature entirely outside the portrait
+            return
         self.canvas.paste(Image.fromarray(np.ascontiguousarray(pixels)), (box.left, box.top))
 
 
