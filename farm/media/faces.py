@@ -71,6 +71,12 @@ def _encoder() -> Any:
     return dlib.face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
 
 
+def preload_face_models() -> None:
+    """Load the detector and the landmark predictor now, so a worker's first shot doesn't pay for it."""
+    _detector()
+    _landmark_predictor()
+
+
 def detect_faces(image: np.ndarray, upsample: int = 0) -> list[Face]:
     """Faces in an (H, W, 3) uint8 RGB image, largest first, each with its 68 landmarks."""
     pixels = np.ascontiguousarray(image)  # dlib silently finds nothing in strided arrays
