@@ -7,6 +7,7 @@ driver died) from nothing but the database.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import subprocess
@@ -56,12 +57,13 @@ def connect_ray(settings: Settings) -> None:
 
     if ray.is_initialized():
         return
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     if settings.ray_address:
-        ray.init(address=settings.ray_address, log_to_driver=False)
+        ray.init(address=settings.ray_address, **quiet)
         return
     # A local instance listens on loopback only; without this Ray binds the machine's public address.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(include_dashboard=False, log_to_driver=False, _temp_dir=str(_ray_temp_dir()))
+    ray.init(include_dashboard=False, _temp_dir=str(_ray_temp_dir()), **quiet)
 
 
 def _ray_temp_dir() -> Path:

@@ -23,7 +23,7 @@ from farm.avatar.manifest import ModelCatalog, ModelManifest
 from farm.db import transitions
 from farm.db.queries import find_artifact, job_state, shots_of_job
 from farm.db.session import Database
-from farm.db.states import AttemptState, JobState, ShotState
+from farm.db.states import AttemptState, JobState, LostRace, ShotState
 from farm.digests import file_sha256
 from farm.engine.artifacts import LAST_FRAMES, SHOT_VIDEO, ArtifactStore
 from farm.engine.faults import Failure, FailureKind, classify_failure
@@ -81,6 +81,19 @@ class JobOutcome:
     interrupted: bool = False
     wall_seconds: float = 0.0
     worker_busy_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds each worker spent inside its model's render call."""
+    worker_available_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds from each worker being ready (model loaded) to the last shot finishing."""
+    startup_seconds: float = 0.0
+    """From the driver starting to the first worker ready (actors created, model loaded)."""
+    steady_seconds: float = 0.0
+    """From the first worker ready to the last shot finished."""
+
+    @property
+    def busy_fraction(self) -> float | None:
+        """How much of the time its workers were available they spent rendering (start-up excluded)."""
+        available = sum(self.worker_available_seconds.get(name, 0.0) for name in self.worker_busy_seconds)
+        return sum(self.worker_busy_seconds.values()) / available if available > 0 else None
 
 
 @dataclass
@@ -123,6 +136,8 @@ class Scheduler:
         self.media_refs: dict[str, Any] = {}
         self.cancelling_since: float | None = None
         self.rendered = 0
+        self.ready_at: dict[str, float] = {}
+        self.last_done_at: float | None = None
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -147,12 +162,20 @@ class Scheduler:
         transitions.release_driver(self.db, self.job_id, self.driver_id)
         outcome.wall_seconds = time.monotonic() - started
         outcome.worker_busy_seconds = busy
+        if self.ready_at:
+            outcome.startup_seconds = min(self.ready_at.values()) - started
+        if self.last_done_at is not None and self.ready_at:
+            outcome.steady_seconds = self.last_done_at - min(self.ready_at.values())
+            outcome.worker_available_seconds = {
+                name: max(0.0, self.last_done_at - ready) for name, ready in self.ready_at.items()
+            }
         return outcome
 
     def _loop(self) -> None:
         clocks = {"progress": 0.0, "job": 0.0, "heartbeat": 0.0}
         while True:
-            self.pool.poll_readiness()
+            for worker in self.pool.poll_readiness():
+                self.ready_at.setdefault(worker.name, time.monotonic())
             self._collect_results()
             if self.cancelling_since is None:
                 self._dispatch_ready_shots()
@@ -211,6 +234,11 @@ class Scheduler:
             expected={JobState.QUEUED},
         )
         return True
+
+    def _refresh_states(self) -> None:
+        for row in shots_of_job(self.db, self.job_id):
+            if self.states.get(row.pk) is not ShotState.RUNNING:
+                self.states[row.pk] = ShotState(row.state)
 
     def _claim_driver_lease(self) -> None:
         """Become the job's driver. A killed driver's lease lapses after three missed heartbeats, so a
@@ -316,9 +344,13 @@ class Scheduler:
         except FarmError as exc:
             self._fail_unrenderable(pk, str(exc))
             return
-        render_id = transitions.start_attempt(
-            self.db, pk, worker=worker.name, node=worker.node, device=worker.identity.device, actor=self.actor
-        )
+        try:
+            render_id = transitions.start_attempt(
+                self.db, pk, worker=worker.name, node=worker.node, device=worker.identity.device, actor=self.actor
+            )
+        except LostRace:  # a cancel (or another driver) changed the shot since we last looked
+            self._refresh_states()
+            return
         self.states[pk] = ShotState.RUNNING
         manifest = self._manifest(task.model)
         params = dict(manifest.render_params)
@@ -378,7 +410,11 @@ class Scheduler:
         if not self.in_flight:
             time.sleep(self.options.poll_seconds)
             return
-        done, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=self.options.poll_seconds)
+        # Wake on the first result, then take every other one already finished.
+        first, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=self.options.poll_seconds)
+        if not first:
+            return
+        done, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
         for ref in done:
             flight = self.in_flight.pop(ref)
             flight.worker.in_flight.discard(flight.render_id)
@@ -425,6 +461,7 @@ class Scheduler:
         self.node_failures[flight.node_id] = 0
         if finished:
             self.rendered += 1
+            self.last_done_at = time.monotonic()
             self.states[flight.shot_pk] = ShotState.DONE
             message = "; ".join(outcome.warnings)
             self.observe(EngineEvent("done", task.shot_id, 1.0, message, worker=outcome.worker))
