@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_spans_stay_exact_at_ntsc_rates(tmp_path: Path) -> None:
     assert spans[-1].end_sample == round(Fraction(31) / fps * EDIT_RATE)
     for span, shot in zip(spans, shots, strict=True):
         assert abs(span.samples - shot.frames * EDIT_RATE / fps) < 1
-    assert all(a.end_sample == b.first_sample for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a.end_sample == b.first_sample for a, b in itertools.pairwise(spans))
 
 
 def test_streaming_meter_agrees_with_pyloudnorm() -> None:

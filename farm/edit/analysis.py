@@ -25,6 +25,8 @@ EDGE_SECONDS = 0.5
 """Colour at a cut is the mean over this much of each side (robust to one odd frame)."""
 FACE_SAMPLES = (0.15, 0.5, 0.85)
 """Where in a shot its faces are sampled, as fractions of its length."""
+CHANGE_LEVELS = 3.0
+"""A pixel has changed when its luma moved by more than this (0-255): above encoding noise."""
 THUMB_WIDTH = 240
 ANALYSIS_WIDTH = 96
 """Lab statistics are taken on frames reduced to this width: colour means do not need detail."""
@@ -50,6 +52,8 @@ class ShotAnalysis:
     """Spatial standard deviation of luma of every frame."""
     motion: np.ndarray = field(repr=False)
     """Mean absolute luma difference to the previous frame (0-255); motion[0] is 0."""
+    changed: np.ndarray = field(repr=False)
+    """Fraction of pixels whose luma changed by more than CHANGE_LEVELS since the previous frame."""
     head: LabStats
     tail: LabStats
     first_thumbnail: bytes = field(repr=False)
@@ -83,6 +87,7 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
     luma: list[float] = []
     luma_std: list[float] = []
     motion: list[float] = []
+    changed: list[float] = []
     head_pixels: list[np.ndarray] = []
     tail_pixels: list[np.ndarray] = []
     sampled: list[np.ndarray] = []
@@ -92,7 +97,9 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
         grey = _luma(frame)
         luma.append(float(grey.mean()))
         luma_std.append(float(grey.std()))
-        motion.append(0.0 if previous is None else float(np.abs(grey - previous).mean()))
+        difference = np.abs(grey - previous) if previous is not None else np.zeros_like(grey)
+        motion.append(float(difference.mean()))
+        changed.append(float(np.count_nonzero(difference > CHANGE_LEVELS)) / difference.size)
         previous = grey
         small = _reduce(frame)
         if index < edge:
@@ -114,6 +121,7 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
         luma=np.asarray(luma),
         luma_std=np.asarray(luma_std),
         motion=np.asarray(motion),
+        changed=np.asarray(changed),
         head=lab_stats(head_pixels),
         tail=lab_stats(tail_pixels),
         first_thumbnail=thumbnail(first),
