@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +32,8 @@ import contextlib
 from farm.edit.assemble import AssemblyResult, assemble_edit
 from farm.edit.timeline import EditShot
 from farm.media.audio import decode_audio
-from farm.media.video import EncodeSettings, ShotVideoWriter, write_wav
+from farm.media.ffmpeg_exe import ffmpeg_executable
+from farm.media.video import EncodeSettings, ShotVideoWriter, write_concat_list, write_wav
 from farm.plan import AudioSlice
 from farm.shotlist.types import OutputSpec
 
@@ -145,6 +147,28 @@ def run(label: str, shots: list[EditShot], out: Path, output: OutputSpec, **opti
     return result
 
 
+def video_concat_only(shots: list[EditShot], work: Path) -> None:
+    """The video half of a stream-copied assembly alone: ffmpeg's concat demuxer, ``-c copy``, no audio."""
+    listing = work / "video-only.ffconcat"
+    write_concat_list(listing, [(shot.video, shot.duration) for shot in shots])
+    out = work / "video-only.mp4"
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        subprocess.run(
+            [ffmpeg_executable(), "-v", "error", "-y", "-copyts", "-f", "concat", "-safe", "0", "-i", str(listing),
+             "-map", "0:v:0", "-c", "copy", "-f", "mp4", str(out)],
+            check=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+    size = sum(shot.video.stat().st_size for shot in shots)
+    print(
+        f"{'video concat only':<22} {len(shots):>5} shots {len(shots) * FRAMES:>6} frames  {seconds:7.1f} s  "
+        f"{size / seconds / 1e6:7.1f} MB/s in  {out.stat().st_size / seconds / 1e6:6.1f} MB/s out  "
+        f"{len(shots) * FRAMES / seconds:7.0f} frames/s  peak RSS {memory.peak / 2**20:6.0f} MiB",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shots", type=int, default=1000)
@@ -165,6 +189,7 @@ def main() -> None:
         )
         small = shots[: max(1, args.shots // 10)]
         copy_small = run("stream copy (1/10)", small, work / "copy-small", output)
+        video_concat_only(shots, work)
         copy = run("stream copy", shots, work / "copy", output)
         reencode = run("full re-encode", shots, work / "reencode", output, reencode_all=True)
         print(

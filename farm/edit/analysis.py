@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from farm.edit.timeline import EditShot
+from farm.errors import MediaError
 from farm.media.faces import detect_faces, face_descriptor
 from farm.media.image import load_rgb
 from farm.media.video import read_frames
@@ -113,7 +114,7 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
         if faces and index in face_frames:
             sampled.append(frame)
     if first is None or last is None:
-        raise ValueError(f"shot {shot.shot_id}: {shot.video} has no frames")
+        raise MediaError(f"shot {shot.shot_id}: {shot.video} has no frames")
     descriptors = tuple(descriptor for frame in sampled if (descriptor := identity_of(frame)) is not None)
     return ShotAnalysis(
         shot_id=shot.shot_id,
