@@ -51,6 +51,7 @@ class PeakMemory:
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
         self.peak = 0
+        self.own_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -64,6 +65,8 @@ class PeakMemory:
                 with contextlib.suppress(psutil.Error):
                     total += process.memory_info().rss
             self.peak = max(self.peak, total)
+            with contextlib.suppress(psutil.Error):
+                self.own_peak = max(self.own_peak, me.memory_info().rss)
             time.sleep(self.interval)
 
     def __enter__(self) -> PeakMemory:
@@ -140,7 +143,7 @@ def run(label: str, shots: list[EditShot], out: Path, output: OutputSpec, **opti
         f"{label:<22} {len(shots):>5} shots {result.frames:>6} frames  {seconds:7.1f} s  "
         f"{source_bytes / seconds / 1e6:7.1f} MB/s in  {result.bytes / seconds / 1e6:6.1f} MB/s out  "
         f"{result.frames / seconds:7.0f} frames/s  copied {result.copied:>5}  re-encoded {result.reencoded:>5}  "
-        f"peak RSS {memory.peak / 2**20:6.0f} MiB",
+        f"peak RSS {memory.peak / 2**20:6.0f} MiB (python alone {memory.own_peak / 2**20:4.0f})",
         flush=True,
     )
     print("    " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items()), flush=True)

@@ -50,6 +50,7 @@ from farm.media.video import (
     ShotVideoWriter,
     StreamSignature,
     probe_signature,
+    probe_stream,
     probe_video,
     stream_start_times,
     write_concat_list,
@@ -335,8 +336,7 @@ def _route_shots(shots: Sequence[EditShot], reference: StreamSignature, reencode
     for shot in shots:
         if not shot.video.is_file():
             raise MediaError(f"shot {shot.shot_id}: video {shot.video} does not exist")
-        signature = probe_signature(shot.video)
-        file_frames = probe_video(shot.video).frames
+        signature, file_frames = probe_stream(shot.video)
         reasons = signature.differences(reference)
         if file_frames != shot.frames:
             reasons.append(f"frames: {file_frames} in the file vs {shot.frames} planned")

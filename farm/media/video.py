@@ -265,6 +265,15 @@ class StreamSignature:
 
 def probe_signature(path: Path) -> StreamSignature:
     """The first video stream's StreamSignature (reads the header only)."""
+    return probe_stream(path)[0]
+
+
+def probe_stream(path: Path) -> tuple[StreamSignature, int]:
+    """The StreamSignature and the frame count, from one open of the file.
+
+    The count is the container's sample count when it has one (mp4: exact, from the header, no
+    demuxing), else the packets are counted.
+    """
     import hashlib
 
     import av
@@ -275,7 +284,8 @@ def probe_signature(path: Path) -> StreamSignature:
                 raise MediaError(f"{path}: has no video stream")
             stream = container.streams.video[0]
             context = stream.codec_context
-            return StreamSignature(
+            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+            signature = StreamSignature(
                 codec=context.name,
                 profile=str(context.profile or ""),
                 width=context.width,
@@ -285,6 +295,7 @@ def probe_signature(path: Path) -> StreamSignature:
                 time_base=Fraction(stream.time_base) if stream.time_base else Fraction(0),
                 extradata_sha256=hashlib.sha256(context.extradata or b"").hexdigest(),
             )
+            return signature, frames
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: not a readable video ({exc})") from exc
 
