@@ -26,6 +26,7 @@ The last AAC frame is padded to 1024 samples, so the audio stream may be up to o
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import subprocess
@@ -70,7 +71,7 @@ at 192 kb/s; encoding the audio is otherwise the slowest step of a stream-copied
 DEFAULT_ENCODE = EncodeSettings()
 
 
-class VideoRoute:
+class VideoRoute(enum.StrEnum):
     COPY = "copy"
     REENCODE = "reencode"
 
@@ -95,8 +96,7 @@ class ShotAudioStats:
 class AssembledShot:
     shot_id: str
     span: EditSpan
-    route: str
-    """VideoRoute.COPY or VideoRoute.REENCODE."""
+    route: VideoRoute
     reasons: tuple[str, ...]
     """Why it was re-encoded (empty when copied)."""
     file_frames: int
@@ -173,7 +173,7 @@ class AssemblyResult:
             "shots": [
                 {
                     "shot": shot.shot_id,
-                    "route": shot.route,
+                    "route": shot.route.value,
                     "reasons": list(shot.reasons),
                     "first_frame": shot.span.first_frame,
                     "frames": shot.span.end_frame - shot.span.first_frame,
@@ -310,7 +310,7 @@ class _PhaseClock:
 
 @dataclass(frozen=True)
 class _Route:
-    route: str
+    route: VideoRoute
     reasons: tuple[str, ...]
     file_frames: int
     signature: StreamSignature

@@ -74,7 +74,7 @@ def build_timeline(
             "order": shot.order,
             "cache_key": shot.cache_key,
             "seed": shot.seed,
-            "assembly": assembled.route,
+            "assembly": assembled.route.value,
         }
         clip.markers.extend(markers.get(shot.shot_id, []))
         video.append(clip)

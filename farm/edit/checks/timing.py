@@ -68,5 +68,5 @@ class FormatCheck:
                 detail=f"differs in {shown} (re-encoded)" if differences else "matches the edit's stream parameters",
                 culprits=(shot.shot_id,),
                 frame=assembled.span.first_frame,
-                details={"route": assembled.route},
+                details={"route": assembled.route.value},
             )
