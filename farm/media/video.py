@@ -34,10 +34,12 @@ class EncodeSettings:
     preset: str = "veryfast"
     audio_bitrate: str = "192k"
 
-    def video_args(self) -> list[str]:
+    def video_args(self, filters: str = "") -> list[str]:
+        """x264 arguments; ``filters`` (an ffmpeg filter chain) runs before the colour conversion."""
+        chain = f"{filters}," if filters else ""
         return [
             "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
-            "-vf", "scale=out_color_matrix=bt709:out_range=tv",
+            "-vf", f"{chain}scale=out_color_matrix=bt709:out_range=tv",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]  # fmt: skip
 
@@ -230,3 +232,107 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
                 yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: cannot decode video ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class StreamSignature:
+    """What two video streams must share for the concat demuxer to join them without re-encoding.
+
+    The extradata (H.264 SPS/PPS) is part of it: an mp4 carries its parameter sets out of band, so a
+    stream-copied edit keeps only the first shot's; a later shot encoded with different settings (a
+    different CRF changes the PPS) would then decode with the wrong parameters.
+    """
+
+    codec: str
+    profile: str
+    width: int
+    height: int
+    pixel_format: str
+    fps: Fraction
+    time_base: Fraction
+    extradata_sha256: str
+
+    def differences(self, other: StreamSignature) -> list[str]:
+        """Human-readable ``name: mine vs theirs`` for every field that differs."""
+        return [
+            "extradata: the encoder's parameter sets (SPS/PPS) differ"
+            if name == "extradata_sha256"
+            else f"{name}: {getattr(self, name)} vs {getattr(other, name)}"
+            for name in self.__dataclass_fields__
+            if getattr(self, name) != getattr(other, name)
+        ]
+
+
+def probe_signature(path: Path) -> StreamSignature:
+    """The first video stream's StreamSignature (reads the header only)."""
+    return probe_stream(path)[0]
+
+
+def probe_stream(path: Path) -> tuple[StreamSignature, int]:
+    """The StreamSignature and the frame count, from one open of the file.
+
+    The count is the container's sample count when it has one (mp4: exact, from the header, no
+    demuxing), else the packets are counted.
+    """
+    import hashlib
+
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: has no video stream")
+            stream = container.streams.video[0]
+            context = stream.codec_context
+            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+            signature = StreamSignature(
+                codec=context.name,
+                profile=str(context.profile or ""),
+                width=context.width,
+                height=context.height,
+                pixel_format=context.pix_fmt or "",
+                fps=Fraction(stream.average_rate) if stream.average_rate else Fraction(0),
+                time_base=Fraction(stream.time_base) if stream.time_base else Fraction(0),
+                extradata_sha256=hashlib.sha256(context.extradata or b"").hexdigest(),
+            )
+            return signature, frames
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: not a readable video ({exc})") from exc
+
+
+def write_concat_list(path: Path, entries: list[tuple[Path, Fraction]]) -> None:
+    """An ffmpeg concat-demuxer script: each file with its exact duration.
+
+    Giving the duration keeps the timeline on the video frames: without it the demuxer advances by the
+    file's container duration, which an AAC track padded to 1024-sample frames can make longer.
+    """
+    lines = ["ffconcat version 1.0"]
+    for file, duration in entries:
+        quoted = str(file.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'")
+        lines.append(f"duration {_decimal_seconds(duration)}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _decimal_seconds(value: Fraction) -> str:
+    """Seconds to the microsecond (ffmpeg's time resolution), without float rounding on the way."""
+    micro = round(value * 1_000_000)
+    return f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
+
+
+def stream_start_times(path: Path) -> tuple[float, float | None]:
+    """Presentation start (seconds) of the first video and first audio stream; audio None when absent.
+
+    mp4 edit lists (B-frame delay, AAC priming) are applied, so 0.0 for both means they start together.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            video_start = float((video.start_time or 0) * video.time_base)
+            audio_start = float((audio.start_time or 0) * audio.time_base) if audio is not None else None
+            return video_start, audio_start
+    except (av.FFmpegError, IndexError) as exc:
+        raise MediaError(f"{path}: cannot read stream start times ({exc})") from exc

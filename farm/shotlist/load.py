@@ -132,7 +132,7 @@ def _build_shot_list(document: LocatedDocument, path: Path) -> ShotList:
         output=OutputSpec(fps=fps, width=output["width"], height=output["height"]),
         defaults=_settings(data.get("defaults", {})),
         characters={
-            cid: Character(cid, _media(root, entry["image"]), entry.get("description", ""))
+            cid: Character(cid, _media(root, entry["image"]), entry.get("description", ""), entry.get("person", ""))
             for cid, entry in data["characters"].items()
         },
         audio_tracks={

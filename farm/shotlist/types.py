@@ -63,6 +63,12 @@ class Character:
     id: str
     image: Path
     description: str = ""
+    person: str = ""
+    """The person this character is a look of; the identity check groups characters by it. Empty: the id."""
+
+    @property
+    def person_id(self) -> str:
+        return self.person or self.id
 
 
 @dataclass(frozen=True)

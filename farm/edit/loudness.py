@@ -1,0 +1,135 @@
+"""Loudness per ITU-R BS.1770-4 / EBU R128: a streaming meter for shots and ffmpeg's ebur128 for the edit.
+
+The streaming meter K-weights samples chunk by chunk (filter state carried across chunks) and keeps one
+mean square per 100 ms: memory grows by one float per 100 ms of audio, never with the samples, so a
+one-hour edit is measured in a few kilobytes. The gated blocks are the standard's 400 ms windows with
+75 % overlap, built from four consecutive 100 ms sub-blocks. Its K-weighting coefficients come from
+pyloudnorm, whose whole-array meter it agrees with (tests check within 0.1 LU).
+
+ffmpeg's ebur128 filter gives the edit's integrated loudness and true peak (4x oversampled), measured
+on what the listener gets: the mono dialogue duplicated to stereo, which reads 3 LU louder than the mono
+signal because BS.1770 sums the channels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pyloudnorm.iirfilter import IIRfilter
+from scipy.signal import lfilter, lfilter_zi
+
+from farm.errors import MediaError
+from farm.media.ffmpeg_exe import ffmpeg_executable
+
+ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
+SUB_BLOCK_SECONDS = 0.1
+BLOCK_SUB_BLOCKS = 4
+
+
+class LoudnessMeter:
+    """Integrated loudness (LUFS) of one mono channel fed in chunks of float samples in [-1, 1]."""
+
+    def __init__(self, sample_rate: int) -> None:
+        shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
+        high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+        self._filters = [(shelf.b, shelf.a), (high_pass.b, high_pass.a)]
+        self._states: list[np.ndarray] | None = None
+        self._sub_block = round(sample_rate * SUB_BLOCK_SECONDS)
+        self._pending = np.zeros(0)
+        self._sub_block_powers: list[float] = []
+
+    def feed(self, samples: np.ndarray) -> None:
+        weighted = np.asarray(samples, dtype=np.float64)
+        if self._states is None:
+            self._states = [lfilter_zi(b, a) * 0.0 for b, a in self._filters]
+        for index, (b, a) in enumerate(self._filters):
+            weighted, self._states[index] = lfilter(b, a, weighted, zi=self._states[index])
+        pending = np.concatenate([self._pending, weighted])
+        whole = len(pending) // self._sub_block * self._sub_block
+        if whole:
+            self._sub_block_powers.extend(np.mean(np.square(pending[:whole].reshape(-1, self._sub_block)), axis=1))
+        self._pending = pending[whole:]
+
+    def integrated(self) -> float | None:
+        """Gated integrated loudness; None under 400 ms or when every block is below -70 LUFS."""
+        powers = np.asarray(self._sub_block_powers)
+        if len(powers) < BLOCK_SUB_BLOCKS:
+            return None
+        blocks = np.convolve(powers, np.ones(BLOCK_SUB_BLOCKS) / BLOCK_SUB_BLOCKS, mode="valid")
+        with np.errstate(divide="ignore"):
+            levels = -0.691 + 10.0 * np.log10(blocks)
+        above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
+        if not len(above_absolute):
+            return None
+        relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RELATIVE_GATE_LU
+        gated = blocks[(levels >= ABSOLUTE_GATE_LUFS) & (levels > relative_gate)]
+        if not len(gated):
+            return None
+        return -0.691 + 10.0 * math.log10(float(np.mean(gated)))
+
+
+@dataclass(frozen=True)
+class LoudnessMeasurement:
+    integrated_lufs: float | None
+    """None when the audio is silent or shorter than one 400 ms gating block."""
+    true_peak_dbtp: float | None
+    loudness_range_lu: float | None
+
+
+def measure_loudness(path: Path, *, duplicate_mono_to_stereo: bool = True) -> LoudnessMeasurement:
+    """ffmpeg ebur128 over the first audio stream of ``path``, streamed (flat memory)."""
+    chain = "pan=stereo|c0=c0|c1=c0," if duplicate_mono_to_stereo else ""
+    command = [
+        ffmpeg_executable(), "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-vn", "-map", "0:a:0",
+        "-af", f"{chain}ebur128=peak=true:framelog=quiet", "-f", "null", "-",
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise MediaError(f"{path}: cannot measure loudness ({tail[0]})")
+    return _parse_ebur128_summary(path, completed.stderr)
+
+
+def _parse_ebur128_summary(path: Path, text: str) -> LoudnessMeasurement:
+    summary = text[text.rfind("Summary:") :]
+    integrated = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
+    if "Summary:" not in text or integrated is None:
+        raise MediaError(f"{path}: ffmpeg printed no loudness summary")
+    loudness = _finite(integrated.group(1))
+    if loudness is not None and loudness <= ABSOLUTE_GATE_LUFS:
+        loudness = None  # ebur128 reports -70 for silence and for clips under one gating block
+    return LoudnessMeasurement(
+        loudness, _finite(peak.group(1)) if peak else None, _finite(lra.group(1)) if lra else None
+    )
+
+
+def _finite(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """The one linear gain that brings the edit to the target, and why it may fall short of it."""
+
+    gain_db: float
+    peak_limited: bool
+    """True when reaching the loudness target would push the true peak over its ceiling, so the gain
+    stops at the ceiling and the edit is quieter than the target (a linear gain never distorts)."""
+
+
+def normalisation_gain(measured: LoudnessMeasurement, target_lufs: float, true_peak_db: float) -> Normalisation:
+    if measured.integrated_lufs is None:
+        return Normalisation(0.0, False)  # silence: there is nothing to normalise
+    gain = target_lufs - measured.integrated_lufs
+    if measured.true_peak_dbtp is not None and measured.true_peak_dbtp + gain > true_peak_db:
+        return Normalisation(true_peak_db - measured.true_peak_dbtp, True)
+    return Normalisation(gain, False)

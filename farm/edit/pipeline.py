@@ -1,0 +1,84 @@
+"""Rendered shots -> a reviewed edit: assemble, analyse, check, export the timeline, write the report.
+
+This is what ``farm assemble`` (and the end of ``farm render``) calls, once per edit version; the
+retake loop calls it again, into a new version folder, after re-rendering what ``retakes`` names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.edit.analysis import analyse_edit
+from farm.edit.assemble import AssemblyResult, assemble_edit
+from farm.edit.checks import CHECKS, CheckResult, run_checks
+from farm.edit.checks.base import Verdict
+from farm.edit.otio_export import TimelinePaths, export_timeline
+from farm.edit.report import ReportPaths, write_report
+from farm.edit.retakes import RetakePlan, plan_retakes
+from farm.edit.timeline import EditShot
+from farm.shotlist.types import ContinuityConfig, OutputSpec
+
+_VERSION_NAME = re.compile(r"^v(\d{3,})$")
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    version_dir: Path
+    assembly: AssemblyResult
+    results: tuple[CheckResult, ...]
+    timeline: TimelinePaths
+    report: ReportPaths
+    retakes: RetakePlan
+
+    @property
+    def failed(self) -> bool:
+        """True when any check failed (policy fail, or retake with nothing left to retake)."""
+        return any(result.verdict is Verdict.FAIL for result in self.results)
+
+
+def build_edit(
+    shots: Sequence[EditShot],
+    out_dir: Path,
+    *,
+    output: OutputSpec,
+    continuity: ContinuityConfig | None = None,
+    loudness_lufs: float = -16.0,
+    true_peak_db: float = -1.0,
+    retake_attempts: Mapping[str, int] | None = None,
+    title: str = "edit",
+) -> EditOutcome:
+    """Everything for one edit version in ``out_dir``: edit.mp4, edit.otio (+ .edl), report.json/.html."""
+    continuity = continuity or ContinuityConfig()
+    assembly = assemble_edit(shots, out_dir, output=output, loudness_lufs=loudness_lufs, true_peak_db=true_peak_db)
+    identity_enabled = continuity.checks.get("identity") is None or continuity.checks["identity"].enabled
+    analysis = analyse_edit(shots, faces=identity_enabled)
+    results = run_checks(shots, assembly, continuity, analysis=analysis)
+    timeline = export_timeline(shots, assembly, results, out_dir, name=title)
+    report = write_report(shots, assembly, results, out_dir, analysis=analysis, title=title)
+    retakes = plan_retakes(results, shots, max_retakes=continuity.max_retakes, attempts=retake_attempts)
+    return EditOutcome(out_dir, assembly, tuple(results), timeline, report, retakes)
+
+
+def new_edit_dir(edits_root: Path) -> tuple[int, Path]:
+    """Create and return the next free version folder ``v001``, ``v002``... under ``edits_root``.
+
+    ``mkdir`` without ``exist_ok`` is the lock: two assemblies racing for a number cannot both get it,
+    and an existing version is never written into again.
+    """
+    edits_root.mkdir(parents=True, exist_ok=True)
+    taken = [int(match.group(1)) for entry in os.scandir(edits_root) if (match := _VERSION_NAME.match(entry.name))]
+    version = max(taken, default=0) + 1
+    while True:
+        candidate = edits_root / f"v{version:03d}"
+        try:
+            candidate.mkdir()
+            return version, candidate
+        except FileExistsError:
+            version += 1
+
+
+CHECK_NAMES = tuple(check.name for check in CHECKS)

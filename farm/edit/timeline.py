@@ -1,0 +1,133 @@
+"""The plain input of assembly: rendered shots in edit order, and where each one's dialogue comes from.
+
+An EditShot is everything the edit needs to know about one rendered shot and nothing about how it was
+rendered: its video file (exactly ``frames`` frames at ``fps``), its cache key (for the editor's
+metadata), and the slice of the ORIGINAL dialogue track it speaks. Assembly cuts the edit's audio from
+those original tracks at 48 kHz, not from each shot's AAC, so cuts are sample-exact and the audio is
+encoded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from farm.errors import UsageError
+from farm.media.video import EDIT_AUDIO_RATE
+from farm.plan import AudioSlice, Plan
+
+
+@dataclass(frozen=True)
+class EditShot:
+    shot_id: str
+    scene_id: str
+    character_id: str
+    order: int
+    video: Path
+    cache_key: str
+    frames: int
+    fps: Fraction
+    audio: AudioSlice
+    person_id: str = ""
+    """Characters sharing a person are compared by the identity check; empty means the character id."""
+    reference_image: Path | None = None
+    seed: int = 0
+    continues: str | None = None
+
+    @property
+    def person(self) -> str:
+        return self.person_id or self.character_id
+
+    @property
+    def duration(self) -> Fraction:
+        return Fraction(self.frames) / self.fps
+
+
+@dataclass(frozen=True)
+class EditSpan:
+    """Where one shot sits on the edit's timeline: frames and 48 kHz samples, both half-open."""
+
+    first_frame: int
+    end_frame: int
+    first_sample: int
+    end_sample: int
+
+    @property
+    def samples(self) -> int:
+        return self.end_sample - self.first_sample
+
+
+def edit_sample(frame: int, fps: Fraction, rate: int = EDIT_AUDIO_RATE) -> int:
+    """The audio sample at which video frame ``frame`` starts on the edit timeline.
+
+    Rounding the cumulative position (never each shot's length) keeps the whole edit exact at rates where
+    a frame is not a whole number of samples (29.97 fps: 1601.6 samples), with each shot off by < 1 sample.
+    """
+    return round(Fraction(frame) * rate / fps)
+
+
+def edit_spans(shots: Sequence[EditShot], rate: int = EDIT_AUDIO_RATE) -> list[EditSpan]:
+    spans = []
+    frame = 0
+    for shot in shots:
+        end = frame + shot.frames
+        spans.append(EditSpan(frame, end, edit_sample(frame, shot.fps, rate), edit_sample(end, shot.fps, rate)))
+        frame = end
+    return spans
+
+
+def source_start_sample(audio: AudioSlice, rate: int = EDIT_AUDIO_RATE) -> int:
+    """The slice's first sample in its track decoded at ``rate`` (16 kHz -> 48 kHz is exactly x3)."""
+    return round(Fraction(audio.start_sample) * rate / audio.sample_rate)
+
+
+def check_edit_order(shots: Sequence[EditShot]) -> None:
+    """Refuse an edit that cannot be assembled: empty, mixed frame rates, or shots without frames."""
+    if not shots:
+        raise UsageError("the edit has no shots")
+    rates = {shot.fps for shot in shots}
+    if len(rates) > 1:
+        listed = ", ".join(sorted(str(rate) for rate in rates))
+        raise UsageError(f"the edit mixes frame rates ({listed}); every shot must be planned at the output fps")
+    ids = [shot.shot_id for shot in shots]
+    if len(set(ids)) != len(ids):
+        raise UsageError("the edit lists a shot twice")
+    for shot in shots:
+        if shot.frames <= 0:
+            raise UsageError(f"shot {shot.shot_id}: has {shot.frames} frames; a shot needs at least one")
+
+
+def edit_shots_from_plan(
+    plan: Plan,
+    videos: Mapping[str, Path],
+    *,
+    persons: Mapping[str, str] | None = None,
+) -> list[EditShot]:
+    """The plan's shots in edit order with their rendered videos (``videos``: shot id -> mp4).
+
+    ``persons`` maps character id -> person (``ShotList.characters[id].person_id``).
+    """
+    missing = [task.shot_id for task in plan.tasks if task.shot_id not in videos]
+    if missing:
+        raise UsageError(f"no rendered video for shot(s) {', '.join(missing)}; render them before assembling")
+    persons = persons or {}
+    return [
+        EditShot(
+            shot_id=task.shot_id,
+            scene_id=task.scene_id,
+            character_id=task.character_id,
+            order=task.order,
+            video=videos[task.shot_id],
+            cache_key=task.cache_key,
+            frames=task.frames,
+            fps=task.fps,
+            audio=task.audio,
+            person_id=persons.get(task.character_id, ""),
+            reference_image=task.reference_image,
+            seed=task.seed,
+            continues=task.continues,
+        )
+        for task in sorted(plan.tasks, key=lambda task: task.order)
+    ]

@@ -1,0 +1,214 @@
+"""Assembly: exact frames, sample-exact dialogue from the original tracks, stream copy where possible."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from farm.edit.assemble import VideoRoute, assemble_edit
+from farm.edit.loudness import LoudnessMeter
+from farm.edit.pipeline import new_edit_dir
+from farm.edit.timeline import edit_spans
+from farm.errors import MediaError, UsageError
+from farm.media.video import probe_video, read_frames, stream_start_times
+from farm.shotlist.types import OutputSpec
+from tests.edit_shots import FPS, RATE, edit_shot, solid_frames, synthetic_edit, tone, write_frames, write_track
+
+OUTPUT = OutputSpec(FPS, 160, 96)
+EDIT_RATE = 48_000
+
+
+def decoded_audio(path: Path) -> np.ndarray:
+    """The edit's first audio channel as float samples, from t = 0 (edit lists applied)."""
+    import av
+
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            chunks.append(frame.to_ndarray()[0])
+    return np.concatenate(chunks)
+
+
+def test_matching_shots_are_stream_copied_with_exact_frames(tmp_path: Path) -> None:
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    shots = synthetic_edit(tmp_path, [50, 37, 13], colours)
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    info = probe_video(result.path)
+    assert info.frames == result.frames == 100
+    assert (info.width, info.height, info.fps) == (160, 96, FPS)
+    assert [shot.route for shot in result.shots] == [VideoRoute.COPY] * 3
+    assert stream_start_times(result.path) == (0.0, 0.0)
+    frames = list(read_frames(result.path))
+    first_of_each = [frames[0], frames[50], frames[87]]
+    last_of_each = [frames[49], frames[86], frames[99]]
+    for colour, first, last in zip(colours, first_of_each, last_of_each, strict=True):
+        for frame in (first, last):
+            assert np.abs(frame[5, 5].astype(int) - colour).max() < 12  # each cut falls on its exact frame
+    assert sorted(p.name for p in (tmp_path / "edit").iterdir()) == ["edit.mp4"]
+
+
+def test_dialogue_is_cut_sample_exactly_from_the_original_track(tmp_path: Path) -> None:
+    track = 0.01 * tone(6.0, 300.0)
+    impulses = [4_000, 20_000, 52_000, 70_000]  # 16 kHz positions: two inside each shot's slice
+    track[impulses] = 0.7
+    track_path = write_track(tmp_path / "dialogue.wav", track)
+    first = write_frames(tmp_path / "a.mp4", [solid_frames(50, (90, 90, 90))], 50, width=160, height=96)
+    second = write_frames(tmp_path / "b.mp4", [solid_frames(40, (90, 90, 90))], 40, width=160, height=96)
+    shots = [edit_shot("a", first, 50, track_path, 0), edit_shot("b", second, 40, track_path, 48_000)]
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    assert result.audio_samples == 90 * EDIT_RATE // 25
+    assert abs(result.audio_duration_in_file - 90 / 25) <= 1024 / EDIT_RATE  # at most one AAC frame of padding
+    audio = decoded_audio(result.path)
+    expected = [3 * 4_000, 3 * 20_000, 96_000 + 3 * (52_000 - 48_000), 96_000 + 3 * (70_000 - 48_000)]
+    for position in expected:
+        window = np.abs(audio[position - 300 : position + 300])
+        assert int(np.argmax(window)) - 300 in (-1, 0, 1), position
+
+
+def test_odd_shots_are_reencoded_to_the_common_parameters(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [25, 25, 25])
+    narrow = write_frames(tmp_path / "narrow.mp4", [solid_frames(25, (10, 200, 10), 128, 96)], 25, width=128, height=96)
+    other_crf = write_frames(tmp_path / "crf.mp4", [solid_frames(25, (10, 10, 200))], 25, width=160, height=96, crf=30)
+    shots[1] = edit_shot("narrow", narrow, 25, shots[1].audio.path, shots[1].audio.start_sample)
+    shots[2] = edit_shot("crf30", other_crf, 25, shots[2].audio.path, shots[2].audio.start_sample)
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    routes = {shot.shot_id: shot for shot in result.shots}
+    assert routes["s00"].route == VideoRoute.COPY
+    assert routes["narrow"].route == VideoRoute.REENCODE and any("width" in r for r in routes["narrow"].reasons)
+    assert routes["crf30"].route == VideoRoute.REENCODE and any("SPS/PPS" in r for r in routes["crf30"].reasons)
+    info = probe_video(result.path)
+    assert (info.frames, info.width, info.height) == (75, 160, 96)
+    frame = list(read_frames(result.path))[30]
+    assert frame[48, 80, 1] > 150 and frame[48, 2, 1] < 40  # the narrow shot is letterboxed, not stretched
+
+
+def test_a_shot_with_missing_frames_is_padded_to_its_planned_length(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [25, 25])
+    short = write_frames(tmp_path / "short.mp4", [solid_frames(20, (0, 0, 250))], 20, width=160, height=96)
+    shots[1] = edit_shot("short", short, 25, shots[1].audio.path, shots[1].audio.start_sample)
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    assert probe_video(result.path).frames == 50
+    assert result.shot("short").file_frames == 20
+    assert result.shot("short").route == VideoRoute.REENCODE
+
+
+def test_full_reencode_gives_the_same_timeline(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [30, 20])
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT, reencode_all=True)
+
+    assert result.copied == 0 and result.reencoded == 2
+    assert probe_video(result.path).frames == 50
+
+
+def test_loudness_is_normalised_to_the_target(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [50, 50], track_samples=tone(5.0, 440.0, amplitude=0.05))
+
+    default = assemble_edit(shots, tmp_path / "default", output=OUTPUT)
+    broadcast = assemble_edit(shots, tmp_path / "broadcast", output=OUTPUT, loudness_lufs=-23.0)
+
+    assert default.loudness_before.integrated_lufs == pytest.approx(-26.7, abs=0.3)  # 0.05 sine, as stereo
+    assert default.loudness_after.integrated_lufs == pytest.approx(-16.0, abs=0.5)
+    assert broadcast.loudness_after.integrated_lufs == pytest.approx(-23.0, abs=0.5)
+    assert not default.normalisation.peak_limited
+
+
+def test_true_peak_ceiling_wins_over_the_loudness_target(tmp_path: Path) -> None:
+    track = tone(5.0, 440.0, amplitude=0.005)
+    track[::4000] = 0.9  # quiet on average, loud peaks: reaching -16 LUFS would clip
+    shots = synthetic_edit(tmp_path, [50, 50], track_samples=track)
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    assert result.normalisation.peak_limited
+    assert result.loudness_after.integrated_lufs is not None and result.loudness_after.integrated_lufs < -17.0
+    assert result.loudness_after.true_peak_dbtp is not None and result.loudness_after.true_peak_dbtp < -0.5
+
+
+def test_an_existing_edit_is_never_overwritten(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [10, 10])
+    assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+    before = (tmp_path / "edit" / "edit.mp4").read_bytes()
+
+    with pytest.raises(UsageError, match="new edit version"):
+        assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+    assert (tmp_path / "edit" / "edit.mp4").read_bytes() == before
+
+
+def test_a_failed_assembly_leaves_nothing_behind(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [10, 10])
+    shots[1].video.unlink()
+
+    with pytest.raises(MediaError, match="s01"):
+        assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+    assert list((tmp_path / "edit").iterdir()) == []
+
+
+def test_edit_versions_are_numbered_and_never_reused(tmp_path: Path) -> None:
+    assert new_edit_dir(tmp_path / "edits") == (1, tmp_path / "edits" / "v001")
+    (tmp_path / "edits" / "v007").mkdir()
+    assert new_edit_dir(tmp_path / "edits") == (8, tmp_path / "edits" / "v008")
+
+
+def test_spans_stay_exact_at_ntsc_rates(tmp_path: Path) -> None:
+    fps = Fraction(30000, 1001)
+    track = write_track(tmp_path / "t.wav", np.zeros(RATE))
+    shots = [edit_shot(f"s{i}", tmp_path / "x.mp4", frames, track, 0, fps=fps) for i, frames in enumerate([7, 11, 13])]
+
+    spans = edit_spans(shots)
+
+    assert spans[-1].end_sample == round(Fraction(31) / fps * EDIT_RATE)
+    for span, shot in zip(spans, shots, strict=True):
+        assert abs(span.samples - shot.frames * EDIT_RATE / fps) < 1
+    assert all(a.end_sample == b.first_sample for a, b in itertools.pairwise(spans))
+
+
+def test_streaming_meter_agrees_with_pyloudnorm() -> None:
+    rng = np.random.default_rng(3)
+    envelope = np.repeat(rng.uniform(0.02, 0.4, 60), EDIT_RATE // 10)  # speech-like level changes
+    signal = envelope * rng.standard_normal(len(envelope))
+    meter = LoudnessMeter(EDIT_RATE)
+    for start in range(0, len(signal), 7_777):  # chunk size unrelated to the 100 ms blocks
+        meter.feed(signal[start : start + 7_777])
+
+    reference = pyloudnorm.Meter(EDIT_RATE).integrated_loudness(signal)
+
+    assert meter.integrated() == pytest.approx(reference, abs=0.1)
+    short = LoudnessMeter(EDIT_RATE)
+    short.feed(signal[: EDIT_RATE // 4])
+    assert short.integrated() is None
+
+
+def test_edit_shots_come_from_the_plan_in_edit_order_and_need_every_video(tmp_path: Path) -> None:
+    from farm.edit.timeline import edit_shots_from_plan
+    from farm.plan import plan_shot_list
+    from farm.shotlist.load import load_shot_list
+    from tests.edit_shots import CATALOG
+    from tests.shotlists import REPO
+
+    shot_list = load_shot_list(REPO / "shots" / "demo" / "broken-continuity.yaml", catalog=CATALOG)
+    plan = plan_shot_list(shot_list, CATALOG)
+    videos = {task.shot_id: tmp_path / f"{task.shot_id}.mp4" for task in plan.tasks}
+    persons = {cid: character.person_id for cid, character in shot_list.characters.items()}
+
+    shots = edit_shots_from_plan(plan, videos, persons=persons)
+
+    assert [shot.shot_id for shot in shots] == [task.shot_id for task in plan.tasks]
+    assert {shot.shot_id: shot.person for shot in shots}["sc02_020"] == "marcus"
+    assert shots[0].cache_key == plan.tasks[0].cache_key and shots[0].frames == plan.tasks[0].frames
+    del videos["sc01_020"]
+    with pytest.raises(UsageError, match="sc01_020"):
+        edit_shots_from_plan(plan, videos)
