@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,8 @@ class ShotTask:
     continues: str | None
     cache_key: str
     line: int = 0
+    person_id: str = ""
+    """Who the character is (characters may be looks of one person); for continuity checks, not pixels."""
 
     @property
     def duration(self) -> Fraction:
@@ -122,6 +124,7 @@ class ShotTask:
             continues=data["continues"],
             cache_key=data["cache_key"],
             line=data.get("line", 0),
+            person_id=data.get("person", ""),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -131,6 +134,7 @@ class ShotTask:
             "shot": self.shot_id,
             "line": self.line,
             "character": self.character_id,
+            "person": self.person_id,
             "reference_image": str(self.reference_image),
             "reference_sha256": self.reference_sha256,
             "quality": self.quality.value,
@@ -208,7 +212,7 @@ def plan_shot_list(
     digest_memo: Path | None = None,
 ) -> Plan:
     """The Plan for ``shot_list``; ``quality`` overrides the tier the shot list asks for."""
-    digests = _ModelDigests(catalog, digest_memo)
+    digests = ModelIdentities(catalog, digest_memo)
     file_digests: dict[Path, str] = {}
     keys: dict[str, str] = {}
     tasks: list[ShotTask] = []
@@ -257,7 +261,7 @@ def _plan_shot(
     settings: RenderSettings,
     tier: Quality,
     manifest: ModelManifest,
-    digests: _ModelDigests,
+    digests: ModelIdentities,
     file_digests: dict[Path, str],
     keys: dict[str, str],
 ) -> ShotTask:
@@ -274,31 +278,12 @@ def _plan_shot(
     text_guidance = _first(settings.text_guidance, manifest.defaults.text_guidance)
     audio_guidance = _first(settings.audio_guidance, manifest.defaults.audio_guidance)
     reference_sha256 = _file_sha256(character.image, file_digests)
-    key_inputs = {
-        "cache_key_version": CACHE_KEY_VERSION,
-        "model": digests.identity(manifest),
-        "quality": tier.value,
-        "reference_image_sha256": reference_sha256,
-        "audio_sha256": audio.sha256,
-        "audio_sample_rate": audio.sample_rate,
-        "prompt": shot.prompt,
-        "negative_prompt": shot.negative_prompt,
-        "camera": {"move": shot.camera.move.value, "intensity": shot.camera.intensity},
-        "seed": seed,
-        "steps": steps,
-        "text_guidance": text_guidance,
-        "audio_guidance": audio_guidance,
-        "width": shot_list.output.width,
-        "height": shot_list.output.height,
-        "fps": format_frame_rate(fps),
-        "frames": frames,
-        "continues": keys[shot.continues] if shot.continues else None,
-    }
-    return ShotTask(
+    task = ShotTask(
         shot_id=shot.id,
         scene_id=shot.scene_id,
         order=order,
         character_id=character.id,
+        person_id=character.person_id,
         reference_image=character.image,
         reference_sha256=reference_sha256,
         audio=audio,
@@ -316,8 +301,41 @@ def _plan_shot(
         text_guidance=text_guidance,
         audio_guidance=audio_guidance,
         continues=shot.continues,
-        cache_key=cache_key(key_inputs),
+        cache_key="",
         line=shot.line,
+    )
+    continues_key = keys[shot.continues] if shot.continues else None
+    return replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
+
+
+def task_cache_key(task: ShotTask, model_identity: dict[str, Any], continues_key: str | None) -> str:
+    """The cache key of ``task``: everything that changes its pixels, chained to the shot it continues.
+
+    ``model_identity`` is the model's name, adapter, code version, weights digest and render parameters
+    (``ModelIdentities.identity``). Recomputing a key after changing a task (a retake with a new seed)
+    gives exactly the key a shot list asking for that would get.
+    """
+    return cache_key(
+        {
+            "cache_key_version": CACHE_KEY_VERSION,
+            "model": model_identity,
+            "quality": task.quality.value,
+            "reference_image_sha256": task.reference_sha256,
+            "audio_sha256": task.audio.sha256,
+            "audio_sample_rate": task.audio.sample_rate,
+            "prompt": task.prompt,
+            "negative_prompt": task.negative_prompt,
+            "camera": {"move": task.camera.move.value, "intensity": task.camera.intensity},
+            "seed": task.seed,
+            "steps": task.steps,
+            "text_guidance": task.text_guidance,
+            "audio_guidance": task.audio_guidance,
+            "width": task.width,
+            "height": task.height,
+            "fps": format_frame_rate(task.fps),
+            "frames": task.frames,
+            "continues": continues_key,
+        }
     )
 
 
@@ -337,8 +355,8 @@ def _file_sha256(path: Path, memo: dict[Path, str]) -> str:
     return memo[path]
 
 
-class _ModelDigests:
-    """Each model's identity for cache keys, computed once per plan (weights hashing is not free)."""
+class ModelIdentities:
+    """Each model's identity for cache keys, computed once per model (weights hashing is not free)."""
 
     def __init__(self, catalog: ModelCatalog, memo_file: Path | None) -> None:
         self.catalog = catalog

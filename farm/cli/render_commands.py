@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from farm.cli.edit_commands import loudness_option, print_edit
 from farm.cli.options import address_option, json_option, print_json, settings_from, settings_options, stdout
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED, UsageError
 from farm.settings import Settings
@@ -49,6 +50,7 @@ def _open_db(settings: Settings):
     show_default=True,
     help="Errors a shot may have before it fails.",
 )
+@loudness_option
 @settings_options
 @address_option
 def render(
@@ -58,10 +60,11 @@ def render(
     priority: int,
     workers: int | None,
     max_attempts: int,
+    loudness: float,
     **flags: object,
 ) -> None:
     """Render a shot list in the foreground (Ctrl-C leaves a resumable job)."""
-    from farm.engine.runner import require_job, run_job, submit_shot_list
+    from farm.engine.runner import render_to_edit, require_job, submit_shot_list
     from farm.engine.scheduler import EngineOptions
 
     if (file is None) == (resume_job is None):
@@ -83,7 +86,10 @@ def render(
         job_id = resume_job
     options = EngineOptions(max_attempts=max_attempts, max_workers_per_model=workers)
     with ShotProgress() as display:
-        outcome = run_job(db, settings, job_id, options=options, observer=display.observe)
+        rendered = render_to_edit(
+            db, settings, job_id, options=options, observer=display.observe, loudness_lufs=loudness
+        )
+    outcome = rendered.outcome
     if outcome.interrupted:
         stdout.print(f"job {job_id} interrupted; resume it with: farm render --resume {job_id}")
         raise SystemExit(130)
@@ -94,7 +100,10 @@ def render(
     )
     if outcome.failed:
         stdout.print(f"see why with: farm status {job_id}; re-queue with: farm retry {job_id}")
-    raise SystemExit(EXIT_OK if outcome.state.value == "done" else EXIT_WORK_FAILED)
+    for edit in rendered.edits:
+        print_edit(edit)
+    edit_failed = rendered.edit is not None and rendered.edit.verdict == "fail"
+    raise SystemExit(EXIT_OK if outcome.state.value == "done" and not edit_failed else EXIT_WORK_FAILED)
 
 
 @click.command()

@@ -381,6 +381,15 @@ def job_state(db: Database, job_id: int) -> JobState:
     return state
 
 
+def job_options(db: Database, job_id: int) -> dict[str, Any]:
+    """What the job was submitted with beyond its shots (continuity settings, title, ...)."""
+    with db.read() as connection:
+        options = connection.execute(select(Job.options).where(Job.id == job_id)).one_or_none()
+    if options is None:
+        raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+    return dict(options[0] or {})
+
+
 def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[EventRecord, ...]:
     """The job's audit log, oldest first (the last ``limit`` events if given)."""
     statement = (

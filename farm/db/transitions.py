@@ -55,6 +55,7 @@ __all__ = [
     "recover_orphans",
     "release_driver",
     "report_progress",
+    "retake_shot",
     "retry_job",
     "start_attempt",
     "submit_job",
@@ -669,6 +670,44 @@ def fail_unrenderable(db: Database, shot_pk: int, *, actor: str, reason: str) ->
     return True
 
 
+def retake_shot(db: Database, shot_pk: int, *, spec: dict[str, Any], cache_key: str, actor: str, reason: str) -> bool:
+    """done -> queued with a new recipe (a continuity retake: new seed, or a new shot to continue).
+
+    The shot's spec and cache key change with it, so the render that follows is a new artifact and the
+    old one stays in the store for the earlier edit versions. False if the shot was not done.
+    """
+    now = utcnow()
+    with db.write() as connection:
+        job_id = connection.execute(
+            update(Shot)
+            .where(Shot.id == shot_pk, Shot.state == ShotState.DONE)
+            .values(
+                state=ShotState.QUEUED,
+                spec=spec,
+                cache_key=cache_key,
+                cached=False,
+                artifact_id=None,
+                updated_at=now,
+            )
+            .returning(Shot.job_id)
+        ).scalar_one_or_none()
+        if job_id is None:
+            return False
+        event = _event(
+            at=now,
+            actor=actor,
+            kind=EventKind.SHOT_REQUEUED,
+            job_id=job_id,
+            shot_id=shot_pk,
+            old=ShotState.DONE,
+            new=ShotState.QUEUED,
+            message=f"retake: {reason}",
+            data={"cache_key": cache_key, "seed": spec.get("seed"), "continues": spec.get("continues")},
+        )
+        _write_events(connection, [event])
+    return True
+
+
 def record_event(
     db: Database, job_id: int, *, kind: EventKind, actor: str, message: str, data: dict[str, Any] | None = None
 ) -> None:
@@ -792,15 +831,22 @@ def record_edit(
     verdict: str,
     summary: dict[str, Any],
     actor: str = "farm",
+    version: int | None = None,
 ) -> tuple[int, int]:
-    """A new edit version of ``job_id`` (1, 2, ...; none is overwritten); returns (edit id, version)."""
+    """A new edit version of ``job_id`` (1, 2, ...; none is overwritten); returns (edit id, version).
+
+    ``version``: the number the edit's folder already has (its creation is the lock on disk); by default
+    the next free number.
+    """
     for attempt in range(_CAS_RETRIES):
         try:
             with db.write() as connection:
-                return _insert_edit(connection, job_id, video_path, otio_path, report_path, verdict, summary, actor)
+                return _insert_edit(
+                    connection, job_id, video_path, otio_path, report_path, verdict, summary, actor, version
+                )
         except IntegrityError:
             # Two assemblies of the same job picked the same version at once (PostgreSQL); take the next one.
-            if attempt == _CAS_RETRIES - 1:
+            if version is not None or attempt == _CAS_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
@@ -814,12 +860,14 @@ def _insert_edit(
     verdict: str,
     summary: dict[str, Any],
     actor: str,
+    version: int | None = None,
 ) -> tuple[int, int]:
     if connection.execute(select(Job.id).where(Job.id == job_id)).scalar_one_or_none() is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
-    version = connection.execute(
-        select(func.coalesce(func.max(Edit.version), 0) + 1).where(Edit.job_id == job_id)
-    ).scalar_one()
+    if version is None:
+        version = connection.execute(
+            select(func.coalesce(func.max(Edit.version), 0) + 1).where(Edit.job_id == job_id)
+        ).scalar_one()
     now = utcnow()
     edit_id = connection.execute(
         insert(Edit)

@@ -19,7 +19,7 @@ from farm.edit.otio_export import export_timeline
 from farm.edit.pipeline import EditOutcome, build_edit, new_edit_dir
 from farm.edit.report import write_report
 from farm.edit.retakes import Retake, RetakeMode, RetakePlan, plan_retakes, retake_seed
-from farm.edit.timeline import EditShot, edit_shots_from_plan
+from farm.edit.timeline import EditShot, edit_shots_from_plan, edit_shots_from_tasks
 
 __all__ = [
     "CHECKS",
@@ -34,6 +34,7 @@ __all__ = [
     "assemble_edit",
     "build_edit",
     "edit_shots_from_plan",
+    "edit_shots_from_tasks",
     "export_timeline",
     "new_edit_dir",
     "plan_retakes",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from farm.errors import UsageError
 from farm.media.video import EDIT_AUDIO_RATE
-from farm.plan import AudioSlice, Plan
+from farm.plan import AudioSlice, Plan, ShotTask
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,19 @@ def edit_shots_from_plan(
 ) -> list[EditShot]:
     """The plan's shots in edit order with their rendered videos (``videos``: shot id -> mp4).
 
-    ``persons`` maps character id -> person (``ShotList.characters[id].person_id``).
+    ``persons`` maps character id -> person, overriding what the tasks carry.
     """
-    missing = [task.shot_id for task in plan.tasks if task.shot_id not in videos]
+    return edit_shots_from_tasks(plan.tasks, videos, persons=persons)
+
+
+def edit_shots_from_tasks(
+    tasks: Sequence[ShotTask],
+    videos: Mapping[str, Path],
+    *,
+    persons: Mapping[str, str] | None = None,
+) -> list[EditShot]:
+    """Planned tasks (from a Plan, or rebuilt from the database) in edit order with their videos."""
+    missing = [task.shot_id for task in tasks if task.shot_id not in videos]
     if missing:
         raise UsageError(f"no rendered video for shot(s) {', '.join(missing)}; render them before assembling")
     persons = persons or {}
@@ -124,10 +134,10 @@ def edit_shots_from_plan(
             frames=task.frames,
             fps=task.fps,
             audio=task.audio,
-            person_id=persons.get(task.character_id, ""),
+            person_id=persons.get(task.character_id, task.person_id),
             reference_image=task.reference_image,
             seed=task.seed,
             continues=task.continues,
         )
-        for task in sorted(plan.tasks, key=lambda task: task.order)
+        for task in sorted(tasks, key=lambda task: task.order)
     ]

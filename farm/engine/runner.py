@@ -19,7 +19,9 @@ from farm.avatar.manifest import ModelCatalog
 from farm.db import transitions
 from farm.db.queries import job_state
 from farm.db.session import Database
-from farm.engine.scheduler import EngineOptions, JobOutcome, Observer, Scheduler
+from farm.db.states import JobState
+from farm.edit.job_edit import DEFAULT_LOUDNESS_LUFS, JobEdit, apply_retakes, assemble_job
+from farm.engine.scheduler import EngineEvent, EngineOptions, JobOutcome, Observer, Scheduler
 from farm.plan import Plan, plan_shot_list
 from farm.settings import Settings
 from farm.shotlist.load import load_shot_list
@@ -47,7 +49,13 @@ def submit_shot_list(
         shot_list, catalog, quality=quality, digest_memo=settings.data_dir / "cache" / "weights-digests.json"
     )
     tier = quality.value if quality else ",".join(sorted({task.quality.value for task in plan.tasks}))
-    job_id = transitions.submit_job(db, plan, submitted_by=settings.user, priority=priority, quality=tier)
+    options = {
+        "continuity": shot_list.continuity.to_json(),
+        "title": f"{shot_list.project} {shot_list.episode}".strip(),
+    }
+    job_id = transitions.submit_job(
+        db, plan, submitted_by=settings.user, priority=priority, quality=tier, options=options
+    )
     return Submission(job_id, plan)
 
 
@@ -58,6 +66,8 @@ def connect_ray(settings: Settings) -> None:
     if ray.is_initialized():
         return
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    # Ray announces its (default, kept) token authentication on every start; it's not news to a user.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if settings.ray_address:
         ray.init(address=settings.ray_address, **quiet)
         return
@@ -93,6 +103,50 @@ def run_job(
         actor=f"driver@{os.uname().nodename}",
     )
     return scheduler.run()
+
+
+@dataclass(frozen=True)
+class RenderedJob:
+    outcome: JobOutcome
+    edits: tuple[JobEdit, ...]
+    """Every edit version made, oldest first (more than one when continuity retakes ran)."""
+
+    @property
+    def edit(self) -> JobEdit | None:
+        return self.edits[-1] if self.edits else None
+
+
+def render_to_edit(
+    db: Database,
+    settings: Settings,
+    job_id: int,
+    *,
+    options: EngineOptions | None = None,
+    observer: Observer | None = None,
+    loudness_lufs: float = DEFAULT_LOUDNESS_LUFS,
+) -> RenderedJob:
+    """Render a job, assemble and check the edit, and re-render what the checks' retake policy asks for.
+
+    Each assembly is a new edit version; the loop ends when no check asks for a retake, or a shot has
+    used up its retakes (``continuity.max_retakes``), or a render fails.
+    """
+    notify = observer or (lambda event: None)
+    outcome = run_job(db, settings, job_id, options=options, observer=observer)
+    edits: list[JobEdit] = []
+    retakes_so_far: dict[str, int] = {}
+    while outcome.state is JobState.DONE:
+        notify(EngineEvent("message", message=f"assembling job {job_id}"))
+        edit = assemble_job(db, settings, job_id, loudness_lufs=loudness_lufs, retake_attempts=retakes_so_far)
+        edits.append(edit)
+        retakes = edit.outcome.retakes.retakes
+        if not retakes:
+            break
+        for retake in retakes:
+            retakes_so_far[retake.shot_id] = retake.attempt
+        queued = apply_retakes(db, settings, job_id, retakes, actor=f"retake@{os.uname().nodename}")
+        notify(EngineEvent("message", message=f"edit v{edit.version}: retaking {', '.join(queued)}"))
+        outcome = run_job(db, settings, job_id, options=options, observer=observer)
+    return RenderedJob(outcome, tuple(edits))
 
 
 def cancel(db: Database, job_id: int, *, actor: str) -> int:

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 
 class Quality(enum.StrEnum):
@@ -108,6 +109,32 @@ class CheckConfig:
 class ContinuityConfig:
     max_retakes: int = 2
     checks: dict[str, CheckConfig] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_retakes": self.max_retakes,
+            "checks": {
+                name: {
+                    "enabled": check.enabled,
+                    "threshold": check.threshold,
+                    "policy": check.policy.value if check.policy else None,
+                }
+                for name, check in self.checks.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContinuityConfig:
+        """The inverse of ``to_json``: how a job's stored settings come back for its assembly."""
+        checks = {
+            name: CheckConfig(
+                enabled=entry.get("enabled", True),
+                threshold=entry.get("threshold"),
+                policy=CheckPolicy(entry["policy"]) if entry.get("policy") else None,
+            )
+            for name, entry in data.get("checks", {}).items()
+        }
+        return cls(max_retakes=data.get("max_retakes", 2), checks=checks)
 
 
 @dataclass(frozen=True)
