@@ -56,9 +56,10 @@ def test_migrations_create_exactly_the_tables_the_models_describe(database: Data
     assert differences == []
 
 
-def test_schema_has_at_least_two_migrations_so_upgrades_are_exercised() -> None:
+def test_schema_has_at_least_two_migrations_and_the_head_constant_names_the_last() -> None:
     assert migrate.known_revisions()[0] == FIRST
     assert len(migrate.known_revisions()) >= 2
+    assert migrate.script_directory().get_current_head() == migrate.HEAD_REVISION == migrate.known_revisions()[-1]
 
 
 def test_database_from_the_first_migration_upgrades_with_its_rows_intact(database_url: str) -> None:
