@@ -193,11 +193,10 @@ def job_detail(db: Database, job_id: int) -> JobDetail:
         job = connection.execute(select(*_JOB_COLUMNS).where(Job.id == job_id)).one_or_none()
         if job is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
-        shot_rows = connection.execute(_shot_rows_statement(job_id)).all()
+        now = utcnow()
+        shots = _shot_rows(connection.execute(_shot_rows_statement(job_id)).all(), now)
         speeds = _render_speeds(connection, [job_id])
         edit = _latest_edit(connection, job_id)
-    now = utcnow()
-    shots = tuple(_shot_row(row, now) for row in shot_rows)
     counts = _counts(shots)
     frames_left = sum(
         shot.frames * (1.0 - (shot.progress or 0.0)) if shot.state is ShotState.RUNNING else shot.frames
@@ -242,35 +241,62 @@ def _shot_rows_statement(job_id: int) -> Any:
     )
 
 
-def _shot_row(row: Row[Any], now: datetime) -> ShotRow:
-    duration = None
-    if row.started_at is not None:
-        duration = ((row.finished_at or now) - row.started_at).total_seconds()
-    return ShotRow(
-        pk=row.id,
-        shot_id=row.shot_id,
-        scene_id=row.scene_id,
-        edit_order=row.edit_order,
-        state=row.state,
-        cached=bool(row.cached),
-        attempts=row.attempts,
-        frames=row.frames,
-        cache_key=row.cache_key,
-        gpu_seconds=row.gpu_seconds,
-        last_error=row.last_error,
-        render_id=row.render_id,
-        attempt_state=str(row.attempt_state) if row.attempt_state is not None else None,
-        worker=row.worker,
-        node=row.node,
-        device=row.device,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_seconds=duration,
-        progress=row.progress,
-        phase=row.phase,
-        artifact_id=row.artifact_id,
-        artifact_path=row.artifact_path,
-    )
+def _shot_rows(rows: Iterable[Row[Any]], now: datetime) -> tuple[ShotRow, ...]:
+    """ShotRows from the status query's rows (unpacked positionally: this runs once per shot)."""
+    shots = []
+    for (
+        pk,
+        shot_id,
+        scene_id,
+        edit_order,
+        state,
+        cached,
+        attempts,
+        frames,
+        cache_key,
+        gpu_seconds,
+        last_error,
+        artifact_id,
+        render_id,
+        attempt_state,
+        worker,
+        node,
+        device,
+        started_at,
+        finished_at,
+        progress,
+        phase,
+        artifact_path,
+    ) in rows:
+        duration = None if started_at is None else ((finished_at or now) - started_at).total_seconds()
+        shots.append(
+            ShotRow(
+                pk,
+                shot_id,
+                scene_id,
+                edit_order,
+                state,
+                cached,
+                attempts,
+                frames,
+                cache_key,
+                gpu_seconds,
+                last_error,
+                render_id,
+                attempt_state,
+                worker,
+                node,
+                device,
+                started_at,
+                finished_at,
+                duration,
+                progress,
+                phase,
+                artifact_id,
+                artifact_path,
+            )
+        )
+    return tuple(shots)
 
 
 def _counts(shots: Iterable[ShotRow]) -> ShotCounts:

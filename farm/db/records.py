@@ -131,6 +131,34 @@ class ShotRow(_JsonRecord):
     artifact_id: int | None
     artifact_path: str | None
 
+    def as_json(self) -> dict[str, Any]:
+        # Spelled out rather than the generic field walk: a 10,000-shot status prints 10,000 of these.
+        return {
+            "pk": self.pk,
+            "shot_id": self.shot_id,
+            "scene_id": self.scene_id,
+            "edit_order": self.edit_order,
+            "state": self.state.value,
+            "cached": self.cached,
+            "attempts": self.attempts,
+            "frames": self.frames,
+            "cache_key": self.cache_key,
+            "gpu_seconds": self.gpu_seconds,
+            "last_error": self.last_error,
+            "render_id": self.render_id,
+            "attempt_state": self.attempt_state,
+            "worker": self.worker,
+            "node": self.node,
+            "device": self.device,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_seconds": self.duration_seconds,
+            "progress": self.progress,
+            "phase": self.phase,
+            "artifact_id": self.artifact_id,
+            "artifact_path": self.artifact_path,
+        }
+
 
 @dataclass(frozen=True)
 class SceneRollup(_JsonRecord):
