@@ -45,8 +45,9 @@ def _open(flags: dict[str, object]) -> Database:
     "states",
     multiple=True,
     type=click.Choice([state.value for state in ShotState]),
-    help="Only list shots in this state (repeatable). With --watch the default is running and failed.",
+    help="List the shots in this state (repeatable). Default: every shot of a job of up to 100, else the running ones.",
 )
+@click.option("--all", "show_all", is_flag=True, help="List every shot of the job, however many.")
 @settings_options
 def status(
     job_id: int | None,
@@ -55,6 +56,7 @@ def status(
     interval: float,
     limit: int,
     states: tuple[str, ...],
+    show_all: bool,
     **flags: object,
 ) -> None:
     """Show recent jobs, or one JOB by scene and by shot: progress, failures, ETA and GPU-hours."""
@@ -70,14 +72,16 @@ def status(
             else:
                 print_json(job_detail(db, job_id).as_json())
         elif watch:
-            _watch(db, job_id, limit, interval, wanted or {ShotState.RUNNING, ShotState.FAILED})
+            _watch(db, job_id, limit, interval, wanted, show_all)
         elif job_id is None:
             stdout.print(jobs_table(job_summaries(db, limit=limit), datetime.now(UTC)))
         else:
-            stdout.print(job_view(job_detail(db, job_id), states=wanted))
+            stdout.print(job_view(job_detail(db, job_id), states=wanted, show_all=show_all))
 
 
-def _watch(db: Database, job_id: int | None, limit: int, interval: float, states: set[ShotState]) -> None:
+def _watch(
+    db: Database, job_id: int | None, limit: int, interval: float, states: set[ShotState] | None, show_all: bool
+) -> None:
     """Redraw in place until the job (or, without a job, every listed job) has finished."""
     from farm.db.queries import job_detail, job_summaries
 
@@ -86,7 +90,7 @@ def _watch(db: Database, job_id: int | None, limit: int, interval: float, states
             jobs = job_summaries(db, limit=limit)
             return jobs_table(jobs, datetime.now(UTC)), all(job_is_finished(job.state) for job in jobs)
         detail = job_detail(db, job_id)
-        return job_view(detail, states=states), job_is_finished(detail.job.state)
+        return job_view(detail, states=states, show_all=show_all), job_is_finished(detail.job.state)
 
     view, finished = snapshot()
     try:

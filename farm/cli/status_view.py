@@ -108,19 +108,25 @@ def jobs_table(jobs: Sequence[JobSummary], now: datetime) -> RenderableType:
     return table
 
 
-def job_view(detail: JobDetail, *, states: Iterable[ShotState] | None = None) -> RenderableType:
-    """The whole page for one job; ``states`` limits the shot table (all shots if None)."""
+AUTO_LIST_LIMIT = 100
+"""A job with more shots lists only its running ones unless asked (--state, --all): nobody reads 10,000 rows."""
+FAILURES_LISTED = 50
+
+
+def job_view(detail: JobDetail, *, states: Iterable[ShotState] | None = None, show_all: bool = False) -> RenderableType:
+    """The whole page for one job. The shot table lists ``states`` if given, every shot with ``show_all``,
+    otherwise every shot of a small job and the running shots of a big one."""
     now = detail.as_of
     job = detail.job
     parts: list[RenderableType] = [_header(job, now), _progress(job, now)]
     if detail.failures:
         parts.append(_failures_table(detail.failures))
-    if len(detail.scenes) > 1 or states is None:
-        parts.append(_scenes_table(detail))
-    wanted = set(states) if states is not None else None
-    shots = [shot for shot in detail.shots if wanted is None or shot.state in wanted]
+    parts.append(_scenes_table(detail))
+    shots, note = _shots_to_list(detail.shots, states, show_all)
     if shots:
         parts.append(_shots_table(shots, now, total=len(detail.shots)))
+    if note:
+        parts.append(Text(note, style="dim"))
     if detail.latest_edit is not None:
         edit = detail.latest_edit
         parts.append(
@@ -132,6 +138,19 @@ def job_view(detail: JobDetail, *, states: Iterable[ShotState] | None = None) ->
             )
         )
     return Group(*parts)
+
+
+def _shots_to_list(
+    shots: Sequence[ShotRow], states: Iterable[ShotState] | None, show_all: bool
+) -> tuple[Sequence[ShotRow], str]:
+    if show_all or (states is None and len(shots) <= AUTO_LIST_LIMIT):
+        return shots, ""
+    wanted = set(states) if states is not None else {ShotState.RUNNING}
+    listed = [shot for shot in shots if shot.state in wanted]
+    if states is not None:
+        return listed, ""
+    hidden = len(shots) - len(listed)
+    return listed, f"{hidden} other shots not listed; --state STATE or --all lists them"
 
 
 def _header(job: JobSummary, now: datetime) -> RenderableType:
@@ -178,8 +197,10 @@ def _failures_table(failures: Sequence[ShotRow]) -> RenderableType:
     table = Table(title=f"Failed shots ({len(failures)})", title_justify="left", title_style="bold red")
     for column in ("shot", "scene", "attempts", "worker", "error"):
         table.add_column(column, overflow="fold")
-    for shot in failures:
+    for shot in failures[:FAILURES_LISTED]:
         table.add_row(shot.shot_id, shot.scene_id, str(shot.attempts), _worker(shot), shot.last_error or "-")
+    if len(failures) > FAILURES_LISTED:
+        table.caption = f"{len(failures) - FAILURES_LISTED} more: --state failed lists them all"
     return table
 
 
