@@ -41,11 +41,13 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 
 from farm.avatar.manifest import ModelCatalog  # noqa: E402
-from farm.cli.status_view import job_view, jobs_table  # noqa: E402
+from farm.cli.status_view import AUTO_LIST_LIMIT, job_view, jobs_table  # noqa: E402
 from farm.db.engine import normalise_url  # noqa: E402
 from farm.db.models import Artifact, Event, Job, Render, Shot  # noqa: E402
 from farm.db.queries import job_detail, job_events, job_summaries  # noqa: E402
+from farm.db.records import JobDetail  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
+from farm.db.states import ShotState  # noqa: E402
 from farm.plan import plan_shot_list  # noqa: E402
 from farm.shotlist.load import load_shot_list  # noqa: E402
 
@@ -134,8 +136,8 @@ def build_rows(shots: int, attempts: int, events: int, specs: list[dict[str, Any
             "id": pk, "job_id": 1, "shot_id": spec["shot"], "scene_id": spec["scene"], "edit_order": index,
             "spec": spec, "cache_key": key, "frames": spec["frames"], "state": "done" if fate == "cached" else fate,
             "cached": fate == "cached", "attempts": count, "current_render_id": current, "artifact_id": artifact_id,
-            "gpu_seconds": 75.0 * count, "last_error": "RenderError: no face found" if fate == "failed" else None,
-            "updated_at": at,
+            "gpu_seconds": 75.0 * count, "render_seconds": 75.0 if fate == "done" else 0.0,
+            "last_error": "RenderError: no face found" if fate == "failed" else None, "updated_at": at,
         })  # fmt: skip
     while len(event_rows) < events:
         event_rows.append(
@@ -207,9 +209,15 @@ def measure(url: str, rows: dict[str, list[dict[str, Any]]], repeat: int, data_d
         detail = job_detail(db, 1)
         assert len(detail.shots) == len(rows["shots"])
         sink = Console(file=io.StringIO(), width=200, color_system=None)
+
+        def status_read() -> JobDetail:
+            # What `farm status JOB` reads: SQL aggregates plus the running (and failed) shots.
+            return job_detail(db, 1, shot_states=[ShotState.RUNNING], all_shots_up_to=AUTO_LIST_LIMIT)
+
+        results["status_read"] = timed(status_read, repeat)
+        results["status_table"] = timed(lambda: sink.print(job_view(status_read(), chosen_by_user=False)), repeat)
         results["job_detail"] = timed(lambda: job_detail(db, 1), repeat)
         results["status_json"] = timed(lambda: json.dumps(job_detail(db, 1).as_json()), repeat)
-        results["status_table"] = timed(lambda: sink.print(job_view(job_detail(db, 1))), max(3, repeat // 3))
         results["summaries"] = timed(lambda: job_summaries(db, limit=20), repeat)
         results["summaries_table"] = timed(lambda: sink.print(jobs_table(job_summaries(db), detail.as_of)), repeat)
         results["events"] = timed(lambda: job_events(db, 1), max(3, repeat // 3))
@@ -217,6 +225,9 @@ def measure(url: str, rows: dict[str, list[dict[str, Any]]], repeat: int, data_d
         db.dispose()
     results["cli_status_json"] = subprocess_seconds(
         ["-m", "farm", "status", "1", "--json", "--db", url], data_dir, max(3, repeat // 3)
+    )
+    results["cli_status_job"] = subprocess_seconds(
+        ["-m", "farm", "status", "1", "--db", url], data_dir, max(3, repeat // 3)
     )
     results["cli_status"] = subprocess_seconds(["-m", "farm", "status", "--db", url], data_dir, max(3, repeat // 3))
     return results
@@ -239,12 +250,14 @@ def postgres_scratch(admin_url: str) -> Iterator[str]:
 
 ROWS = [
     ("insert", "bulk insert of the job (s)"),
-    ("job_detail", "status read of the job: job_detail (ms)"),
-    ("status_json", "job_detail + JSON encoding = `status JOB --json` work (ms)"),
-    ("status_table", "job_detail + rich page of all shots = `status JOB` work (ms)"),
+    ("status_read", "status read of the job, as `status JOB` does it (ms)"),
+    ("status_table", "  + rich page: `status JOB` in process (ms)"),
+    ("job_detail", "full read, every shot: job_detail (ms)"),
+    ("status_json", "  + JSON encoding: `status JOB --json` in process (ms)"),
     ("summaries", "summary query: job_summaries (ms)"),
-    ("summaries_table", "job_summaries + rich table = `status` work (ms)"),
-    ("events", "audit log read: job_events, 100k rows (ms)"),
+    ("summaries_table", "  + rich table: `status` in process (ms)"),
+    ("events", "audit log read: job_events, every event (ms)"),
+    ("cli_status_job", "`python -m farm status JOB` end to end (ms)"),
     ("cli_status_json", "`python -m farm status JOB --json` end to end (ms)"),
     ("cli_status", "`python -m farm status` end to end (ms)"),
 ]
@@ -278,8 +291,10 @@ def main() -> None:
     startup_label = '`python -c "import farm.cli"`: interpreter + imports (ms)'
     print(f"{startup_label:{width}}  {startup * 1000:10.1f}")
     for name in backends:
-        verdict = "meets" if results[name]["job_detail"] < 0.1 else "misses"
-        print(f"{name}: status read {results[name]['job_detail'] * 1000:.1f} ms {verdict} the 100 ms target")
+        for key in ("status_read", "job_detail"):
+            seconds = results[name][key]
+            verdict = "meets" if seconds < 0.1 else "misses"
+            print(f"{name}: {key} {seconds * 1000:.1f} ms {verdict} the 100 ms target")
 
 
 if __name__ == "__main__":

@@ -6,19 +6,24 @@ JSON with ``--json``). Reads take a snapshot and never block the scheduler's wri
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
+from rich.console import RenderableType
 from rich.live import Live
 
 from farm.cli.options import json_option, print_json, settings_from, settings_options, stdout
-from farm.cli.status_view import events_table, job_is_finished, job_view, jobs_table
+from farm.cli.status_view import AUTO_LIST_LIMIT, event_lines, job_is_finished, job_view, jobs_table
 from farm.db.states import ShotState
 from farm.errors import UsageError
 
 if TYPE_CHECKING:
+    from farm.db.records import JobDetail
     from farm.db.session import Database
 
 # SQLAlchemy is imported inside the commands that use it, so `farm validate` does not pay for it.
@@ -62,43 +67,57 @@ def status(
     """Show recent jobs, or one JOB by scene and by shot: progress, failures, ETA and GPU-hours."""
     if watch and as_json:
         raise UsageError("--watch redraws a table for people; for scripts, poll `farm status --json` instead")
-    from farm.db.queries import job_detail, job_summaries
+    from farm.db.queries import job_summaries
 
-    wanted = {ShotState(state) for state in states} or None
     with _open(flags) as db:
-        if as_json:
-            if job_id is None:
-                print_json({"jobs": [job.as_json() for job in job_summaries(db, limit=limit)]})
-            else:
-                print_json(job_detail(db, job_id).as_json())
-        elif watch:
-            _watch(db, job_id, limit, interval, wanted, show_all)
-        elif job_id is None:
-            stdout.print(jobs_table(job_summaries(db, limit=limit), datetime.now(UTC)))
-        else:
-            stdout.print(job_view(job_detail(db, job_id), states=wanted, show_all=show_all))
-
-
-def _watch(
-    db: Database, job_id: int | None, limit: int, interval: float, states: set[ShotState] | None, show_all: bool
-) -> None:
-    """Redraw in place until the job (or, without a job, every listed job) has finished."""
-    from farm.db.queries import job_detail, job_summaries
-
-    def snapshot() -> tuple[object, bool]:
         if job_id is None:
-            jobs = job_summaries(db, limit=limit)
-            return jobs_table(jobs, datetime.now(UTC)), all(job_is_finished(job.state) for job in jobs)
-        detail = job_detail(db, job_id)
-        return job_view(detail, states=states, show_all=show_all), job_is_finished(detail.job.state)
+            if as_json:
+                print_json({"jobs": [job.as_json() for job in job_summaries(db, limit=limit)]})
+            elif watch:
+                _watch(lambda: _jobs_page(db, limit), interval)
+            else:
+                stdout.print(_jobs_page(db, limit)[0])
+            return
+        read = _job_reader(db, job_id, [ShotState(state) for state in states], show_all or as_json)
+        if as_json:
+            print_json(read().as_json())
+        elif watch:
+            _watch(lambda: _job_page(read(), chosen_by_user=bool(states) or show_all), interval)
+        else:
+            stdout.print(_job_page(read(), chosen_by_user=bool(states) or show_all)[0])
 
-    view, finished = snapshot()
+
+def _job_reader(db: Database, job_id: int, states: list[ShotState], every_shot: bool) -> Callable[[], JobDetail]:
+    """The status read for one job: the shots asked for, or a small job whole and a big one's running shots."""
+    from farm.db.queries import job_detail
+
+    if states:
+        return lambda: job_detail(db, job_id, shot_states=states)
+    if every_shot:
+        return lambda: job_detail(db, job_id)
+    return lambda: job_detail(db, job_id, shot_states=[ShotState.RUNNING], all_shots_up_to=AUTO_LIST_LIMIT)
+
+
+def _job_page(detail: JobDetail, *, chosen_by_user: bool) -> tuple[RenderableType, bool]:
+    return job_view(detail, chosen_by_user=chosen_by_user), job_is_finished(detail.job.state)
+
+
+def _jobs_page(db: Database, limit: int) -> tuple[RenderableType, bool]:
+    from farm.db.queries import job_summaries
+
+    jobs = job_summaries(db, limit=limit)
+    return jobs_table(jobs, datetime.now(UTC)), all(job_is_finished(job.state) for job in jobs)
+
+
+def _watch(page: Callable[[], tuple[RenderableType, bool]], interval: float) -> None:
+    """Redraw in place until the job (or, without a job, every listed job) has finished; Ctrl-C stops."""
+    view, finished = page()
     try:
-        with Live(view, console=stdout, auto_refresh=False) as live:  # type: ignore[arg-type]
+        with Live(view, console=stdout, auto_refresh=False) as live:
             while not finished:
                 time.sleep(interval)
-                view, finished = snapshot()
-                live.update(view, refresh=True)  # type: ignore[arg-type]
+                view, finished = page()
+                live.update(view, refresh=True)
     except KeyboardInterrupt:
         return
 
@@ -116,8 +135,15 @@ def events(job_id: int, as_json: bool, limit: int | None, **flags: object) -> No
         log = job_events(db, job_id, limit=limit)
     if as_json:
         print_json({"job": job_id, "events": [event.as_json() for event in log]})
-    else:
-        stdout.print(events_table(job_id, log, datetime.now(UTC)))
+        return
+    color = sys.stdout.isatty()
+    try:
+        for line in event_lines(log, color=color):
+            click.echo(line, color=color)
+    except BrokenPipeError:
+        # `farm events 12 | head`: the reader has seen enough. Point stdout at nothing so the interpreter's
+        # final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @click.group()
