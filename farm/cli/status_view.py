@@ -111,23 +111,30 @@ def jobs_table(jobs: Sequence[JobSummary], now: datetime) -> RenderableType:
 
 AUTO_LIST_LIMIT = 100
 """A job with more shots lists only its running ones unless asked (--state, --all): nobody reads 10,000 rows."""
-FAILURES_LISTED = 50
+ROWS_SHOWN = 40
+"""Rows per table on a page nobody asked to be long (failures, scenes, running shots of a big job); rich
+takes about a millisecond a row, and a morning status should appear at once."""
 
 
 def job_view(detail: JobDetail, *, chosen_by_user: bool = True) -> RenderableType:
     """The whole page for one job: header, progress, failures, scenes, then the shots ``detail`` holds.
-    ``chosen_by_user=False`` adds a line saying how to list the shots left out."""
+    With ``chosen_by_user=False`` (the default listing) long tables are cut and say how to see the rest."""
     now = detail.as_of
     job = detail.job
     parts: list[RenderableType] = [_header(job, now), _progress(job, now)]
     if detail.failures:
         parts.append(_failures_table(detail.failures))
     parts.append(_scenes_table(detail))
-    if detail.shots:
-        parts.append(_shots_table(detail.shots, now, total=job.shots.total))
-    hidden = job.shots.total - len(detail.shots)
+    shots = detail.shots if chosen_by_user else detail.shots[:ROWS_SHOWN]
+    if shots:
+        parts.append(_shots_table(shots, now, total=job.shots.total))
+    hidden = job.shots.total - len(shots)
     if hidden and not chosen_by_user:
-        parts.append(Text(f"{hidden} other shots not listed; --state STATE or --all lists them", style="dim"))
+        more_running = len(detail.shots) - len(shots)
+        running_hint = f" ({more_running} of them running: --state running)" if more_running else ""
+        parts.append(
+            Text(f"{hidden} other shots not listed{running_hint}; --state STATE or --all lists them", style="dim")
+        )
     if detail.latest_edit is not None:
         edit = detail.latest_edit
         parts.append(
@@ -185,18 +192,26 @@ def _failures_table(failures: Sequence[ShotRow]) -> RenderableType:
     table = Table(title=f"Failed shots ({len(failures)})", title_justify="left", title_style="bold red")
     for column in ("shot", "scene", "attempts", "worker", "error"):
         table.add_column(column, overflow="fold")
-    for shot in failures[:FAILURES_LISTED]:
+    for shot in failures[:ROWS_SHOWN]:
         table.add_row(shot.shot_id, shot.scene_id, str(shot.attempts), _worker(shot), shot.last_error or "-")
-    if len(failures) > FAILURES_LISTED:
-        table.caption = f"{len(failures) - FAILURES_LISTED} more: --state failed lists them all"
+    if len(failures) > ROWS_SHOWN:
+        table.caption = f"{len(failures) - ROWS_SHOWN} more: --state failed lists them all"
     return table
 
 
 def _scenes_table(detail: JobDetail) -> RenderableType:
+    """Every scene of a job with few; otherwise the first scenes still in work (a finished scene needs no
+    attention), and a caption for the rest."""
+    scenes = list(detail.scenes)
+    if len(scenes) > ROWS_SHOWN:
+        scenes = [scene for scene in scenes if scene.shots.done < scene.shots.total][:ROWS_SHOWN]
     table = Table(title="Scenes", title_justify="left")
+    if len(scenes) < len(detail.scenes):
+        finished = sum(scene.shots.done == scene.shots.total for scene in detail.scenes)
+        table.title = f"Scenes ({len(scenes)} of {len(detail.scenes)} listed, {finished} finished)"
     for column in ("scene", "shots", "done", "running", "queued", "failed", "cancelled", "progress", "GPU-h"):
         table.add_column(column, justify="left" if column in ("scene", "progress") else "right")
-    for scene in detail.scenes:
+    for scene in scenes:
         counts = scene.shots
         table.add_row(
             scene.scene_id,
