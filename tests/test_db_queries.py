@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from farm.db.models import Render
-from farm.db.queries import estimate_eta, job_detail, job_summaries, shots_of_job
+from farm.db.queries import estimate_eta, job_detail, job_events, job_summaries, shots_of_job
 from farm.db.session import Database
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.db.transitions import (
@@ -133,3 +133,13 @@ def test_eta_rules() -> None:
     assert estimate_eta(JobState.RUNNING, 100.0, None, 3) is None
     assert estimate_eta(JobState.RUNNING, 0.0, None, 0) == 0.0
     assert estimate_eta(JobState.DONE, 100.0, 2.0, 0) == 0.0
+
+
+def test_rows_built_for_speed_are_whole_dataclasses(database: Database, busy_job: int) -> None:
+    detail = job_detail(database, busy_job)
+    events = job_events(database, busy_job)
+
+    for record in (*detail.shots, *events):
+        assert replace(record) == record  # every field present and in its place
+    assert {shot.shot_id: shot.artifact_path for shot in detail.shots}["a"] == "/a.mp4"
+    assert events[-1].kind == "shot.started" and events[-1].attempt_no == 1

