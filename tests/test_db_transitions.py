@@ -26,6 +26,7 @@ from farm.db.states import (
 from farm.db.transitions import (
     cancel_job,
     claim_driver,
+    fail_unrenderable,
     finish_attempt,
     heartbeat,
     mark_cached,
@@ -99,6 +100,7 @@ PERFORM_SHOT: dict[tuple[ShotState, ShotState], Callable[[Database, int, int | N
     (ShotState.QUEUED, ShotState.RUNNING): lambda db, pk, _: start(db, pk),
     (ShotState.QUEUED, ShotState.DONE): lambda db, pk, _: mark_cached(db, pk, artifact(db), actor="t"),
     (ShotState.QUEUED, ShotState.CANCELLED): lambda db, pk, _: transition_shot(db, pk, ShotState.CANCELLED, actor="t"),
+    (ShotState.QUEUED, ShotState.FAILED): lambda db, pk, _: fail_unrenderable(db, pk, actor="t", reason="upstream"),
     (ShotState.RUNNING, ShotState.DONE): lambda db, _, r: finish(
         db, r, AttemptState.SUCCEEDED, ShotState.DONE, artifact_id=artifact(db)
     ),
@@ -117,7 +119,7 @@ ILLEGAL_SHOT_PAIRS = set(itertools.product(ShotState, ShotState)) - ALLOWED_SHOT
 
 def test_the_shot_table_allows_exactly_the_designed_transitions() -> None:
     assert set(PERFORM_SHOT) == ALLOWED_SHOT_PAIRS
-    assert len(ALLOWED_SHOT_PAIRS) == 10
+    assert len(ALLOWED_SHOT_PAIRS) == 11
 
 
 def test_every_allowed_shot_transition_changes_the_row_and_writes_its_event(

@@ -51,8 +51,9 @@ JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
 }
 
 SHOT_TRANSITIONS: Mapping[ShotState, frozenset[ShotState]] = {
-    # queued -> done is a cache hit (the shot's key already has an artifact).
-    ShotState.QUEUED: frozenset({ShotState.RUNNING, ShotState.DONE, ShotState.CANCELLED}),
+    # queued -> done is a cache hit (the shot's key already has an artifact); queued -> failed a shot that
+    # can never render (the shot it continues failed, or its inputs changed since submission).
+    ShotState.QUEUED: frozenset({ShotState.RUNNING, ShotState.DONE, ShotState.CANCELLED, ShotState.FAILED}),
     # running -> queued: the attempt failed or crashed and the shot has attempts left.
     ShotState.RUNNING: frozenset({ShotState.DONE, ShotState.QUEUED, ShotState.FAILED, ShotState.CANCELLED}),
     # done -> queued is a retake; failed/cancelled -> queued a retry.

@@ -44,13 +44,16 @@ __all__ = [
     "EventKind",
     "cancel_job",
     "claim_driver",
+    "fail_unrenderable",
     "find_artifact",
     "finish_attempt",
     "heartbeat",
     "mark_cached",
     "record_artifact",
     "record_edit",
+    "record_event",
     "recover_orphans",
+    "release_driver",
     "report_progress",
     "retry_job",
     "start_attempt",
@@ -74,6 +77,8 @@ class EventKind(enum.StrEnum):
     SHOT_CANCELLED = "shot.cancelled"
     SHOT_REQUEUED = "shot.requeued"
     SHOT_RECOVERED = "shot.recovered"
+    SHOT_FAILED = "shot.failed"
+    NODE_BLOCKLISTED = "node.blocklisted"
     RENDER_FINISHED = "render.finished"
     EDIT_RECORDED = "edit.recorded"
 
@@ -365,6 +370,19 @@ def claim_driver(db: Database, job_id: int, driver_id: str, *, stale_after: floa
         return _take_over(connection, job_id, driver_id, now, [Job.id == job_id, free], must_exist=False)
 
 
+def release_driver(db: Database, job_id: int, driver_id: str) -> bool:
+    """Give up driving ``job_id`` (the driver is finishing), so the next resume needn't wait for staleness."""
+    with db.write() as connection:
+        return (
+            connection.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.driver_id == driver_id)
+                .values(driver_id=None, driver_heartbeat_at=None)
+            ).rowcount
+            == 1
+        )
+
+
 def _take_over(
     connection: Connection,
     job_id: int,
@@ -633,6 +651,45 @@ def transition_shot(
         )
         _write_events(connection, [event])
     return current
+
+
+def fail_unrenderable(db: Database, shot_pk: int, *, actor: str, reason: str) -> bool:
+    """queued -> failed for a shot that can never render, with ``reason`` as its last error.
+
+    False if the shot was no longer queued (a concurrent cancel or retry got there first).
+    """
+    now = utcnow()
+    with db.write() as connection:
+        job_id = connection.execute(
+            update(Shot)
+            .where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED)
+            .values(state=ShotState.FAILED, last_error=f"NotRendered: {reason}", updated_at=now)
+            .returning(Shot.job_id)
+        ).scalar_one_or_none()
+        if job_id is None:
+            return False
+        event = _event(
+            at=now,
+            actor=actor,
+            kind=EventKind.SHOT_FAILED,
+            job_id=job_id,
+            shot_id=shot_pk,
+            old=ShotState.QUEUED,
+            new=ShotState.FAILED,
+            message=reason,
+        )
+        _write_events(connection, [event])
+    return True
+
+
+def record_event(
+    db: Database, job_id: int, *, kind: EventKind, actor: str, message: str, data: dict[str, Any] | None = None
+) -> None:
+    """An audit-log entry that changes no state (a node blocklisted for the job, say)."""
+    with db.write() as connection:
+        _write_events(
+            connection, [_event(at=utcnow(), actor=actor, kind=kind, job_id=job_id, message=message, data=data)]
+        )
 
 
 def recover_orphans(db: Database, job_id: int, *, actor: str) -> int:
