@@ -77,6 +77,8 @@ def test_database_from_the_first_migration_upgrades_with_its_rows_intact(databas
         done, running = detail.shots
         assert (done.shot_id, done.state, done.artifact_path, done.worker) == ("s1", ShotState.DONE, "/a/s1.mp4", "w1")
         assert done.duration_seconds == (T1 - T0).total_seconds()
+        # 0003 backfilled the done shot's render time from its attempt: 25 frames in T1 - T0.
+        assert detail.job.frames_per_second == pytest.approx(25 / (T1 - T0).total_seconds(), rel=1e-4)
         assert (running.shot_id, running.state, running.progress) == ("s2", ShotState.RUNNING, 0.25)
         assert [(event.kind, event.new_state) for event in job_events(db, 1)] == [
             ("job.submitted", "queued"),

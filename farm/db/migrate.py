@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0002_edits_and_driver_lease"
+HEAD_REVISION = "0003_shot_render_seconds"
 """The newest migration in migrations/versions (a test keeps this in step with the files)."""
 VERSION_TABLE = "alembic_version"
 

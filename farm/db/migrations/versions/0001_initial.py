@@ -77,7 +77,6 @@ def upgrade() -> None:
         sa.Column("current_render_id", sa.Integer(), nullable=True),
         sa.Column("artifact_id", sa.Integer(), nullable=True),
         sa.Column("gpu_seconds", sa.Float(), nullable=False),
-        sa.Column("render_seconds", sa.Float(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_shots"),
@@ -89,7 +88,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_shots_job_id_edit_order", "shots", ["job_id", "edit_order"])
-    op.create_index("ix_shots_job_id_state_edit_order", "shots", ["job_id", "state", "edit_order"])
+    op.create_index("ix_shots_job_id_state", "shots", ["job_id", "state"])
     op.create_index("ix_shots_cache_key", "shots", ["cache_key"])
     op.create_index("ix_shots_current_render_id", "shots", ["current_render_id"])
     op.create_table(
