@@ -56,12 +56,14 @@ def postgres_server_url() -> Iterator[URL]:
         pytest.skip(f"{POSTGRES_ENV}=none: PostgreSQL tests left out")
     name = f"farm_test_{uuid.uuid4().hex[:12]}"
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    reason = None
     try:
         with engine.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except DBAPIError as exc:
-        engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if reason is not None:
+        engine.dispose()
         pytest.fail(
             f"PostgreSQL test server {display_url(admin)} is not usable: {reason}. Start it, point {POSTGRES_ENV} "
             f"at an admin URL of another server, or set {POSTGRES_ENV}=none to skip the PostgreSQL tests",

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from farm.db.models import Artifact, Event, Render, Shot
+from farm.db.models import Artifact, Event, Job, Render, Shot
 from farm.db.session import Database, open_database
 from farm.db.states import AttemptState, IllegalTransition, JobState, LostRace, ShotState
 from farm.db.transitions import (
+    claim_driver,
     finish_attempt,
     record_artifact,
     start_attempt,
@@ -221,3 +222,19 @@ def run_threads(target: Callable[[int], None], count: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_only_one_of_many_drivers_resuming_a_job_takes_it(database: Database, make_job: Callable[..., int]) -> None:
+    job_id = make_job(database)
+    won: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def claim(index: int) -> None:
+        barrier.wait()
+        if claim_driver(database, job_id, f"driver-{index}", stale_after=60):
+            won.append(f"driver-{index}")
+
+    run_threads(claim, 6)
+    assert len(won) == 1
+    with database.read() as connection:
+        assert connection.execute(sa.select(Job.driver_id).where(Job.id == job_id)).scalar_one() == won[0]

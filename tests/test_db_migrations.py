@@ -56,9 +56,10 @@ def test_migrations_create_exactly_the_tables_the_models_describe(database: Data
     assert differences == []
 
 
-def test_schema_has_at_least_two_migrations_so_upgrades_are_exercised() -> None:
+def test_schema_has_at_least_two_migrations_and_the_head_constant_names_the_last() -> None:
     assert migrate.known_revisions()[0] == FIRST
     assert len(migrate.known_revisions()) >= 2
+    assert migrate.script_directory().get_current_head() == migrate.HEAD_REVISION == migrate.known_revisions()[-1]
 
 
 def test_database_from_the_first_migration_upgrades_with_its_rows_intact(database_url: str) -> None:
@@ -76,6 +77,8 @@ def test_database_from_the_first_migration_upgrades_with_its_rows_intact(databas
         done, running = detail.shots
         assert (done.shot_id, done.state, done.artifact_path, done.worker) == ("s1", ShotState.DONE, "/a/s1.mp4", "w1")
         assert done.duration_seconds == (T1 - T0).total_seconds()
+        # 0003 backfilled the done shot's render time from its attempt: 25 frames in T1 - T0.
+        assert detail.job.frames_per_second == pytest.approx(25 / (T1 - T0).total_seconds(), rel=1e-4)
         assert (running.shot_id, running.state, running.progress) == ("s2", ShotState.RUNNING, 0.25)
         assert [(event.kind, event.new_state) for event in job_events(db, 1)] == [
             ("job.submitted", "queued"),

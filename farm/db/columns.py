@@ -7,6 +7,7 @@ transitions and queries are written once.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -46,10 +47,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
+        if dialect.name == "sqlite":
+            # One C call per value instead of SQLAlchemy's parse plus a replace(tzinfo=...): status reads
+            # convert tens of thousands of timestamps.
+            return _sqlite_utc
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_utc(value: str | None) -> datetime | None:
+    """SQLite's stored text (``2026-05-01 22:00:00.000000``, UTC by construction) as an aware datetime."""
+    return None if value is None else datetime.fromisoformat(value + "+00:00")
 
 
 class EnumText(TypeDecorator[E]):
@@ -65,9 +78,21 @@ class EnumText(TypeDecorator[E]):
     def __init__(self, enum_class: type[E]) -> None:
         super().__init__()
         self.enum_class = enum_class
+        self._members: dict[str | None, E | None] = {member.value: member for member in enum_class}
+        self._members[None] = None
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else self.enum_class(value).value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], E | None]:
+        # A dict lookup, not Enum(value): status reads convert tens of thousands of these.
+        members, enum_class = self._members, self.enum_class
+
+        def to_member(value: Any) -> E | None:
+            member = members.get(value)
+            return member if member is not None or value is None else enum_class(value)
+
+        return to_member
 
     def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
         return None if value is None else self.enum_class(value)

@@ -60,7 +60,8 @@ def create_farm_engine(url: URL, *, foreign_keys: bool = True) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 10, "application_name": "farm"},
+        # Sessions in UTC: timestamps come back already in UTC, with no conversion per row.
+        connect_args={"connect_timeout": 10, "application_name": "farm", "options": "-c timezone=UTC"},
     )
 
 
@@ -88,6 +89,11 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
+        # Leaving SQLAlchemy's AUTOCOMMIT isolation level hands pysqlite its implicit BEGIN back; take it away
+        # again, or pysqlite would open a transaction of its own before ours.
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 

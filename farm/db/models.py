@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -89,7 +90,7 @@ class Shot(Base):
         UniqueConstraint("job_id", "shot_id"),
         CheckConstraint(enum_check("state", ShotState), name="state"),
         Index(None, "job_id", "edit_order"),
-        Index(None, "job_id", "state"),
+        Index(None, "job_id", "state", "edit_order"),
         Index(None, "cache_key"),
         Index(None, "current_render_id"),
     )
@@ -110,6 +111,9 @@ class Shot(Base):
     """The fencing token: only this attempt may finish the shot."""
     artifact_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id", ondelete="SET NULL"))
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    render_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    """Wall time of the attempt that rendered the current artifact (0 for a cache hit): the job's
+    observed speed, summed with the frames, without reading the attempts."""
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

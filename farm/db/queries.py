@@ -7,14 +7,14 @@ mode); on PostgreSQL MVCC gives the same, so a producer watching a job never slo
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
 
-from farm.db.columns import seconds_between, utcnow
+from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
 from farm.db.models import Artifact, Edit, Event, Job, Render, Shot
 from farm.db.records import (
@@ -27,9 +27,11 @@ from farm.db.records import (
     ShotCounts,
     ShotRecord,
     ShotRow,
+    field_names,
+    from_values,
 )
 from farm.db.session import Database
-from farm.db.states import FINISHED_JOB_STATES, AttemptState, JobState, ShotState
+from farm.db.states import FINISHED_JOB_STATES, JobState, ShotState
 
 _JOB_COLUMNS = (
     Job.id,
@@ -61,24 +63,36 @@ def job_summaries(db: Database, limit: int = 20) -> tuple[JobSummary, ...]:
     with db.read() as connection:
         jobs = connection.execute(select(*_JOB_COLUMNS).order_by(Job.id.desc()).limit(limit)).all()
         ids = [job.id for job in jobs]
-        counts = _shot_counts(connection, ids)
-        speeds = _render_speeds(connection, ids)
-    return tuple(_summary(job, *counts.get(job.id, (ShotCounts(), 0.0, 0.0)), speeds.get(job.id)) for job in jobs)
+        totals = _shot_totals(connection, Shot.job_id, Shot.job_id.in_(ids)) if ids else {}
+    return tuple(_summary(job, totals.get(job.id, _Totals())) for job in jobs)
 
 
-def _shot_counts(connection: Connection, job_ids: list[int]) -> dict[int, tuple[ShotCounts, float, float]]:
-    """Per job: the shot counts, GPU seconds, and frames still to render (a running shot counts its
-    unrendered part only)."""
-    if not job_ids:
-        return {}
-    remaining = case(
+@dataclass(frozen=True)
+class _Totals:
+    counts: ShotCounts = field(default_factory=ShotCounts)
+    gpu_seconds: float = 0.0
+    frames_left: float = 0.0
+    """Frames still to render: queued shots whole, running shots by the part their attempt has not done."""
+    frames_rendered: int = 0
+    render_seconds: float = 0.0
+    """Frames of the shots rendered (not cached) and the time their attempts took: the observed speed."""
+    first_order: int = 0
+
+
+def _shot_totals(connection: Connection, group: Any, where: Any) -> dict[Any, _Totals]:
+    """Shot counts per state, frames, GPU time and frames left, per value of ``group``, in one query."""
+    running_progress = (
+        select(func.coalesce(Render.progress, 0.0)).where(Render.id == Shot.current_render_id).scalar_subquery()
+    )
+    frames_left = case(
         (Shot.state == ShotState.QUEUED, Shot.frames),
-        (Shot.state == ShotState.RUNNING, Shot.frames * (1.0 - func.coalesce(Render.progress, 0.0))),
+        (Shot.state == ShotState.RUNNING, Shot.frames * (1.0 - func.coalesce(running_progress, 0.0))),
         else_=0,
     )
+    rendered = (Shot.state == ShotState.DONE) & ~Shot.cached
     statement = (
         select(
-            Shot.job_id,
+            group,
             func.count(),
             _count_where(Shot.state == ShotState.QUEUED),
             _count_where(Shot.state == ShotState.RUNNING),
@@ -89,16 +103,17 @@ def _shot_counts(connection: Connection, job_ids: list[int]) -> dict[int, tuple[
             func.coalesce(func.sum(Shot.frames), 0),
             _frames_where(Shot.state == ShotState.DONE),
             func.coalesce(func.sum(Shot.gpu_seconds), 0.0),
-            func.coalesce(func.sum(remaining), 0.0),
+            func.coalesce(func.sum(frames_left), 0.0),
+            _frames_where(rendered),
+            func.coalesce(func.sum(case((rendered, Shot.render_seconds), else_=0.0)), 0.0),
+            func.min(Shot.edit_order),
         )
-        .select_from(Shot)
-        .outerjoin(Render, Render.id == Shot.current_render_id)
-        .where(Shot.job_id.in_(job_ids))
-        .group_by(Shot.job_id)
+        .where(where)
+        .group_by(group)
     )
-    result: dict[int, tuple[ShotCounts, float, float]] = {}
+    totals: dict[Any, _Totals] = {}
     for (
-        job_id,
+        key,
         total,
         queued,
         running,
@@ -110,6 +125,9 @@ def _shot_counts(connection: Connection, job_ids: list[int]) -> dict[int, tuple[
         frames_done,
         gpu,
         left,
+        frames_rendered,
+        render_seconds,
+        first,
     ) in connection.execute(statement).all():
         counts = ShotCounts(
             total=total,
@@ -122,38 +140,26 @@ def _shot_counts(connection: Connection, job_ids: list[int]) -> dict[int, tuple[
             frames_total=int(frames),
             frames_done=int(frames_done),
         )
-        result[job_id] = (counts, float(gpu), float(left))
-    return result
+        totals[key] = _Totals(counts, float(gpu), float(left), int(frames_rendered), float(render_seconds), first)
+    return totals
 
 
-def _render_speeds(connection: Connection, job_ids: list[int]) -> dict[int, tuple[int, float]]:
-    """Per job: frames and seconds of render time of its succeeded attempts (cache hits don't count)."""
-    if not job_ids:
-        return {}
-    statement = (
-        select(
-            Shot.job_id,
-            func.sum(Shot.frames),
-            func.sum(seconds_between(Render.started_at, Render.finished_at)),
-        )
-        .select_from(Render)
-        .join(Shot, Shot.id == Render.shot_id)
-        .where(Shot.job_id.in_(job_ids), Render.state == AttemptState.SUCCEEDED)
-        .group_by(Shot.job_id)
+def _sum_totals(parts: Iterable[_Totals]) -> _Totals:
+    parts = list(parts)
+    counts = ShotCounts(
+        **{name: sum(getattr(part.counts, name) for part in parts) for name in ShotCounts.__dataclass_fields__}
     )
-    return {
-        job_id: (int(frames or 0), float(seconds or 0.0)) for job_id, frames, seconds in connection.execute(statement)
-    }
+    return _Totals(
+        counts,
+        gpu_seconds=sum(part.gpu_seconds for part in parts),
+        frames_left=sum(part.frames_left for part in parts),
+        frames_rendered=sum(part.frames_rendered for part in parts),
+        render_seconds=sum(part.render_seconds for part in parts),
+    )
 
 
-def _summary(
-    job: Row[Any],
-    counts: ShotCounts,
-    gpu_seconds: float,
-    frames_left: float,
-    speed: tuple[int, float] | None,
-) -> JobSummary:
-    frames_rendered, render_seconds = speed or (0, 0.0)
+def _summary(job: Row[Any], totals: _Totals) -> JobSummary:
+    frames_rendered, render_seconds = totals.frames_rendered, totals.render_seconds
     frames_per_second = frames_rendered / render_seconds if frames_rendered and render_seconds > 0 else None
     return JobSummary(
         id=job.id,
@@ -169,11 +175,11 @@ def _summary(
         finished_at=job.finished_at,
         driver_id=job.driver_id,
         driver_heartbeat_at=job.driver_heartbeat_at,
-        shots=counts,
-        gpu_seconds=gpu_seconds,
+        shots=totals.counts,
+        gpu_seconds=totals.gpu_seconds,
         render_seconds=render_seconds,
         frames_per_second=frames_per_second,
-        eta_seconds=estimate_eta(job.state, frames_left, frames_per_second, counts.running),
+        eta_seconds=estimate_eta(job.state, totals.frames_left, frames_per_second, totals.counts.running),
     )
 
 
@@ -187,29 +193,54 @@ def estimate_eta(state: JobState, frames_left: float, frames_per_second: float |
     return frames_left / frames_per_second / max(running, 1)
 
 
-def job_detail(db: Database, job_id: int) -> JobDetail:
-    """Everything ``farm status JOB`` shows: the summary, a row per shot, a rollup per scene, the last edit."""
+def job_detail(
+    db: Database,
+    job_id: int,
+    *,
+    shot_states: Iterable[ShotState] | None = None,
+    all_shots_up_to: int = 0,
+) -> JobDetail:
+    """Everything ``farm status JOB`` shows: the job's summary, a rollup per scene, the failed shots, the
+    latest edit, and a row per shot, for every shot or (``shot_states``) those in the given states.
+
+    Counts, rollups and the ETA are aggregated in SQL, so a status of a big job that lists only some of
+    its shots costs little however many shots it has. A job of at most ``all_shots_up_to`` shots lists
+    them all whatever ``shot_states`` says (a small job is read whole).
+    """
+    wanted = frozenset(shot_states) if shot_states is not None else None
     with db.read() as connection:
         job = connection.execute(select(*_JOB_COLUMNS).where(Job.id == job_id)).one_or_none()
         if job is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
-        shot_rows = connection.execute(_shot_rows_statement(job_id)).all()
-        speeds = _render_speeds(connection, [job_id])
+        now = utcnow()
+        by_scene = _shot_totals(connection, Shot.scene_id, Shot.job_id == job_id)
+        totals = _sum_totals(by_scene.values())
+        if wanted is not None and totals.counts.total <= all_shots_up_to:
+            wanted = None
+        shots = _shot_rows(connection.execute(_shot_rows_statement(job_id, wanted)).all(), now)
+        if wanted is None or ShotState.FAILED in wanted:
+            failures = tuple(shot for shot in shots if shot.state is ShotState.FAILED)
+        else:
+            failed_only = _shot_rows_statement(job_id, frozenset({ShotState.FAILED}))
+            failures = _shot_rows(connection.execute(failed_only).all(), now)
         edit = _latest_edit(connection, job_id)
-    now = utcnow()
-    shots = tuple(_shot_row(row, now) for row in shot_rows)
-    counts = _counts(shots)
-    frames_left = sum(
-        shot.frames * (1.0 - (shot.progress or 0.0)) if shot.state is ShotState.RUNNING else shot.frames
-        for shot in shots
-        if shot.state in (ShotState.QUEUED, ShotState.RUNNING)
+    scenes = tuple(
+        SceneRollup(scene_id=scene, shots=part.counts, gpu_seconds=part.gpu_seconds)
+        for scene, part in sorted(by_scene.items(), key=lambda item: item[1].first_order)
     )
-    summary = _summary(job, counts, sum(shot.gpu_seconds for shot in shots), frames_left, speeds.get(job_id))
-    return JobDetail(job=summary, scenes=_scenes(shots), shots=shots, latest_edit=edit, as_of=now)
+    return JobDetail(
+        job=_summary(job, totals),
+        scenes=scenes,
+        shots=shots,
+        failures=failures,
+        shot_states=wanted,
+        latest_edit=edit,
+        as_of=now,
+    )
 
 
-def _shot_rows_statement(job_id: int) -> Any:
-    return (
+def _shot_rows_statement(job_id: int, states: frozenset[ShotState] | None) -> Any:
+    statement = (
         select(
             Shot.id,
             Shot.shot_id,
@@ -222,9 +253,8 @@ def _shot_rows_statement(job_id: int) -> Any:
             Shot.cache_key,
             Shot.gpu_seconds,
             Shot.last_error,
-            Shot.artifact_id,
-            Render.id.label("render_id"),
-            Render.state.label("attempt_state"),
+            Render.id,
+            Render.state,
             Render.worker,
             Render.node,
             Render.device,
@@ -232,7 +262,8 @@ def _shot_rows_statement(job_id: int) -> Any:
             Render.finished_at,
             Render.progress,
             Render.phase,
-            Artifact.path.label("artifact_path"),
+            Shot.artifact_id,
+            Artifact.path,
         )
         .select_from(Shot)
         .outerjoin(Render, Render.id == Shot.current_render_id)
@@ -240,71 +271,22 @@ def _shot_rows_statement(job_id: int) -> Any:
         .where(Shot.job_id == job_id)
         .order_by(Shot.edit_order)
     )
+    if states is not None:
+        statement = statement.where(Shot.state.in_(sorted(states)))
+    return statement
 
 
-def _shot_row(row: Row[Any], now: datetime) -> ShotRow:
-    duration = None
-    if row.started_at is not None:
-        duration = ((row.finished_at or now) - row.started_at).total_seconds()
-    return ShotRow(
-        pk=row.id,
-        shot_id=row.shot_id,
-        scene_id=row.scene_id,
-        edit_order=row.edit_order,
-        state=row.state,
-        cached=bool(row.cached),
-        attempts=row.attempts,
-        frames=row.frames,
-        cache_key=row.cache_key,
-        gpu_seconds=row.gpu_seconds,
-        last_error=row.last_error,
-        render_id=row.render_id,
-        attempt_state=str(row.attempt_state) if row.attempt_state is not None else None,
-        worker=row.worker,
-        node=row.node,
-        device=row.device,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_seconds=duration,
-        progress=row.progress,
-        phase=row.phase,
-        artifact_id=row.artifact_id,
-        artifact_path=row.artifact_path,
-    )
+_SHOT_ROW_FIELDS = field_names(ShotRow)
 
 
-def _counts(shots: Iterable[ShotRow]) -> ShotCounts:
-    by_state: dict[ShotState, int] = defaultdict(int)
-    total = cached = frames_total = frames_done = 0
-    for shot in shots:
-        by_state[shot.state] += 1
-        total += 1
-        frames_total += shot.frames
-        if shot.state is ShotState.DONE:
-            frames_done += shot.frames
-            cached += shot.cached
-    return ShotCounts(
-        total=total,
-        queued=by_state[ShotState.QUEUED],
-        running=by_state[ShotState.RUNNING],
-        done=by_state[ShotState.DONE],
-        cached=cached,
-        failed=by_state[ShotState.FAILED],
-        cancelled=by_state[ShotState.CANCELLED],
-        frames_total=frames_total,
-        frames_done=frames_done,
-    )
-
-
-def _scenes(shots: tuple[ShotRow, ...]) -> tuple[SceneRollup, ...]:
-    """Scenes in edit order (the order of their first shot)."""
-    grouped: dict[str, list[ShotRow]] = {}
-    for shot in shots:
-        grouped.setdefault(shot.scene_id, []).append(shot)
-    return tuple(
-        SceneRollup(scene_id=scene, shots=_counts(members), gpu_seconds=sum(shot.gpu_seconds for shot in members))
-        for scene, members in grouped.items()
-    )
+def _shot_rows(rows: Iterable[Row[Any]], now: datetime) -> tuple[ShotRow, ...]:
+    """ShotRows from the status query's rows, which hold ShotRow's fields in order but the duration."""
+    shots = []
+    for row in rows:
+        started_at, finished_at = row[16], row[17]
+        duration = None if started_at is None else ((finished_at or now) - started_at).total_seconds()
+        shots.append(from_values(ShotRow, _SHOT_ROW_FIELDS, (*row[:18], duration, *row[18:])))
+    return tuple(shots)
 
 
 def _latest_edit(connection: Connection, job_id: int) -> EditInfo | None:
@@ -390,6 +372,9 @@ def job_options(db: Database, job_id: int) -> dict[str, Any]:
     return dict(options[0] or {})
 
 
+_EVENT_FIELDS = field_names(EventRecord)
+
+
 def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[EventRecord, ...]:
     """The job's audit log, oldest first (the last ``limit`` events if given)."""
     statement = (
@@ -420,7 +405,7 @@ def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[
         rows = connection.execute(statement).all()
     if newest_first:
         rows = list(reversed(rows))
-    return tuple(EventRecord(**row._asdict()) for row in rows)
+    return tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows)
 
 
 def find_artifact(db: Database, cache_key: str, kind: str) -> ArtifactInfo | None:

@@ -6,9 +6,10 @@ A record is a snapshot taken in one read transaction; holding one keeps no conne
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from farm.db.states import JobState, ShotState
 
@@ -21,6 +22,26 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _json_value(item) for key, item in value.items()}
     return value
+
+
+R = TypeVar("R")
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(cls))
+
+
+def from_values(cls: type[R], names: tuple[str, ...], values: Iterable[Any]) -> R:
+    """An instance of the frozen dataclass ``cls`` with ``names`` set to ``values``, built without its
+    generated ``__init__``.
+
+    A frozen dataclass's ``__init__`` sets every field through ``object.__setattr__``, several times slower
+    than filling the instance's dict at once; the status read of a big job builds ten thousand rows. Only for
+    frozen dataclasses without slots, ``__post_init__`` or computed defaults, with every field given.
+    """
+    record = object.__new__(cls)
+    record.__dict__.update(zip(names, values))  # noqa: B905 - callers pass every field; strict= costs 1 us a row
+    return record
 
 
 class _JsonRecord:
@@ -85,9 +106,9 @@ class JobSummary(_JsonRecord):
     shots: ShotCounts
     gpu_seconds: float
     render_seconds: float
-    """Wall time of all finished attempts of this job."""
+    """Wall time of the attempts that rendered the job's done shots (cache hits take none)."""
     frames_per_second: float | None
-    """Observed speed of one worker: frames of succeeded attempts / their render time."""
+    """Observed speed of one worker: frames of the rendered shots / their render time."""
     eta_seconds: float | None
     """Remaining frames / speed / running attempts; None until an attempt has succeeded, 0 when finished."""
 
@@ -131,6 +152,34 @@ class ShotRow(_JsonRecord):
     artifact_id: int | None
     artifact_path: str | None
 
+    def as_json(self) -> dict[str, Any]:
+        # Spelled out rather than the generic field walk: a 10,000-shot status prints 10,000 of these.
+        return {
+            "pk": self.pk,
+            "shot_id": self.shot_id,
+            "scene_id": self.scene_id,
+            "edit_order": self.edit_order,
+            "state": self.state.value,
+            "cached": self.cached,
+            "attempts": self.attempts,
+            "frames": self.frames,
+            "cache_key": self.cache_key,
+            "gpu_seconds": self.gpu_seconds,
+            "last_error": self.last_error,
+            "render_id": self.render_id,
+            "attempt_state": self.attempt_state,
+            "worker": self.worker,
+            "node": self.node,
+            "device": self.device,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_seconds": self.duration_seconds,
+            "progress": self.progress,
+            "phase": self.phase,
+            "artifact_id": self.artifact_id,
+            "artifact_path": self.artifact_path,
+        }
+
 
 @dataclass(frozen=True)
 class SceneRollup(_JsonRecord):
@@ -163,20 +212,24 @@ class EditInfo(_JsonRecord):
 class JobDetail:
     job: JobSummary
     scenes: tuple[SceneRollup, ...]
+    """In edit order (the order of each scene's first shot)."""
     shots: tuple[ShotRow, ...]
+    """Every shot in edit order, or only those in ``shot_states``."""
+    failures: tuple[ShotRow, ...]
+    """The failed shots, always, whatever ``shots`` holds."""
+    shot_states: frozenset[ShotState] | None
+    """The states ``shots`` was limited to; None when it holds every shot."""
     latest_edit: EditInfo | None
     as_of: datetime
-
-    @property
-    def failures(self) -> tuple[ShotRow, ...]:
-        return tuple(shot for shot in self.shots if shot.state is ShotState.FAILED)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
             "job": self.job.as_json(),
             "scenes": [scene.as_json() for scene in self.scenes],
+            "shot_states": sorted(self.shot_states) if self.shot_states is not None else None,
             "shots": [shot.as_json() for shot in self.shots],
+            "failures": [shot.shot_id for shot in self.failures],
             "latest_edit": self.latest_edit.as_json() if self.latest_edit else None,
         }
 

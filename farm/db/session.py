@@ -104,15 +104,38 @@ def open_database(url: str | URL, *, upgrade: bool = True) -> Database:
     return Database(engine)
 
 
-def _bring_up_to_date(engine: Engine, *, upgrade: bool) -> None:
+def upgrade_database(url: str | URL, revision: str = "head") -> tuple[migrate.SchemaStatus, migrate.SchemaStatus]:
+    """``farm db upgrade``: migrate the database at ``url`` to ``revision``; returns (before, after)."""
+    engine = create_farm_engine(normalise_url(url))
     try:
-        status = migrate.schema_status(engine)
+        before = _reachable_status(engine)
+        return before, migrate.upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def database_status(url: str | URL) -> migrate.SchemaStatus:
+    """Where the database at ``url`` stands, without changing it."""
+    engine = create_farm_engine(normalise_url(url))
+    try:
+        return _reachable_status(engine)
+    finally:
+        engine.dispose()
+
+
+def _reachable_status(engine: Engine) -> migrate.SchemaStatus:
+    try:
+        return migrate.schema_status(engine)
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnavailable(
             f"cannot open database {display_url(engine.url)}: {reason}; check --db / FARM_DATABASE_URL "
             "(is the server running, does the database exist, may this user connect?)"
         ) from exc
+
+
+def _bring_up_to_date(engine: Engine, *, upgrade: bool) -> None:
+    status = _reachable_status(engine)
     migrate.check_not_newer(status)
     if status.up_to_date:
         return

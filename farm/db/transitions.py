@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from farm.db.columns import utcnow
+from farm.db.columns import UTCDateTime, seconds_between, utcnow
 from farm.db.errors import UnknownJob, UnknownShot
 from farm.db.models import Artifact, Edit, Event, Job, Render, Shot
 from farm.db.queries import find_artifact
@@ -511,7 +511,13 @@ def finish_attempt(
         "updated_at": now,
     }
     if shot_state is ShotState.DONE:
-        shot_values.update(artifact_id=artifact_id, cached=False, last_error=None)
+        started = select(Render.started_at).where(Render.id == render_id).scalar_subquery()
+        shot_values.update(
+            artifact_id=artifact_id,
+            cached=False,
+            last_error=None,
+            render_seconds=seconds_between(started, literal(now, UTCDateTime())),
+        )
     elif error_text:
         shot_values["last_error"] = error_text
     with db.write() as connection:
@@ -577,7 +583,14 @@ def mark_cached(db: Database, shot_pk: int, artifact_id: int, *, actor: str) -> 
         job_id = connection.execute(
             update(Shot)
             .where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED)
-            .values(state=ShotState.DONE, cached=True, artifact_id=artifact_id, last_error=None, updated_at=now)
+            .values(
+                state=ShotState.DONE,
+                cached=True,
+                artifact_id=artifact_id,
+                render_seconds=0.0,
+                last_error=None,
+                updated_at=now,
+            )
             .returning(Shot.job_id)
         ).scalar_one_or_none()
         if job_id is None:

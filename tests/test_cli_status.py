@@ -1,0 +1,260 @@
+"""``farm status``, ``farm events`` and ``farm db`` as a person runs them, on rows the state machine wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from farm.db import migrate
+from farm.db.queries import job_events, shots_of_job
+from farm.db.session import open_database
+from farm.db.states import AttemptState, JobState, ShotState
+from farm.db.transitions import (
+    finish_attempt,
+    heartbeat,
+    mark_cached,
+    record_artifact,
+    record_edit,
+    report_progress,
+    start_attempt,
+    submit_job,
+    transition_job,
+)
+from farm.plan import Plan
+from farm.settings import REPO_ROOT
+
+ERROR = "no face found in media/walter.jpg; use a portrait with one visible face"
+
+
+def farm(*args: str, data_dir: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "farm", *args, "--db", url],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "FARM_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO_ROOT), "TZ": "UTC"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A job mid-render: a rendered, b failed, c (which continues a) rendering now at 40 %."""
+
+    job_id: int
+    url: str
+    data_dir: Path
+
+
+@pytest.fixture
+def rendered(database_url: str, plan: Plan, tmp_path: Path) -> Rendered:
+    with open_database(database_url) as db:
+        job_id = submit_job(db, plan, submitted_by="producer", quality="preview", priority=3)
+        shots = {shot.shot_id: shot.pk for shot in shots_of_job(db, job_id)}
+        transition_job(db, job_id, JobState.RUNNING, actor="driver")
+        heartbeat(db, job_id, "render01:4242")
+        first = start_attempt(db, shots["a"], worker="RenderWorker-0", node="gpu-1", device="cuda:0", actor="driver")
+        video = record_artifact(
+            db, cache_key=plan.tasks[0].cache_key, kind="video", path="/store/a.mp4", bytes=2048, sha256="a" * 64,
+            frames=plan.tasks[0].frames, duration=2.36,
+        )  # fmt: skip
+        finish_attempt(db, first, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, actor="driver",
+                       artifact_id=video, gpu_seconds=1800.0)  # fmt: skip
+        second = start_attempt(db, shots["b"], worker="RenderWorker-1", node="gpu-2", device="cuda:1", actor="driver")
+        finish_attempt(db, second, outcome=AttemptState.FAILED, shot_state=ShotState.FAILED, actor="driver",
+                       error_class="RenderError", error_message=ERROR, gpu_seconds=60.0)  # fmt: skip
+        third = start_attempt(db, shots["c"], worker="RenderWorker-0", node="gpu-1", device="cuda:0", actor="driver")
+        report_progress(db, third, 0.4, "denoise")
+    return Rendered(job_id, database_url, tmp_path / "data")
+
+
+def test_status_lists_recent_jobs(rendered: Rendered) -> None:
+    result = farm("status", data_dir=rendered.data_dir, url=rendered.url)
+
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "Test Show 07" in line)
+    for cell in (str(rendered.job_id), "running", "1/3", "producer", "0.52"):
+        assert cell in row
+
+
+def test_status_of_a_job_shows_failures_first_then_scenes_and_shots(rendered: Rendered) -> None:
+    result = farm("status", str(rendered.job_id), data_dir=rendered.data_dir, url=rendered.url)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"Job {rendered.job_id}  Test Show 07  running" in out
+    assert "shots 1/3 done · 1 failed · 1 running · 0 queued" in out
+    assert "ETA " in out and "GPU 0.52 h" in out
+    assert "driver render01:4242" in out
+    assert out.index("Failed shots (1)") < out.index("Scenes") < out.index("Shots")
+    failure = next(line for line in out.splitlines() if line.startswith("│ b "))
+    assert "gpu-2 (cuda:1)" in failure and "RenderError: no face found" in failure
+    shot_lines = {line.split("│")[3].strip(): line for line in out.splitlines() if line.count("│") > 9}
+    assert "done" in shot_lines["a"] and "/store/a.mp4" in shot_lines["a"]
+    assert "running" in shot_lines["c"] and "40% denoise" in shot_lines["c"]
+
+
+def test_status_json_of_a_job_is_the_database_rows(rendered: Rendered) -> None:
+    result = farm("status", str(rendered.job_id), "--json", data_dir=rendered.data_dir, url=rendered.url)
+
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    job = status["job"]
+    assert (job["id"], job["state"], job["priority"], job["submitted_by"]) == (
+        rendered.job_id,
+        "running",
+        3,
+        "producer",
+    )
+    assert {key: job["shots"][key] for key in ("total", "done", "failed", "running", "queued")} == {
+        "total": 3,
+        "done": 1,
+        "failed": 1,
+        "running": 1,
+        "queued": 0,
+    }
+    assert job["gpu_seconds"] == 1860.0
+    assert job["eta_seconds"] is not None and job["eta_seconds"] > 0
+    assert job["submitted_at"].endswith("+00:00")
+    shots = {shot["shot_id"]: shot for shot in status["shots"]}
+    assert (shots["a"]["state"], shots["a"]["artifact_path"], shots["a"]["attempts"]) == ("done", "/store/a.mp4", 1)
+    assert (shots["b"]["state"], shots["b"]["last_error"], shots["b"]["node"]) == (
+        "failed",
+        f"RenderError: {ERROR}",
+        "gpu-2",
+    )
+    assert (shots["c"]["state"], shots["c"]["progress"], shots["c"]["phase"]) == ("running", 0.4, "denoise")
+    assert [scene["scene_id"] for scene in status["scenes"]] == ["sc01"]
+    assert status["latest_edit"] is None
+
+
+def test_status_json_lists_jobs_newest_first(rendered: Rendered, plan: Plan) -> None:
+    with open_database(rendered.url) as db:
+        newer = submit_job(db, plan, submitted_by="editor", quality="final")
+        shots = shots_of_job(db, newer)
+        artifact = record_artifact(db, cache_key="x" * 64, kind="video", path="/x.mp4", bytes=1, sha256="x" * 64,
+                                   frames=1, duration=0.04)  # fmt: skip
+        mark_cached(db, shots[0].pk, artifact, actor="driver")
+
+    result = farm("status", "--json", data_dir=rendered.data_dir, url=rendered.url)
+
+    assert result.returncode == 0, result.stderr
+    jobs = json.loads(result.stdout)["jobs"]
+    assert [job["id"] for job in jobs] == [newer, rendered.job_id]
+    assert (jobs[0]["state"], jobs[0]["shots"]["cached"], jobs[0]["shots"]["queued"]) == ("queued", 1, 2)
+
+
+def test_events_prints_the_audit_log(rendered: Rendered) -> None:
+    table = farm("events", str(rendered.job_id), data_dir=rendered.data_dir, url=rendered.url)
+    as_json = farm("events", str(rendered.job_id), "--json", data_dir=rendered.data_dir, url=rendered.url)
+
+    assert table.returncode == 0, table.stderr
+    assert "queued -> running" in table.stdout
+    failed = next(line for line in table.stdout.splitlines() if "render.finished" in line and " b " in line)
+    assert "running -> failed" in failed and "RenderError" in failed
+    with open_database(rendered.url) as db:
+        expected = job_events(db, rendered.job_id)
+    events = json.loads(as_json.stdout)["events"]
+    assert [(event["kind"], event["shot_id"], event["new_state"]) for event in events] == [
+        (event.kind, event.shot_id, event.new_state) for event in expected
+    ]
+
+
+def test_watch_follows_a_job_until_it_finishes(rendered: Rendered) -> None:
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "farm",
+            "status",
+            str(rendered.job_id),
+            "--watch",
+            "--interval",
+            "0.2",
+            "--db",
+            rendered.url,
+        ],
+        env=_env(rendered.data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    assert watcher.poll() is None, watcher.communicate()
+    with open_database(rendered.url) as db:
+        transition_job(db, rendered.job_id, JobState.FAILED, actor="driver")
+        record_edit(db, rendered.job_id, video_path="/edits/v1.mp4", otio_path=None, report_path=None,
+                    verdict="warn", summary={})  # fmt: skip
+    out, err = watcher.communicate(timeout=60)
+
+    assert watcher.returncode == 0, err
+    assert f"Job {rendered.job_id}  Test Show 07  failed" in out
+    assert "Edit v1" in out and "/edits/v1.mp4" in out
+
+
+def test_unknown_job_is_bad_input_without_a_traceback(rendered: Rendered) -> None:
+    result = farm("status", "999", data_dir=rendered.data_dir, url=rendered.url)
+
+    assert result.returncode == 2
+    assert "job 999 is not in the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_watch_and_json_together_are_a_usage_error(tmp_path: Path) -> None:
+    result = farm("status", "--watch", "--json", data_dir=tmp_path, url=f"sqlite:///{tmp_path / 'farm.db'}")
+
+    assert result.returncode == 2
+    assert "--watch" in result.stderr
+
+
+def test_db_upgrade_creates_the_schema_once(database_url: str, tmp_path: Path) -> None:
+    first = farm("db", "upgrade", data_dir=tmp_path, url=database_url)
+    again = farm("db", "upgrade", data_dir=tmp_path, url=database_url)
+    current = farm("db", "current", "--json", data_dir=tmp_path, url=database_url)
+
+    head = migrate.head_revision()
+    assert first.returncode == 0, first.stderr
+    assert f"schema (empty) -> {head}" in first.stdout
+    assert f"already at schema {head}" in again.stdout
+    assert json.loads(current.stdout)["up_to_date"] is True
+
+
+def test_status_with_the_default_database_needs_no_server(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "farm", "status"],
+        env={**_env(tmp_path / "data"), "FARM_DATABASE_URL": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "No jobs yet" in result.stdout
+    assert (tmp_path / "data" / "farm.db").is_file()
+
+
+def test_a_big_job_lists_its_running_shots_unless_asked_for_all(tmp_path: Path, plan: Plan) -> None:
+    url = f"sqlite:///{tmp_path / 'farm.db'}"
+    tasks = tuple(replace(plan.tasks[i % 3], shot_id=f"s{i:03d}", order=i, continues=None) for i in range(150))
+    with open_database(url) as db:
+        job_id = submit_job(db, replace(plan, tasks=tasks), submitted_by="producer", quality="preview")
+        start_attempt(db, shots_of_job(db, job_id)[7].pk, worker="w", node="gpu-1", device="cuda:0", actor="d")
+
+    default = farm("status", str(job_id), data_dir=tmp_path, url=url).stdout
+    everything = farm("status", str(job_id), "--all", data_dir=tmp_path, url=url).stdout
+    queued = farm("status", str(job_id), "--state", "queued", data_dir=tmp_path, url=url).stdout
+
+    assert "Shots (1 of 150)" in default and "149 other shots not listed" in default
+    assert "│ s007 " in default and "│ s008 " not in default
+    assert all(f"│ s{i:03d} " in everything for i in range(150))
+    assert "Shots (149 of 150)" in queued and "│ s007 " not in queued and "not listed" not in queued
