@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/farm plan shots/demo/episode.yaml
+	$(VENV)/bin/farm render shots/demo/episode.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -6,6 +6,7 @@ Nothing else in farm reads the environment; layers receive a Settings object.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -73,8 +74,15 @@ def resolve_settings(
         models_dir=models,
         ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or None,
         max_shot_seconds=max_seconds if max_seconds is not None else DEFAULT_MAX_SHOT_SECONDS,
-        user=env.get("FARM_USER") or env.get("USER") or "unknown",
+        user=env.get("FARM_USER") or env.get("USER") or _login_name(),
     )
+
+
+def _login_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid{os.getuid()}"
 
 
 def _env_float(env: Mapping[str, str], name: str) -> float | None:
