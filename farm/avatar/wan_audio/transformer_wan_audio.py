@@ -362,4 +362,4 @@ def _register_block_for_step_caches() -> None:
 
 _register_block_for_step_caches()
 
-__all__ = ["F", "WanAudioTransformer3DModel"]
+__all__ = ["WanAudioTransformer3DModel"]
