@@ -221,7 +221,7 @@ def convert_t5(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
 # ------------------------------------------------------------------------------------ image encoder
 
 
-def convert_clip(state: dict[str, torch.Tensor], prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+def convert_clip(state: dict[str, torch.Tensor], prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """open-clip ViT (Wan's ``visual.*``) -> transformers CLIPVisionModel (state dict, config kwargs).
 
     The fused ``to_qkv`` projection is split into q, k and v; the text tower and the projection head are
@@ -276,12 +276,20 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
-def _load_strict(model_class: type, config: object, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+def _load_strict(
+    model_class: type, config: object, state: dict[str, torch.Tensor], what: str, match_prefix: bool = False
+) -> torch.nn.Module:
+    """Build the model without allocating weights and load ``state`` into it, every key accounted for.
+
+    ``match_prefix`` adds the model's ``vision_model.`` prefix when its transformers version has one.
+    """
     from accelerate import init_empty_weights
 
     with init_empty_weights():
         model = model_class(config) if not isinstance(config, dict) else model_class(**config)
     expected = set(model.state_dict())
+    if match_prefix and all(key.startswith("vision_model.") for key in expected):
+        state = {f"vision_model.{key}": value for key, value in state.items()}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise ConversionError(f"{what}: missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -214,7 +214,16 @@ def build_tiny_pipeline(seed: int = 0):  # type: ignore[no-untyped-def]
 
 
 def create_tiny_model(directory: Path, seed: int = 0) -> Path:
-    """Build a tiny pipeline and ``save_pretrained`` it to ``directory`` (created; must be empty or absent)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    build_tiny_pipeline(seed).save_pretrained(directory)
+    """Build a tiny pipeline and ``save_pretrained`` it to ``directory`` (absent or empty), atomically."""
+    import shutil
+
+    staging = directory.with_name(f".{directory.name}.creating")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        build_tiny_pipeline(seed).save_pretrained(staging)
+        if directory.exists():
+            directory.rmdir()
+        staging.rename(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return directory
