@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from fractions import Fraction
@@ -102,7 +103,7 @@ def test_render_writes_exactly_the_requested_frames_and_returns_the_last_ones(
     np.testing.assert_array_equal(result.last_frames, sink.frames[-5:])
     assert [phase for _, phase in progress].count("denoise") == 2  # one report per denoising step
     assert progress[-1] == (1.0, "decode")
-    assert all(b[0] >= a[0] for a, b in zip(progress, progress[1:], strict=False))
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(progress))
     assert set(result.timings) >= {"denoise_s", "decode_s", "total_s"}
 
 

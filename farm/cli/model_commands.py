@@ -43,7 +43,9 @@ def list_models(as_json: bool, **flags: object) -> None:
         return
     table = Table("model", "adapter", "tier", "weights", "installed")
     for row in rows:
-        table.add_row(row["name"], row["adapter"], row["tier"], row["weights"] or "-", "yes" if row["installed"] else "no")
+        table.add_row(
+            row["name"], row["adapter"], row["tier"], row["weights"] or "-", "yes" if row["installed"] else "no"
+        )
     stdout.print(table)
 
 
