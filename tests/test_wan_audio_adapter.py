@@ -160,6 +160,17 @@ def test_low_memory_params_reload_the_pipeline_with_the_new_levers(model: WanAud
     assert sink.frames.shape == (5, 32, 32, 3)
 
 
+def test_a_cuda_worker_without_cuda_renders_on_the_cpu_and_says_so(weights: Path, tmp_path: Path) -> None:
+    model = WanAudioModel(tiny_manifest(tmp_path, weights))
+    model.load("cuda:0")  # a fake-GPU Ray node hands out GPU ids on a CPU-only machine
+
+    result = model.render(request(5), ListSink(), lambda *_: None)
+
+    assert result.frames_written == 5
+    fell_back = any("CUDA is not available" in warning for warning in result.warnings)
+    assert fell_back == (not torch.cuda.is_available())
+
+
 def test_unknown_render_parameters_name_the_manifest(weights: Path, tmp_path: Path) -> None:
     manifest = tiny_manifest(tmp_path, weights, "window_frames: 81")
 

@@ -38,10 +38,19 @@ class WanAudioModel:
         self._device = "cpu"
         self._params: RenderParams | None = None
         self._scheduler_shift = 1.0
+        self._device_warning = ""
 
     # ------------------------------------------------------------------------------------------ load
 
     def load(self, device: str) -> None:
+        """Load once per worker. A CUDA device on a machine without CUDA (a test cluster whose nodes only
+        pretend to have GPUs) falls back to the CPU, and every result says so in its warnings."""
+        import torch
+
+        self._device_warning = ""
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            self._device_warning = f"{device} was requested but CUDA is not available here; rendered on the CPU"
+            device = "cpu"
         self._device = device
         self._load(self._parse(self.manifest.render_params))
 
@@ -79,7 +88,7 @@ class WanAudioModel:
 
         import torch
 
-        warnings: list[str] = []
+        warnings: list[str] = [self._device_warning] if self._device_warning else []
         started = time.perf_counter()
         clock: dict[str, float] = {}
         last_frames: collections.deque[np.ndarray] = collections.deque(maxlen=max(self.manifest.continuation_frames, 1))

@@ -459,7 +459,8 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 latents[:, :, :fixed_latents] = self._noised(motion, noise[:, :, :fixed_latents], level)
             if step_callback is not None:
                 step_callback(step + 1, len(timesteps))
-        self.transformer._reset_stateful_cache()
+        if self.transformer.is_cache_enabled:
+            self.transformer._reset_stateful_cache()  # step-cache state belongs to this shot only
 
         if output_type == "latent":
             self.maybe_free_model_hooks()
