@@ -182,8 +182,10 @@ def main() -> None:
         frames_b = 12
         params = {"load_seconds": args.load_seconds, "seconds_per_frame": 0.04}
         farm_b_wall, farm_b = farm_batch(root / "b", args.shots_b, frames_b, args.workers, **params)
-        print(f"\n(b) {args.shots_b} shots of {frames_b} frames, model load {args.load_seconds:g} s, "
-              f"render {frames_b * 0.04:.2f} s/shot, {args.workers} slots")
+        print(
+            f"\n(b) {args.shots_b} shots of {frames_b} frames, model load {args.load_seconds:g} s, "
+            f"render {frames_b * 0.04:.2f} s/shot, {args.workers} slots"
+        )
         print(f"    farm (resident workers)     {farm_b_wall:7.2f} s")
         if not args.skip_naive:
             naive = naive_batch(root / "naive", args.shots_b, frames_b, args.workers, **params)
@@ -192,8 +194,10 @@ def main() -> None:
         fraction = farm_b.busy_fraction
         busy = sum(farm_b.worker_busy_seconds.values())
         available = sum(farm_b.worker_available_seconds.values())
-        print(f"\n(c) worker busy fraction over (b): {busy:.2f} s rendering / {available:.2f} s available = "
-              f"{(fraction or 0) * 100:.1f} % (target >= 95 %)")
+        print(
+            f"\n(c) worker busy fraction over (b): {busy:.2f} s rendering / {available:.2f} s available = "
+            f"{(fraction or 0) * 100:.1f} % (target >= 95 %)"
+        )
     ray.shutdown()
 
 

@@ -19,7 +19,13 @@ from farm import __version__
 from farm.errors import EXIT_WORK_FAILED, FarmError
 from farm.settings import default_data_dir
 
-_COMMAND_MODULES = ("shotlist_commands", "render_commands", "edit_commands", "db_commands")
+_COMMAND_MODULES = (
+    "shotlist_commands",
+    "render_commands",
+    "edit_commands",
+    "db_commands",
+    "model_commands",
+)
 
 
 class FarmGroup(click.Group):
