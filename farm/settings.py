@@ -24,6 +24,8 @@ class Settings:
     database_url: str
     models_dir: Path
     """Directory of model manifests (``<name>.yaml``)."""
+    weights_dir: Path | None = None
+    """Where model weights live; ``${FARM_WEIGHTS_DIR}`` in a manifest means this folder."""
     ray_address: str | None = None
     """None starts a local Ray instance; ``auto`` or ``host:port`` joins a cluster."""
     max_shot_seconds: float = DEFAULT_MAX_SHOT_SECONDS
@@ -72,6 +74,7 @@ def resolve_settings(
         data_dir=data,
         database_url=url,
         models_dir=models,
+        weights_dir=Path(env.get("FARM_WEIGHTS_DIR") or data / "weights").expanduser().resolve(),
         ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or None,
         max_shot_seconds=max_seconds if max_seconds is not None else DEFAULT_MAX_SHOT_SECONDS,
         user=env.get("FARM_USER") or env.get("USER") or _login_name(),

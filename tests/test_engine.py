@@ -25,11 +25,14 @@ from sqlalchemy import select
 from farm.db.models import Artifact, Render, Shot
 from farm.db.session import Database, open_database
 from farm.db.states import AttemptState, JobState, ShotState
+from farm.engine.artifacts import ArtifactStore
 from farm.engine.runner import cancel, retry, run_job, submit_shot_list
 from farm.engine.scheduler import EngineEvent, EngineOptions
+from farm.media.video import probe_video
 from farm.settings import REPO_ROOT, Settings, resolve_settings
 from tests.engine_models import read_log, write_manifest
 from tests.shotlists import TEMPLATE, make_project, replace_once
+from tests.tiny_wan import saved_tiny_model
 
 pytestmark = pytest.mark.ray
 
@@ -339,3 +342,35 @@ def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory
     again = farm.finished_renders() - renders_before
     assert not set(again) & done_before
     assert any(a[2] == "crashed" for a in farm.attempts(job))
+
+
+def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(farm_factory, tmp_path: Path) -> None:
+    weights = saved_tiny_model(tmp_path / "weights")
+    text = replace_once(
+        replace_once(TEMPLATE, "quality: preview", "quality: final\n  model: tiny-gpu"),
+        "width: 480\n  height: 832",
+        "width: 96\n  height: 64",
+    )
+    farm = farm_factory(text=text)
+    (farm.settings.models_dir / "tiny-gpu.yaml").write_text(
+        "name: tiny-gpu\nadapter: wan_audio\ntier: final\n"
+        f"weights: {weights}\n"
+        "resources: {gpus: 1, cpus: 1}\n"
+        "defaults: {steps: 2, text_guidance: 3.0, audio_guidance: 4.0}\n"
+        "size_multiple: 16\ncontinuation_frames: 5\n"
+        "render: {window_latent_frames: 6, overlap_latent_frames: 2}\n"
+    )
+    job = farm.submit()
+    outcome, events = farm.run(job)
+
+    assert outcome.state is JobState.DONE, [e.message for e in events if e.kind in {"failed", "retry"}]
+    shots = farm.shots(job)
+    with farm.db.session() as session:
+        videos = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "shot_video"))}
+        tails = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "last_frames"))}
+    for shot in shots.values():
+        info = probe_video(Path(videos[shot.cache_key].path))
+        assert (info.frames, info.width, info.height) == (shot.frames, 96, 64)
+        assert ArtifactStore.load_last_frames(Path(tails[shot.cache_key].path)).shape == (5, 64, 96, 3)
+    assert {a[2] for a in farm.attempts(job)} == {"succeeded"}
+    assert len({a[3] for a in farm.attempts(job)}) >= 2  # spread over the fake GPU nodes

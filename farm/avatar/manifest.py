@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import os
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 
 from farm.digests import file_sha256
 from farm.errors import ManifestError
+from farm.settings import Settings
 from farm.shotlist.types import Quality
 
 
@@ -72,7 +74,11 @@ _FIELDS = {
 }
 
 
-def load_manifest(path: Path) -> ModelManifest:
+WEIGHTS_DIR_VARIABLE = "FARM_WEIGHTS_DIR"
+
+
+def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
+    """The manifest at ``path``; ``${FARM_WEIGHTS_DIR}`` in its weights path becomes ``weights_dir``."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -92,7 +98,7 @@ def load_manifest(path: Path) -> ModelManifest:
             tier=Quality(raw["tier"]),
             source=path,
             description=str(raw.get("description", "")),
-            weights=_weights_path(path, raw.get("weights")),
+            weights=_weights_path(path, raw.get("weights"), weights_dir),
             resources=Resources(**(raw.get("resources") or {})),
             defaults=ModelDefaults(**(raw.get("defaults") or {})),
             size_multiple=int(raw.get("size_multiple", 2)),
@@ -104,22 +110,30 @@ def load_manifest(path: Path) -> ModelManifest:
         raise ManifestError(f"{path}: {exc}") from exc
 
 
-def _weights_path(manifest_path: Path, value: object) -> Path | None:
+def _weights_path(manifest_path: Path, value: object, weights_dir: Path | None) -> Path | None:
     if value in (None, ""):
         return None
-    expanded = os.path.expandvars(os.path.expanduser(str(value)))
-    weights = Path(expanded)
+    text = str(value)
+    if weights_dir is not None:
+        text = string.Template(text).safe_substitute({WEIGHTS_DIR_VARIABLE: str(weights_dir)})
+    if "$" in text:
+        return Path(text)  # left unresolved; weights_digest says which variable to set
+    weights = Path(os.path.expanduser(text))
     return weights if weights.is_absolute() else (manifest_path.parent / weights).resolve()
 
 
 class ModelCatalog:
     """The manifests in a models directory, by name."""
 
-    def __init__(self, models_dir: Path) -> None:
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ModelCatalog:
+        return cls(settings.models_dir, settings.weights_dir)
+
+    def __init__(self, models_dir: Path, weights_dir: Path | None = None) -> None:
         self.models_dir = models_dir
         self._manifests: dict[str, ModelManifest] = {}
         for path in sorted(models_dir.glob("*.yaml")):
-            manifest = load_manifest(path)
+            manifest = load_manifest(path, weights_dir)
             if manifest.name in self._manifests:
                 raise ManifestError(
                     f"{path}: model name '{manifest.name}' is also used by {self._manifests[manifest.name].source}"
@@ -152,6 +166,11 @@ def weights_digest(manifest: ModelManifest, memo_file: Path | None = None) -> st
     """
     if manifest.weights is None:
         return "no-weights"
+    if "$" in str(manifest.weights):
+        raise ManifestError(
+            f"{manifest.source}: the weights path {manifest.weights} of model '{manifest.name}' uses a variable "
+            f"that is not set; set {WEIGHTS_DIR_VARIABLE} to the folder holding your model weights"
+        )
     if not manifest.weights.is_dir():
         raise ManifestError(
             f"{manifest.source}: weights directory {manifest.weights} for model '{manifest.name}' does not exist; "

@@ -23,7 +23,7 @@ def model() -> None:
 def list_models(as_json: bool, **flags: object) -> None:
     """List the model manifests and whether their weights are installed."""
     settings = settings_from(**flags)
-    catalog = ModelCatalog(settings.models_dir)
+    catalog = ModelCatalog.for_settings(settings)
     rows = []
     for name in catalog.names():
         manifest = catalog.get(name)

@@ -30,7 +30,7 @@ max_seconds_option = click.option(
 def validate(files: tuple[Path, ...], as_json: bool, max_shot_seconds: float | None, **flags: object) -> None:
     """Check shot lists: schema, references, media files and timecodes. Exit 2 if any is invalid."""
     settings = settings_from(max_shot_seconds=max_shot_seconds, **flags)
-    catalog = ModelCatalog(settings.models_dir)
+    catalog = ModelCatalog.for_settings(settings)
     reports = [validate_shot_list(path, catalog=catalog, max_shot_seconds=settings.max_shot_seconds) for path in files]
     if as_json:
         print_json(
@@ -84,7 +84,7 @@ def _print_report(report: ValidationReport) -> None:
 def plan(file: Path, quality: str | None, as_json: bool, max_shot_seconds: float | None, **flags: object) -> None:
     """Show the per-shot render tasks a shot list becomes: frames, audio slice, model and cache key."""
     settings = settings_from(max_shot_seconds=max_shot_seconds, **flags)
-    catalog = ModelCatalog(settings.models_dir)
+    catalog = ModelCatalog.for_settings(settings)
     shot_list = load_shot_list(file, catalog=catalog, max_shot_seconds=settings.max_shot_seconds)
     the_plan = plan_shot_list(
         shot_list,

@@ -145,7 +145,7 @@ def apply_retakes(
         continues = retake.continues if retake.mode is RetakeMode.CONTINUE else tasks[retake.shot_id].continues
         tasks[retake.shot_id] = replace(tasks[retake.shot_id], seed=retake.seed, continues=continues)
     affected = _with_continuations({retake.shot_id for retake in retakes}, tasks)
-    catalog = ModelCatalog(settings.models_dir)
+    catalog = ModelCatalog.for_settings(settings)
     identities = ModelIdentities(catalog, settings.data_dir / "cache" / "weights-digests.json")
     keys = {shot_id: row.cache_key for shot_id, row in rows.items()}
     changed: list[str] = []

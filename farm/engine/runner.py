@@ -43,7 +43,7 @@ def submit_shot_list(
     priority: int = 0,
 ) -> Submission:
     """Validate, plan and record a job (queued); nothing renders yet."""
-    catalog = ModelCatalog(settings.models_dir)
+    catalog = ModelCatalog.for_settings(settings)
     shot_list = load_shot_list(path, catalog=catalog, max_shot_seconds=settings.max_shot_seconds)
     plan = plan_shot_list(
         shot_list, catalog, quality=quality, digest_memo=settings.data_dir / "cache" / "weights-digests.json"
@@ -96,7 +96,7 @@ def run_job(
     scheduler = Scheduler(
         db,
         job_id,
-        catalog=ModelCatalog(settings.models_dir),
+        catalog=ModelCatalog.for_settings(settings),
         artifacts_root=settings.artifacts_dir,
         options=options or EngineOptions(),
         observer=observer,
