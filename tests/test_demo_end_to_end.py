@@ -55,3 +55,27 @@ def test_demo_renders_to_an_edit_and_the_broken_variant_is_flagged(tmp_path: Pat
     assert "continuity fail" in broken.stdout
     assert "identity" in broken.stdout and "audio_gap" in broken.stdout
     assert "from cache" in broken.stdout  # shots shared with the first render are not rendered again
+
+
+def test_submit_returns_at_once_and_the_detached_driver_finishes_the_job(tmp_path: Path) -> None:
+    import time
+
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO_ROOT / "shots" / "demo", demo)
+    data = tmp_path / "data"
+
+    started = time.monotonic()
+    submitted = farm("submit", "episode.yaml", "--json", data_dir=data, cwd=demo)
+    returned_after = time.monotonic() - started
+
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)["job"]
+    assert returned_after < 30  # planning only; the render happens in the detached driver
+    deadline = time.monotonic() + 300
+    state = "queued"
+    while time.monotonic() < deadline and state not in {"done", "failed", "cancelled"}:
+        time.sleep(2)
+        status = farm("status", str(job), "--json", data_dir=data, cwd=demo)
+        state = json.loads(status.stdout)["job"]["state"]
+    assert state == "done", (data / "logs" / f"job-{job}.log").read_text()[-2000:]
+    assert (data / "edits" / f"job-{job}" / "v001" / "edit.mp4").is_file()
