@@ -578,35 +578,46 @@ def mark_cached(db: Database, shot_pk: int, artifact_id: int, *, actor: str) -> 
 
     False if the shot was not queued (someone else already claimed or finished it).
     """
-    now = utcnow()
     with db.write() as connection:
-        job_id = connection.execute(
-            update(Shot)
-            .where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED)
-            .values(
-                state=ShotState.DONE,
-                cached=True,
-                artifact_id=artifact_id,
-                render_seconds=0.0,
-                last_error=None,
-                updated_at=now,
-            )
-            .returning(Shot.job_id)
-        ).scalar_one_or_none()
-        if job_id is None:
-            return False
-        event = _event(
-            at=now,
-            actor=actor,
+        return _move_shot(
+            connection,
+            shot_pk,
+            ShotState.QUEUED,
+            ShotState.DONE,
+            values={"cached": True, "artifact_id": artifact_id, "render_seconds": 0.0, "last_error": None},
             kind=EventKind.SHOT_CACHED,
-            job_id=job_id,
-            shot_id=shot_pk,
-            old=ShotState.QUEUED,
-            new=ShotState.DONE,
+            actor=actor,
             message="cache hit",
             data={"artifact_id": artifact_id},
         )
-        _write_events(connection, [event])
+
+
+def _move_shot(
+    connection: Connection,
+    shot_pk: int,
+    old: ShotState,
+    new: ShotState,
+    *,
+    values: dict[str, Any],
+    kind: EventKind,
+    actor: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Compare-and-set a shot from ``old`` to ``new`` (with ``values``) and log it; False if it wasn't ``old``."""
+    now = utcnow()
+    job_id = connection.execute(
+        update(Shot)
+        .where(Shot.id == shot_pk, Shot.state == old)
+        .values(state=new, updated_at=now, **values)
+        .returning(Shot.job_id)
+    ).scalar_one_or_none()
+    if job_id is None:
+        return False
+    event = _event(
+        at=now, actor=actor, kind=kind, job_id=job_id, shot_id=shot_pk, old=old, new=new, message=message, data=data
+    )
+    _write_events(connection, [event])
     return True
 
 
@@ -659,28 +670,17 @@ def fail_unrenderable(db: Database, shot_pk: int, *, actor: str, reason: str) ->
 
     False if the shot was no longer queued (a concurrent cancel or retry got there first).
     """
-    now = utcnow()
     with db.write() as connection:
-        job_id = connection.execute(
-            update(Shot)
-            .where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED)
-            .values(state=ShotState.FAILED, last_error=f"NotRendered: {reason}", updated_at=now)
-            .returning(Shot.job_id)
-        ).scalar_one_or_none()
-        if job_id is None:
-            return False
-        event = _event(
-            at=now,
-            actor=actor,
+        return _move_shot(
+            connection,
+            shot_pk,
+            ShotState.QUEUED,
+            ShotState.FAILED,
+            values={"last_error": f"NotRendered: {reason}"},
             kind=EventKind.SHOT_FAILED,
-            job_id=job_id,
-            shot_id=shot_pk,
-            old=ShotState.QUEUED,
-            new=ShotState.FAILED,
+            actor=actor,
             message=reason,
         )
-        _write_events(connection, [event])
-    return True
 
 
 def retake_shot(db: Database, shot_pk: int, *, spec: dict[str, Any], cache_key: str, actor: str, reason: str) -> bool:
@@ -689,36 +689,18 @@ def retake_shot(db: Database, shot_pk: int, *, spec: dict[str, Any], cache_key: 
     The shot's spec and cache key change with it, so the render that follows is a new artifact and the
     old one stays in the store for the earlier edit versions. False if the shot was not done.
     """
-    now = utcnow()
     with db.write() as connection:
-        job_id = connection.execute(
-            update(Shot)
-            .where(Shot.id == shot_pk, Shot.state == ShotState.DONE)
-            .values(
-                state=ShotState.QUEUED,
-                spec=spec,
-                cache_key=cache_key,
-                cached=False,
-                artifact_id=None,
-                updated_at=now,
-            )
-            .returning(Shot.job_id)
-        ).scalar_one_or_none()
-        if job_id is None:
-            return False
-        event = _event(
-            at=now,
-            actor=actor,
+        return _move_shot(
+            connection,
+            shot_pk,
+            ShotState.DONE,
+            ShotState.QUEUED,
+            values={"spec": spec, "cache_key": cache_key, "cached": False, "artifact_id": None},
             kind=EventKind.SHOT_REQUEUED,
-            job_id=job_id,
-            shot_id=shot_pk,
-            old=ShotState.DONE,
-            new=ShotState.QUEUED,
+            actor=actor,
             message=f"retake: {reason}",
             data={"cache_key": cache_key, "seed": spec.get("seed"), "continues": spec.get("continues")},
         )
-        _write_events(connection, [event])
-    return True
 
 
 def record_event(

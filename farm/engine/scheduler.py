@@ -356,8 +356,8 @@ class Scheduler:
         params = dict(manifest.render_params)
         if pk in self.low_memory:
             params.update(manifest.low_memory)
-        assignment = RenderAssignment.for_task(
-            task,
+        assignment = RenderAssignment(
+            task=task,
             job_id=self.job_id,
             shot_pk=pk,
             render_id=render_id,

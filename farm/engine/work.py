@@ -3,72 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from farm.plan import ShotTask
-from farm.shotlist.types import CameraSpec
 
 
 @dataclass(frozen=True)
 class RenderAssignment:
-    """One attempt at one shot. Media travels separately, through Ray's object store."""
+    """One attempt at one shot: the planned task plus what this attempt adds. Media travels separately,
+    through Ray's object store."""
 
     job_id: int
     shot_pk: int
     render_id: int
     attempt: int
-    shot_id: str
-    cache_key: str
-    model: str
-    prompt: str
-    negative_prompt: str
-    camera: CameraSpec
-    fps: Fraction
-    width: int
-    height: int
-    frames: int
-    seed: int
-    steps: int
-    text_guidance: float
-    audio_guidance: float
+    task: ShotTask
     params: dict[str, Any] = field(default_factory=dict)
+    """The manifest's render parameters, with its low-memory overlay after an out-of-memory error."""
     low_memory: bool = False
-
-    @classmethod
-    def for_task(
-        cls,
-        task: ShotTask,
-        *,
-        job_id: int,
-        shot_pk: int,
-        render_id: int,
-        attempt: int,
-        params: dict[str, Any],
-        low_memory: bool,
-    ) -> RenderAssignment:
-        return cls(
-            job_id=job_id,
-            shot_pk=shot_pk,
-            render_id=render_id,
-            attempt=attempt,
-            shot_id=task.shot_id,
-            cache_key=task.cache_key,
-            model=task.model,
-            prompt=task.prompt,
-            negative_prompt=task.negative_prompt,
-            camera=task.camera,
-            fps=task.fps,
-            width=task.width,
-            height=task.height,
-            frames=task.frames,
-            seed=task.seed,
-            steps=task.steps,
-            text_guidance=task.text_guidance,
-            audio_guidance=task.audio_guidance,
-            params=params,
-            low_memory=low_memory,
-        )
 
 
 @dataclass(frozen=True)

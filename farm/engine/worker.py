@@ -74,7 +74,8 @@ class RenderWorker:
         """Render one attempt; raises on failure (the driver classifies the exception)."""
         arrived = time.perf_counter()
         request = _request_for(assignment, reference_image, audio, continuation_frames)
-        video_path = self.store.path_for(assignment.cache_key, SHOT_VIDEO)
+        task = assignment.task
+        video_path = self.store.path_for(task.cache_key, SHOT_VIDEO)
         with self._slot:
             self._check_cancelled(assignment.render_id)
             started = time.perf_counter()
@@ -82,10 +83,10 @@ class RenderWorker:
             try:
                 with ShotVideoWriter(
                     video_path,
-                    width=assignment.width,
-                    height=assignment.height,
-                    fps=assignment.fps,
-                    frames=assignment.frames,
+                    width=task.width,
+                    height=task.height,
+                    fps=task.fps,
+                    frames=task.frames,
                     audio=audio,
                     audio_rate=MODEL_SAMPLE_RATE,
                 ) as sink:
@@ -99,12 +100,12 @@ class RenderWorker:
                 model_seconds = time.perf_counter() - started
                 self.busy_seconds += model_seconds
                 self._forget(assignment.render_id)
-        last_frames_path = self.store.save_last_frames(assignment.cache_key, result.last_frames)
+        last_frames_path = self.store.save_last_frames(task.cache_key, result.last_frames)
         finished = time.perf_counter()
         return RenderOutcome(
             render_id=assignment.render_id,
             shot_pk=assignment.shot_pk,
-            cache_key=assignment.cache_key,
+            cache_key=task.cache_key,
             video_path=str(video_path),
             video_bytes=video_path.stat().st_size,
             video_sha256=file_sha256(video_path),
@@ -112,7 +113,7 @@ class RenderWorker:
             last_frames_bytes=last_frames_path.stat().st_size,
             last_frames_sha256=file_sha256(last_frames_path),
             frames=result.frames_written,
-            duration=float(assignment.frames / assignment.fps),
+            duration=float(task.duration),
             worker=self.identity_info.name,
             node=self.identity_info.node_ip,
             device=self.identity_info.device,
@@ -168,22 +169,23 @@ def _device_for(gpu_ids: list) -> str:
 def _request_for(
     assignment: RenderAssignment, reference_image: np.ndarray, audio: np.ndarray, continuation: np.ndarray | None
 ) -> RenderRequest:
+    task = assignment.task
     return RenderRequest(
-        shot_id=assignment.shot_id,
+        shot_id=task.shot_id,
         reference_image=reference_image,
         audio=audio.astype(np.float32) / 32768.0,
         sample_rate=MODEL_SAMPLE_RATE,
-        prompt=assignment.prompt,
-        negative_prompt=assignment.negative_prompt,
-        camera=assignment.camera,
-        fps=assignment.fps,
-        width=assignment.width,
-        height=assignment.height,
-        frames=assignment.frames,
-        seed=assignment.seed,
-        steps=assignment.steps,
-        text_guidance=assignment.text_guidance,
-        audio_guidance=assignment.audio_guidance,
+        prompt=task.prompt,
+        negative_prompt=task.negative_prompt,
+        camera=task.camera,
+        fps=task.fps,
+        width=task.width,
+        height=task.height,
+        frames=task.frames,
+        seed=task.seed,
+        steps=task.steps,
+        text_guidance=task.text_guidance,
+        audio_guidance=task.audio_guidance,
         continuation=Continuation(continuation) if continuation is not None else None,
         params=assignment.params,
     )
