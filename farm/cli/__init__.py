@@ -17,7 +17,7 @@ import click
 
 from farm import __version__
 from farm.errors import EXIT_WORK_FAILED, FarmError
-from farm.settings import default_data_dir
+from farm.settings import default_data_dir, resolve_settings
 
 _COMMAND_MODULES = (
     "shotlist_commands",
@@ -52,7 +52,10 @@ class FarmGroup(click.Group):
 
 
 def _write_crash_log(exc: BaseException) -> Path:
-    logs = default_data_dir(os.environ) / "logs"
+    try:
+        logs = resolve_settings().logs_dir
+    except FarmError:
+        logs = default_data_dir(os.environ) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     path = logs / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     path.write_text("".join(traceback.format_exception(exc)))

@@ -23,8 +23,8 @@ def compute_dtype(levers: SpeedLevers, device: str) -> torch.dtype:
 def load_pipeline(weights: Path, device: str, levers: SpeedLevers) -> WanAudioPipeline:
     """``from_pretrained(weights, local_files_only=True)``, then dtype, placement and speed levers."""
     dtype = compute_dtype(levers, device)
-    torch_dtype = {"default": dtype, **dict.fromkeys(FULL_PRECISION_COMPONENTS, torch.float32)}
-    pipeline = WanAudioPipeline.from_pretrained(str(weights), local_files_only=True, torch_dtype=torch_dtype)
+    dtypes = {"default": dtype, **dict.fromkeys(FULL_PRECISION_COMPONENTS, torch.float32)}
+    pipeline = WanAudioPipeline.from_pretrained(str(weights), local_files_only=True, dtype=dtypes)
     pipeline.set_progress_bar_config(disable=True)
     if levers.lora:
         fuse_lora(pipeline, _lora_path(weights, levers.lora), levers.lora_scale)
