@@ -24,6 +24,7 @@ from farm.db.states import (
     ShotState,
 )
 from farm.db.transitions import (
+    ArtifactRecord,
     cancel_job,
     claim_driver,
     fail_unrenderable,
@@ -488,3 +489,32 @@ def test_submitted_job_holds_the_plan(database: Database, make_job: MakeJob, pla
     assert events[0].at - summary.submitted_at < timedelta(seconds=1)
     with pytest.raises(UnknownJob, match="job 999 is not in the database"):
         shots_of_job(database, 999)
+
+
+def test_a_successful_finish_records_its_artifacts_in_the_same_transaction(
+    database: Database, make_job: MakeJob
+) -> None:
+    pk = shot_pk(database, make_job(database))
+    render_id = start(database, pk)
+    video = ArtifactRecord("v" * 64, "shot_video", "/store/v.mp4", 1000, "a" * 64, 59, 2.36)
+    tail = ArtifactRecord("v" * 64, "last_frames", "/store/v.npz", 10, "b" * 64)
+
+    assert finish(database, render_id, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video, tail])
+
+    recorded_video = find_artifact(database, "v" * 64, "shot_video")
+    assert recorded_video is not None and find_artifact(database, "v" * 64, "last_frames") is not None
+    with database.read() as connection:
+        shot_artifact = connection.execute(sa.select(Shot.artifact_id).where(Shot.id == pk)).scalar_one()
+    assert shot_artifact == recorded_video.id
+
+
+def test_a_late_finish_still_keeps_its_artifacts_but_not_the_shot(database: Database, make_job: MakeJob) -> None:
+    pk = shot_pk(database, make_job(database))
+    first = start(database, pk)
+    finish(database, first, AttemptState.CRASHED, ShotState.QUEUED)
+    start(database, pk, worker="w2")
+    video = ArtifactRecord("w" * 64, "shot_video", "/store/w.mp4", 1000, "a" * 64, 59, 2.36)
+
+    assert not finish(database, first, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video])
+    assert shot_state(database, pk) is ShotState.RUNNING
+    assert find_artifact(database, "w" * 64, "shot_video") is not None  # the file is valid content all the same

@@ -13,6 +13,7 @@ of the same row waits and then re-checks the WHERE clause, so exactly one of two
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from farm.db.states import (
 from farm.plan import Plan
 
 __all__ = [
+    "ArtifactRecord",
     "EventKind",
     "cancel_job",
     "claim_driver",
@@ -64,6 +66,21 @@ __all__ = [
 ]
 
 _CAS_RETRIES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactRecord:
+    """A file in the artifact store, as recorded in the artifacts table."""
+
+    cache_key: str
+    kind: str
+    path: str
+    bytes: int
+    sha256: str
+    frames: int | None = None
+    duration: float | None = None
+
+
 """How often a read-then-compare-and-set on a job re-reads after losing to a concurrent writer."""
 
 
@@ -493,8 +510,12 @@ def finish_attempt(
     error_message: str | None = None,
     gpu_seconds: float = 0.0,
     warnings: list[str] | None = None,
+    artifacts: Sequence[ArtifactRecord] = (),
 ) -> bool:
     """End attempt ``render_id`` as ``outcome`` and move its shot from running to ``shot_state``.
+
+    ``artifacts`` are recorded in the same transaction (as ``record_artifact`` would); when
+    ``artifact_id`` is not given, the first of them becomes the shot's artifact.
 
     Fenced: only the shot's current attempt may finish it. A late finish from an attempt that lost its
     shot (recovered as crashed, handed to another worker) changes nothing and returns False; the caller
@@ -521,6 +542,9 @@ def finish_attempt(
     elif error_text:
         shot_values["last_error"] = error_text
     with db.write() as connection:
+        artifact_ids = [_upsert_artifact(connection, record) for record in artifacts]
+        if shot_state is ShotState.DONE and artifact_id is None and artifact_ids:
+            artifact_id = shot_values["artifact_id"] = artifact_ids[0]
         shot = connection.execute(
             update(Shot)
             .where(Shot.current_render_id == render_id, Shot.state == ShotState.RUNNING)
@@ -790,30 +814,25 @@ def record_artifact(
 
     Idempotent: two workers recording the same key at once keep one row (the first) and both get its id.
     """
-    values = {
-        "cache_key": cache_key,
-        "kind": kind,
-        "path": path,
-        "bytes": bytes,
-        "sha256": sha256,
-        "frames": frames,
-        "duration": duration,
-        "created_at": utcnow(),
-    }
+    record = ArtifactRecord(cache_key, kind, path, bytes, sha256, frames, duration)
     with db.write() as connection:
-        dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(Artifact)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Artifact.cache_key, Artifact.kind])
-            .returning(Artifact.id)
-        )
-        created = connection.execute(statement).scalar_one_or_none()
-        if created is not None:
-            return created
-        return connection.execute(
-            select(Artifact.id).where(Artifact.cache_key == cache_key, Artifact.kind == kind)
-        ).scalar_one()
+        return _upsert_artifact(connection, record)
+
+
+def _upsert_artifact(connection: Connection, record: ArtifactRecord) -> int:
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(Artifact)
+        .values(**dataclasses.asdict(record), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[Artifact.cache_key, Artifact.kind])
+        .returning(Artifact.id)
+    )
+    created = connection.execute(statement).scalar_one_or_none()
+    if created is not None:
+        return created
+    return connection.execute(
+        select(Artifact.id).where(Artifact.cache_key == record.cache_key, Artifact.kind == record.kind)
+    ).scalar_one()
 
 
 def record_edit(

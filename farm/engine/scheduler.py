@@ -427,26 +427,6 @@ class Scheduler:
 
     def _record_success(self, flight: _InFlight, outcome: RenderOutcome) -> None:
         task = self.tasks[flight.shot_pk]
-        video_id = transitions.record_artifact(
-            self.db,
-            cache_key=task.cache_key,
-            kind=SHOT_VIDEO,
-            path=outcome.video_path,
-            bytes=outcome.video_bytes,
-            sha256=outcome.video_sha256,
-            frames=outcome.frames,
-            duration=outcome.duration,
-        )
-        transitions.record_artifact(
-            self.db,
-            cache_key=task.cache_key,
-            kind=LAST_FRAMES,
-            path=outcome.last_frames_path,
-            bytes=outcome.last_frames_bytes,
-            sha256=outcome.last_frames_sha256,
-            frames=None,
-            duration=None,
-        )
         gpus = self._manifest(task.model).resources.gpus
         finished = transitions.finish_attempt(
             self.db,
@@ -454,7 +434,7 @@ class Scheduler:
             outcome=AttemptState.SUCCEEDED,
             shot_state=ShotState.DONE,
             actor=self.actor,
-            artifact_id=video_id,
+            artifacts=_artifacts_of(outcome),
             gpu_seconds=outcome.model_seconds * gpus,
             warnings=list(outcome.warnings),
         )
@@ -641,3 +621,25 @@ class Scheduler:
         transitions.transition_job(self.db, self.job_id, target, actor=self.actor, message=message)
         outcome.state = target
         return outcome
+
+
+def _artifacts_of(outcome: RenderOutcome) -> list[transitions.ArtifactRecord]:
+    """The shot's video first (it becomes the shot's artifact), then its continuation frames."""
+    return [
+        transitions.ArtifactRecord(
+            cache_key=outcome.cache_key,
+            kind=SHOT_VIDEO,
+            path=outcome.video_path,
+            bytes=outcome.video_bytes,
+            sha256=outcome.video_sha256,
+            frames=outcome.frames,
+            duration=outcome.duration,
+        ),
+        transitions.ArtifactRecord(
+            cache_key=outcome.cache_key,
+            kind=LAST_FRAMES,
+            path=outcome.last_frames_path,
+            bytes=outcome.last_frames_bytes,
+            sha256=outcome.last_frames_sha256,
+        ),
+    ]
