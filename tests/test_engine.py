@@ -79,10 +79,10 @@ class Farm:
     log: Path
     nodes: list
 
-    def submit(self, text: str | None = None) -> int:
+    def submit(self, text: str | None = None, priority: int = 0) -> int:
         if text is not None:
             self.shot_list.write_text(text)
-        return submit_shot_list(self.db, self.settings, self.shot_list).job_id
+        return submit_shot_list(self.db, self.settings, self.shot_list, priority=priority).job_id
 
     def run(self, job_id: int, **options: object) -> tuple[object, list[EngineEvent]]:
         events: list[EngineEvent] = []
@@ -374,3 +374,52 @@ def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(far
         assert ArtifactStore.load_last_frames(Path(tails[shot.cache_key].path)).shape == (5, 64, 96, 3)
     assert {a[2] for a in farm.attempts(job)} == {"succeeded"}
     assert len({a[3] for a in farm.attempts(job)}) >= 2  # spread over the fake GPU nodes
+
+
+def many_shots(count: int, prefix: str, seconds: float = 1.2) -> str:
+    """A shot list of ``count`` independent shots of marcus, at the engine tests' small size."""
+    head = SIX_SHOTS.split("scenes:")[0]
+    lines = [head + "scenes:", "  - id: sc", "    shots:"]
+    for index in range(count):
+        start = round(index * 0.4 % 6, 2)
+        lines.append(
+            f"      - {{id: {prefix}{index}, character: marcus, prompt: {prefix} shot {index}, "
+            f"audio: {{track: sc01, in: {start}, out: {round(start + seconds, 2)}}}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def test_a_higher_priority_job_takes_the_cluster_at_shot_boundaries(farm_factory) -> None:
+    farm = farm_factory(seconds_per_frame=0.03)
+    low = farm.submit(many_shots(12, "low"))
+    results: dict[int, tuple] = {}
+    low_driver = threading.Thread(target=lambda: results.setdefault(low, farm.run(low)))
+    low_driver.start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not farm.finished_renders():
+        time.sleep(0.05)
+    high = farm.submit(many_shots(3, "high"), priority=5)
+    high_driver = threading.Thread(target=lambda: results.setdefault(high, farm.run(high)))
+    high_driver.start()
+    low_driver.join()
+    high_driver.join()
+
+    assert results[low][0].state is JobState.DONE and results[high][0].state is JobState.DONE
+    finishes = {job: _last_finish(farm, job) for job in (low, high)}
+    assert finishes[high] < finishes[low]
+    low_started_after_high = [a for a in _attempt_times(farm, low) if a[0] > finishes[high]]
+    assert low_started_after_high, "the low-priority job resumed after the high one finished"
+    assert any("higher priority" in e.message for e in results[low][1])
+
+
+def _attempt_times(farm: Farm, job_id: int) -> list[tuple]:
+    with farm.db.session() as session:
+        return session.execute(
+            select(Render.started_at, Render.finished_at)
+            .join(Shot, Render.shot_id == Shot.id)
+            .where(Shot.job_id == job_id)
+        ).all()
+
+
+def _last_finish(farm: Farm, job_id: int):
+    return max(finished for _, finished in _attempt_times(farm, job_id))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
@@ -361,6 +361,27 @@ def job_state(db: Database, job_id: int) -> JobState:
     if state is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
     return state
+
+
+def higher_priority_jobs(db: Database, job_id: int, *, stale_after: float) -> tuple[int, ...]:
+    """Jobs with a higher priority than ``job_id`` that are being driven now (a live driver heartbeat).
+
+    A job that was submitted but has no driver does not count: it would hold back lower jobs forever.
+    """
+    me = select(Job.priority).where(Job.id == job_id).scalar_subquery()
+    fresh = utcnow() - timedelta(seconds=stale_after)
+    with db.read() as connection:
+        rows = connection.execute(
+            select(Job.id)
+            .where(
+                Job.priority > me,
+                Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                Job.driver_heartbeat_at.is_not(None),
+                Job.driver_heartbeat_at > fresh,
+            )
+            .order_by(Job.priority.desc(), Job.id)
+        ).scalars()
+        return tuple(rows)
 
 
 def job_options(db: Database, job_id: int) -> dict[str, Any]:

@@ -480,7 +480,7 @@ def _mux(concat: Path, audio: Path, gain: Normalisation, destination: Path, sett
         ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-copyts", "-f", "concat", "-safe", "0", "-i", str(concat), "-i", str(audio),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-        "-af", f"pan=stereo|c0=c0|c1=c0,volume={gain.gain_db:.4f}dB",
+        "-af", f"pan=stereo|c0=c0|c1=c0,{gain.audio_filter()}",
         *settings.audio_args(), "-aac_coder", EDIT_AAC_CODER, "-movflags", "+faststart", "-f", "mp4", str(destination),
     ]  # fmt: skip
     _run_ffmpeg(command, "muxing the edit")

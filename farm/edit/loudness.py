@@ -116,14 +116,29 @@ def _finite(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+LIMITER_MARGIN_DB = 1.0
+"""The limiter works on sample peaks; inter-sample (true) peaks can rise above them by a fraction of a
+dB, so it aims this far under the true-peak ceiling."""
+
+
 @dataclass(frozen=True)
 class Normalisation:
-    """The one linear gain that brings the edit to the target, and why it may fall short of it."""
+    """The gain that brings the edit to the loudness target, and the peak limiter that keeps it legal."""
 
     gain_db: float
     peak_limited: bool
-    """True when reaching the loudness target would push the true peak over its ceiling, so the gain
-    stops at the ceiling and the edit is quieter than the target (a linear gain never distorts)."""
+    """True when the gain alone would push the true peak over its ceiling: a look-ahead limiter then
+    holds the peaks down (speech with a few loud plosives), so the edit still reaches its target."""
+    limit_db: float | None = None
+    """The limiter's sample-peak ceiling in dBFS, when ``peak_limited``."""
+
+    def audio_filter(self) -> str:
+        """The ffmpeg filter chain that applies this normalisation (delay-compensated: sync is kept)."""
+        chain = f"volume={self.gain_db:.4f}dB"
+        if self.peak_limited and self.limit_db is not None:
+            limit = 10 ** (self.limit_db / 20)
+            chain += f",alimiter=limit={limit:.5f}:attack=1:release=60:level=false:latency=true"
+        return chain
 
 
 def normalisation_gain(measured: LoudnessMeasurement, target_lufs: float, true_peak_db: float) -> Normalisation:
@@ -131,5 +146,5 @@ def normalisation_gain(measured: LoudnessMeasurement, target_lufs: float, true_p
         return Normalisation(0.0, False)  # silence: there is nothing to normalise
     gain = target_lufs - measured.integrated_lufs
     if measured.true_peak_dbtp is not None and measured.true_peak_dbtp + gain > true_peak_db:
-        return Normalisation(true_peak_db - measured.true_peak_dbtp, True)
+        return Normalisation(gain, True, true_peak_db - LIMITER_MARGIN_DB)
     return Normalisation(gain, False)

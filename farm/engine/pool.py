@@ -133,6 +133,14 @@ class WorkerPool:
             self.workers.remove(worker)
         return removed
 
+    def release_idle(self) -> list[PooledWorker]:
+        """Kill the ready workers that have nothing in flight, freeing their slots for another job."""
+        idle = [w for w in self.workers if w.ready and not w.in_flight]
+        for worker in idle:
+            ray.kill(worker.actor, no_restart=True)
+            self.workers.remove(worker)
+        return idle
+
     def shutdown(self) -> None:
         for worker in self.workers:
             ray.kill(worker.actor, no_restart=True)

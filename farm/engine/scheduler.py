@@ -21,7 +21,7 @@ import ray
 
 from farm.avatar.manifest import ModelCatalog, ModelManifest
 from farm.db import transitions
-from farm.db.queries import find_artifact, job_state, shots_of_job
+from farm.db.queries import find_artifact, higher_priority_jobs, job_state, shots_of_job
 from farm.db.session import Database
 from farm.db.states import AttemptState, JobState, LostRace, ShotState
 from farm.digests import file_sha256
@@ -136,6 +136,8 @@ class Scheduler:
         self.media_refs: dict[str, Any] = {}
         self.cancelling_since: float | None = None
         self.rendered = 0
+        self.yielding_to: tuple[int, ...] = ()
+        """Higher-priority jobs being driven now: this driver dispatches nothing and frees its idle slots."""
         self.ready_at: dict[str, float] = {}
         self.last_done_at: float | None = None
 
@@ -177,8 +179,10 @@ class Scheduler:
             for worker in self.pool.poll_readiness():
                 self.ready_at.setdefault(worker.name, time.monotonic())
             self._collect_results()
-            if self.cancelling_since is None:
+            if self.cancelling_since is None and not self.yielding_to:
                 self._dispatch_ready_shots()
+            elif self.yielding_to:
+                self.pool.release_idle()
             now = time.monotonic()
             if now - clocks["progress"] >= self.options.progress_seconds:
                 clocks["progress"] = now
@@ -186,6 +190,7 @@ class Scheduler:
             if now - clocks["job"] >= self.options.job_check_seconds:
                 clocks["job"] = now
                 self._check_job_cancelled()
+                self._check_priority()
             if now - clocks["heartbeat"] >= self.options.heartbeat_seconds:
                 clocks["heartbeat"] = now
                 transitions.heartbeat(self.db, self.job_id, self.driver_id)
@@ -533,6 +538,28 @@ class Scheduler:
                     transitions.report_progress(self.db, render_id, fraction, phase)
                     shot = self.tasks[shot_of_render[render_id]].shot_id
                     self.observe(EngineEvent("progress", shot, fraction, phase))
+
+    def _check_priority(self) -> None:
+        """Give the cluster to higher-priority jobs at shot boundaries, and take it back when they end.
+
+        Running shots finish (nothing is lost); this driver then dispatches nothing new and kills its idle
+        workers so the other job's workers can start. Jobs of equal priority share the cluster.
+        """
+        stale_after = 3 * self.options.heartbeat_seconds
+        higher = higher_priority_jobs(self.db, self.job_id, stale_after=stale_after)
+        if higher and not self.yielding_to:
+            listed = ", ".join(str(job) for job in higher)
+            self.observe(
+                EngineEvent("message", message=f"job {listed} has a higher priority: pausing job {self.job_id}")
+            )
+            transitions.record_event(
+                self.db, self.job_id, kind=transitions.EventKind.JOB_DRIVER, actor=self.actor,
+                message=f"paused for higher-priority job {listed}", data={"yielding_to": list(higher)},
+            )  # fmt: skip
+        elif self.yielding_to and not higher:
+            self.observe(EngineEvent("message", message=f"job {self.job_id} resumes"))
+            self._start_workers()
+        self.yielding_to = higher
 
     def _job_cancelled(self) -> bool:
         return job_state(self.db, self.job_id) is JobState.CANCELLED
