@@ -263,6 +263,7 @@ class Scheduler:
             time.sleep(min(1.0, self.options.heartbeat_seconds))
 
     def _load_shots(self) -> None:
+        """The job's tasks, kept in edit order (the query's order), which dispatch follows."""
         for row in shots_of_job(self.db, self.job_id):
             task = ShotTask.from_json(row.spec)
             self.tasks[row.pk] = task
@@ -270,7 +271,7 @@ class Scheduler:
             self.pk_of[task.shot_id] = row.pk
 
     def _apply_cache(self) -> None:
-        for pk, task in sorted(self.tasks.items(), key=lambda item: item[1].order):
+        for pk, task in self.tasks.items():
             if self.states[pk] is ShotState.QUEUED:
                 self._try_cache(pk, task)
 
@@ -306,7 +307,7 @@ class Scheduler:
 
     def _ready_shots(self) -> list[int]:
         ready = []
-        for pk, task in sorted(self.tasks.items(), key=lambda item: item[1].order):
+        for pk, task in self.tasks.items():
             if self.states[pk] is not ShotState.QUEUED:
                 continue
             if task.continues is None:
