@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 
 from farm.avatar.manifest import ModelCatalog  # noqa: E402
+from farm.cli.options import json_bytes  # noqa: E402
 from farm.cli.status_view import AUTO_LIST_LIMIT, job_view, jobs_table  # noqa: E402
 from farm.db.engine import normalise_url  # noqa: E402
 from farm.db.models import Artifact, Event, Job, Render, Shot  # noqa: E402
@@ -221,7 +221,7 @@ def measure(
         results["status_read"] = timed(status_read, repeat)
         results["status_table"] = timed(lambda: sink.print(job_view(status_read(), chosen_by_user=False)), repeat)
         results["job_detail"] = timed(lambda: job_detail(db, 1), repeat)
-        results["status_json"] = timed(lambda: json.dumps(job_detail(db, 1).as_json()), repeat)
+        results["status_json"] = timed(lambda: json_bytes(job_detail(db, 1).as_json()), repeat)
         results["summaries"] = timed(lambda: job_summaries(db, limit=20), repeat)
         results["summaries_table"] = timed(lambda: sink.print(jobs_table(job_summaries(db), detail.as_of)), repeat)
         results["events"] = timed(lambda: job_events(db, 1), max(3, repeat // 3))

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from farm.db import migrate
 from farm.db.queries import job_events, shots_of_job
+from farm.db.records import ShotRow
 from farm.db.session import open_database
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.db.transitions import (
@@ -134,6 +136,10 @@ def test_status_json_of_a_job_is_the_database_rows(rendered: Rendered) -> None:
         "gpu-2",
     )
     assert (shots["c"]["state"], shots["c"]["progress"], shots["c"]["phase"]) == ("running", 0.4, "denoise")
+    assert list(shots["a"]) == [field.name for field in fields(ShotRow)]
+    started, finished = (datetime.fromisoformat(shots["a"][key]) for key in ("started_at", "finished_at"))
+    assert started.utcoffset() == timedelta(0)
+    assert shots["a"]["duration_seconds"] == (finished - started).total_seconds()
     assert [scene["scene_id"] for scene in status["scenes"]] == ["sc01"]
     assert status["latest_edit"] is None
 
@@ -215,6 +221,22 @@ def test_watch_and_json_together_are_a_usage_error(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "--watch" in result.stderr
+
+
+def test_status_loads_its_command_alone(tmp_path: Path) -> None:
+    """Commands load lazily: a producer's `farm status` does not pay for the planner, numpy or jsonschema."""
+    probe = (
+        "import sys\n"
+        "from farm.cli import cli\n"
+        "assert cli.get_command(None, 'status').name == 'status'\n"
+        "print(sorted(name for name in ('numpy', 'jsonschema', 'farm.plan', 'torch', 'ray') if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_db_upgrade_creates_the_schema_once(database_url: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ no traceback; an unexpected exception prints one line and writes the traceback t
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -19,17 +20,35 @@ from farm import __version__
 from farm.errors import EXIT_WORK_FAILED, FarmError
 from farm.settings import default_data_dir, resolve_settings
 
-_COMMAND_MODULES = (
-    "shotlist_commands",
-    "render_commands",
-    "edit_commands",
-    "db_commands",
-    "model_commands",
-)
+# Each command's module (under farm.cli), imported when the command runs or --help lists it: `farm status`
+# loads SQLAlchemy and the status views, not the planner, numpy and jsonschema that `farm plan` needs.
+_COMMAND_MODULES = {
+    "validate": "shotlist_commands",
+    "plan": "shotlist_commands",
+    "render": "render_commands",
+    "submit": "render_commands",
+    "cancel": "render_commands",
+    "retry": "render_commands",
+    "assemble": "edit_commands",
+    "status": "db_commands",
+    "events": "db_commands",
+    "db": "db_commands",
+    "model": "model_commands",
+}
 
 
 class FarmGroup(click.Group):
-    """Maps farm's exceptions to exit codes and one-line messages."""
+    """Loads commands lazily, and maps farm's exceptions to exit codes and one-line messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = _COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"farm.cli.{module_name}")
+        return next(command for command in module.COMMANDS if command.name == cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -66,18 +85,6 @@ def _write_crash_log(exc: BaseException) -> Path:
 @click.version_option(__version__, prog_name="farm")
 def cli() -> None:
     """farm: render YAML shot lists into lip-synced avatar video on a Ray cluster."""
-
-
-def _register_commands() -> None:
-    import importlib
-
-    for module_name in _COMMAND_MODULES:
-        module = importlib.import_module(f"farm.cli.{module_name}")
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register_commands()
 
 
 def main() -> None:

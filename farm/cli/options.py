@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 from rich.console import Console
 
 from farm.settings import Settings, resolve_settings
@@ -62,5 +62,11 @@ def settings_from(**flags: Any) -> Settings:
     return resolve_settings(**{key: value for key, value in flags.items() if value is not None})
 
 
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` as indented UTF-8 JSON. Dataclass records (a status's shot rows) are written from their
+    fields, datetimes as ISO 8601 and enums by value, natively; anything else unknown as its ``str``."""
+    return orjson.dumps(payload, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+
+
 def print_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, indent=2, default=str))
+    click.echo(json_bytes(payload))
