@@ -71,11 +71,14 @@ def test_submit_returns_at_once_and_the_detached_driver_finishes_the_job(tmp_pat
     assert submitted.returncode == 0, submitted.stderr
     job = json.loads(submitted.stdout)["job"]
     assert returned_after < 30  # planning only; the render happens in the detached driver
+    # A job is done when its shots are; the driver then assembles the edit, which status shows as latest_edit.
     deadline = time.monotonic() + 300
-    state = "queued"
-    while time.monotonic() < deadline and state not in {"done", "failed", "cancelled"}:
+    state, edit = "queued", None
+    while time.monotonic() < deadline and not (state in {"failed", "cancelled"} or (state == "done" and edit)):
         time.sleep(2)
-        status = farm("status", str(job), "--json", data_dir=data, cwd=demo)
-        state = json.loads(status.stdout)["job"]["state"]
+        status = json.loads(farm("status", str(job), "--json", data_dir=data, cwd=demo).stdout)
+        state, edit = status["job"]["state"], status["latest_edit"]
     assert state == "done", (data / "logs" / f"job-{job}.log").read_text()[-2000:]
-    assert (data / "edits" / f"job-{job}" / "v001" / "edit.mp4").is_file()
+    assert edit is not None and edit["version"] == 1, (data / "logs" / f"job-{job}.log").read_text()[-2000:]
+    assert Path(edit["video_path"]) == data / "edits" / f"job-{job}" / "v001" / "edit.mp4"
+    assert Path(edit["video_path"]).is_file()
