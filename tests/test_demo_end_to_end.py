@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import opentimelineio as otio
@@ -57,9 +60,25 @@ def test_demo_renders_to_an_edit_and_the_broken_variant_is_flagged(tmp_path: Pat
     assert "from cache" in broken.stdout  # shots shared with the first render are not rendered again
 
 
-def test_submit_returns_at_once_and_the_detached_driver_finishes_the_job(tmp_path: Path) -> None:
-    import time
+def wait_for_the_edit(job: int, data: Path, cwd: Path, log: Callable[[], str]) -> dict:
+    """Poll `farm status JOB --json` until the job ends and, if it is done, its edit exists; the edit.
 
+    A job is done when its shots are; the driver then assembles the edit, which status shows as latest_edit.
+    """
+    deadline = time.monotonic() + 300
+    state, edit = "queued", None
+    while time.monotonic() < deadline and not (state in {"failed", "cancelled"} or (state == "done" and edit)):
+        time.sleep(2)
+        status = json.loads(farm("status", str(job), "--json", data_dir=data, cwd=cwd).stdout)
+        state, edit = status["job"]["state"], status["latest_edit"]
+    assert state == "done" and edit is not None, log()
+    assert edit["version"] == 1
+    assert Path(edit["video_path"]) == data / "edits" / f"job-{job}" / "v001" / "edit.mp4"
+    assert Path(edit["video_path"]).is_file()
+    return edit
+
+
+def test_submit_returns_at_once_and_the_detached_driver_finishes_the_job(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     shutil.copytree(REPO_ROOT / "shots" / "demo", demo)
     data = tmp_path / "data"
@@ -71,14 +90,51 @@ def test_submit_returns_at_once_and_the_detached_driver_finishes_the_job(tmp_pat
     assert submitted.returncode == 0, submitted.stderr
     job = json.loads(submitted.stdout)["job"]
     assert returned_after < 30  # planning only; the render happens in the detached driver
-    # A job is done when its shots are; the driver then assembles the edit, which status shows as latest_edit.
-    deadline = time.monotonic() + 300
-    state, edit = "queued", None
-    while time.monotonic() < deadline and not (state in {"failed", "cancelled"} or (state == "done" and edit)):
-        time.sleep(2)
-        status = json.loads(farm("status", str(job), "--json", data_dir=data, cwd=demo).stdout)
-        state, edit = status["job"]["state"], status["latest_edit"]
-    assert state == "done", (data / "logs" / f"job-{job}.log").read_text()[-2000:]
-    assert edit is not None and edit["version"] == 1, (data / "logs" / f"job-{job}.log").read_text()[-2000:]
-    assert Path(edit["video_path"]) == data / "edits" / f"job-{job}" / "v001" / "edit.mp4"
-    assert Path(edit["video_path"]).is_file()
+    wait_for_the_edit(job, data, demo, log=lambda: (data / "logs" / f"job-{job}.log").read_text()[-2000:])
+
+
+def test_submit_with_a_dashboard_runs_the_driver_as_a_ray_job_on_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`farm submit --dashboard` hands the driver to the cluster's job manager: it runs `python -m farm render
+    --resume JOB` on the head, where `python` is the head's own (here: this interpreter, first on PATH)."""
+    from ray.cluster_utils import Cluster
+    from ray.job_submission import JobSubmissionClient
+
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO_ROOT / "shots" / "demo", demo)
+    data = tmp_path / "data"
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    dashboard_port = free_port()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": dashboard_port,
+        },
+    )
+    dashboard = f"http://127.0.0.1:{dashboard_port}"
+    try:
+        submitted = farm(
+            "submit", "episode.yaml", "--json", "--dashboard", dashboard, "--address", cluster.address,
+            data_dir=data, cwd=demo,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        reply = json.loads(submitted.stdout)
+        assert reply["driver"].startswith("Ray job farm-job-")
+        submission_id = reply["driver"].removeprefix("Ray job ")
+        client = JobSubmissionClient(dashboard)
+
+        wait_for_the_edit(reply["job"], data, demo, log=lambda: client.get_job_logs(submission_id)[-2000:])
+        assert f"job {reply['job']} done: 6 done" in client.get_job_logs(submission_id)
+    finally:
+        cluster.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
