@@ -239,6 +239,20 @@ def test_status_loads_its_command_alone(tmp_path: Path) -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_every_command_module_is_mapped_and_every_mapped_command_loads() -> None:
+    import importlib
+
+    from farm.cli import _COMMAND_MODULES, cli
+
+    defined = {
+        command.name: module
+        for module in set(_COMMAND_MODULES.values())
+        for command in importlib.import_module(f"farm.cli.{module}").COMMANDS
+    }
+    assert defined == _COMMAND_MODULES
+    assert all(cli.get_command(None, name).name == name for name in _COMMAND_MODULES)  # type: ignore[union-attr]
+
+
 def test_db_upgrade_creates_the_schema_once(database_url: str, tmp_path: Path) -> None:
     first = farm("db", "upgrade", data_dir=tmp_path, url=database_url)
     again = farm("db", "upgrade", data_dir=tmp_path, url=database_url)
