@@ -31,8 +31,9 @@ sys.path.insert(0, str(REPO))
 import ray  # noqa: E402
 
 from farm.db.session import open_database  # noqa: E402
-from farm.engine.runner import run_job, submit_shot_list  # noqa: E402
-from farm.engine.scheduler import EngineOptions  # noqa: E402
+from farm.engine.policy import EngineOptions  # noqa: E402
+from farm.jobs.run import drive_job  # noqa: E402
+from farm.jobs.submit import submit_shot_list  # noqa: E402
 from farm.settings import resolve_settings  # noqa: E402
 from tests.engine_models import write_manifest  # noqa: E402
 from tests.shotlists import make_project  # noqa: E402
@@ -72,7 +73,7 @@ def farm_batch(root: Path, shots: int, frames: int, workers: int, **params: obje
     db = open_database(settings.database_url)
     job = submit_shot_list(db, settings, make_project(root / "project", shot_list(shots, frames))).job_id
     started = time.perf_counter()
-    outcome = run_job(db, settings, job, options=EngineOptions(max_workers_per_model=workers))
+    outcome = drive_job(db, settings, job, options=EngineOptions(max_workers_per_model=workers))
     wall = time.perf_counter() - started
     db.dispose()
     assert outcome.done == shots, outcome
@@ -85,7 +86,7 @@ def plain_render(index: int, frames: int, out_dir: str) -> int:
     import numpy as np
 
     from farm.avatar.base import RenderRequest, no_progress
-    from farm.avatar.manifest import load_manifest
+    from farm.catalog import load_manifest
     from farm.media.video import ShotVideoWriter
     from farm.shotlist.types import CameraSpec
     from tests.engine_models import PatternModel
@@ -120,7 +121,7 @@ sys.path.insert(0, {repo!r})
 import numpy as np
 import torch  # any real model script imports its framework first
 from farm.avatar.base import RenderRequest, no_progress
-from farm.avatar.manifest import load_manifest
+from farm.catalog import load_manifest
 from farm.avatar.registry import create_model
 from farm.media.video import ShotVideoWriter
 from farm.shotlist.types import CameraSpec
@@ -176,7 +177,7 @@ def main() -> None:
         print(f"    plain Ray tasks (warm workers)  {plain:7.2f} s   {plain / args.shots_a * 1000:6.1f} ms/shot")
         print(f"    farm, workers ready -> last shot {steady:6.2f} s   {steady / args.shots_a * 1000:6.1f} ms/shot")
         print(f"    farm start-up once per job       {farm_a.startup_seconds:6.2f} s (actors created, models loaded)")
-        print(f"    farm whole run_job               {farm_wall:6.2f} s")
+        print(f"    farm whole drive_job             {farm_wall:6.2f} s")
         print(f"    orchestration overhead {overhead_ms:+.1f} ms/shot (target < 20)")
 
         frames_b = 12

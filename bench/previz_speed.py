@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from farm.avatar.base import RenderRequest  # noqa: E402
 from farm.avatar.camera import render_camera_video  # noqa: E402
-from farm.avatar.manifest import ModelCatalog  # noqa: E402
 from farm.avatar.registry import create_model  # noqa: E402
+from farm.catalog import ModelCatalog  # noqa: E402
 from farm.media.audio import decode_audio  # noqa: E402
 from farm.media.image import load_rgb  # noqa: E402
 from farm.shotlist.types import CameraMove, CameraSpec  # noqa: E402

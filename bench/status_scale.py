@@ -39,11 +39,11 @@ from rich.console import Console  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 
-from farm.avatar.manifest import ModelCatalog  # noqa: E402
+from farm.catalog import ModelCatalog  # noqa: E402
 from farm.cli.options import json_bytes  # noqa: E402
 from farm.cli.status_view import AUTO_LIST_LIMIT, job_view, jobs_table  # noqa: E402
-from farm.db.engine import normalise_url  # noqa: E402
-from farm.db.models import Artifact, Event, Job, Render, Shot  # noqa: E402
+from farm.db.connect import normalise_url  # noqa: E402
+from farm.db.tables import Artifact, Event, Job, Render, Shot  # noqa: E402
 from farm.db.queries import job_detail, job_events, job_summaries  # noqa: E402
 from farm.db.records import JobDetail  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
@@ -87,11 +87,11 @@ def build_rows(shots: int, attempts: int, events: int, specs: list[dict[str, Any
     render_id = 0
 
     def event(kind: str, shot_pk: int | None, rid: int | None, old: str | None, new: str | None, at: datetime) -> None:
-        row = {"at": at, "actor": "driver", "kind": kind, "job_id": 1, "shot_id": shot_pk, "render_id": rid}
+        row = {"at": at, "changed_by": "driver", "kind": kind, "job_id": 1, "shot_id": shot_pk, "render_id": rid}
         event_rows.append(dict(row, old_state=old, new_state=new, message="", data=None))
 
     event("job.submitted", None, None, None, "queued", t0)
-    event("job.state", None, None, "queued", "running", t0)
+    event("job.state", None, None, "queued", "rendering", t0)
     rendered_rank = {index: rank for rank, index in enumerate(rendered)}
     for index, fate in enumerate(fates):
         pk = index + 1
@@ -125,7 +125,7 @@ def build_rows(shots: int, attempts: int, events: int, specs: list[dict[str, Any
             current = render_id
         artifact_id = None
         if fate in ("done", "cached"):
-            artifact_rows.append({"id": len(artifact_rows) + 1, "cache_key": key, "kind": "video",
+            artifact_rows.append({"id": len(artifact_rows) + 1, "cache_key": key, "kind": "shot_video",
                                   "path": f"/data/artifacts/{key[:2]}/{key}.mp4", "bytes": 4_000_000,
                                   "sha256": key, "frames": spec["frames"], "duration": spec["duration_seconds"],
                                   "created_at": at})  # fmt: skip
@@ -145,7 +145,7 @@ def build_rows(shots: int, attempts: int, events: int, specs: list[dict[str, Any
         )
     del event_rows[events:]
     job = {"id": 1, "project": "Scale Show", "episode": "01", "shot_list_path": "/p/scale.yaml",
-           "shot_list_sha256": "0" * 64, "quality": "final", "priority": 0, "state": "running", "options": {},
+           "shot_list_sha256": "0" * 64, "quality": "final", "priority": 0, "state": "rendering", "options": {},
            "submitted_by": "bench", "submitted_at": t0, "started_at": t0, "updated_at": t0,
            "driver_id": "bench:1", "driver_heartbeat_at": t0}  # fmt: skip
     assert len(render_rows) == attempts and len(event_rows) == events and len(shot_rows) == shots
@@ -221,7 +221,7 @@ def measure(
         results["status_read"] = timed(status_read, repeat)
         results["status_table"] = timed(lambda: sink.print(job_view(status_read(), chosen_by_user=False)), repeat)
         results["job_detail"] = timed(lambda: job_detail(db, 1), repeat)
-        results["status_json"] = timed(lambda: json_bytes(job_detail(db, 1).as_json()), repeat)
+        results["status_json"] = timed(lambda: json_bytes(job_detail(db, 1).to_json()), repeat)
         results["summaries"] = timed(lambda: job_summaries(db, limit=20), repeat)
         results["summaries_table"] = timed(lambda: sink.print(jobs_table(job_summaries(db), detail.as_of)), repeat)
         results["events"] = timed(lambda: job_events(db, 1), max(3, repeat // 3))

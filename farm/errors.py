@@ -51,7 +51,7 @@ class Finding:
             text += f" [{self.severity}]"
         return text
 
-    def as_dict(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, object]:
         return {
             "file": self.file,
             "line": self.line,

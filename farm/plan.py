@@ -15,42 +15,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from farm.avatar.manifest import ModelCatalog, ModelManifest, weights_digest
 from farm.avatar.registry import adapter_class
+from farm.catalog import DEFAULT_QUALITY, ModelCatalog, ModelManifest, Quality, weights_digest
 from farm.digests import file_sha256
 from farm.errors import Finding, ManifestError, ShotListError
-from farm.media.audio import MODEL_SAMPLE_RATE, SampleRange, cut_audio, samples_digest, seconds_to_samples
-from farm.shotlist.load import display_path
-from farm.shotlist.semantic import DEFAULT_FINAL_MODEL, DEFAULT_PREVIEW_MODEL, DEFAULT_QUALITY
+from farm.media.audio import AudioSlice, SampleRange, cut_audio, samples_digest, seconds_to_samples
+from farm.paths import display_path
 from farm.shotlist.timecode import format_clock, format_frame_rate, parse_frame_rate_text
-from farm.shotlist.types import CameraMove, CameraSpec, OutputSpec, Quality, RenderSettings, Shot, ShotList
+from farm.shotlist.types import CameraMove, CameraSpec, OutputSpec, RenderSettings, Shot, ShotList
 
 CACHE_KEY_VERSION = 1
 """Bump when the set of cache-key inputs changes, so old keys can never match new recipes."""
-
-
-@dataclass(frozen=True)
-class AudioSlice:
-    """Samples ``[start_sample, end_sample)`` of a track decoded to mono at ``sample_rate``."""
-
-    track_id: str
-    path: Path
-    start_sample: int
-    end_sample: int
-    sha256: str
-    sample_rate: int = MODEL_SAMPLE_RATE
-
-    @property
-    def sample_range(self) -> SampleRange:
-        return SampleRange(self.start_sample, self.end_sample, self.sample_rate)
-
-    @property
-    def start_seconds(self) -> Fraction:
-        return Fraction(self.start_sample, self.sample_rate)
-
-    @property
-    def end_seconds(self) -> Fraction:
-        return Fraction(self.end_sample, self.sample_rate)
 
 
 @dataclass(frozen=True)
@@ -177,12 +152,6 @@ class Plan:
     output: OutputSpec
     tasks: tuple[ShotTask, ...]
 
-    def task(self, shot_id: str) -> ShotTask:
-        for task in self.tasks:
-            if task.shot_id == shot_id:
-                return task
-        raise KeyError(shot_id)
-
     @property
     def total_frames(self) -> int:
         return sum(task.frames for task in self.tasks)
@@ -218,7 +187,7 @@ def plan_shot_list(
     tasks: list[ShotTask] = []
     for order, shot in enumerate(shot_list.shots):
         settings = shot_list.defaults.overlaid_with(shot.overrides)
-        tier = quality or settings.quality or Quality(DEFAULT_QUALITY)
+        tier = quality or settings.quality or DEFAULT_QUALITY
         try:
             manifest = catalog.get(_model_name(settings, tier))
             task = _plan_shot(shot_list, shot, order, settings, tier, manifest, digests, file_digests, keys)
@@ -249,9 +218,8 @@ def plan_shot_list(
 
 
 def _model_name(settings: RenderSettings, tier: Quality) -> str:
-    if tier is Quality.PREVIEW:
-        return settings.preview_model or DEFAULT_PREVIEW_MODEL
-    return settings.model or DEFAULT_FINAL_MODEL
+    chosen = settings.preview_model if tier is Quality.PREVIEW else settings.model
+    return chosen or tier.default_model
 
 
 def _plan_shot(

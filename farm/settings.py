@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+from farm import defaults
 from farm.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MAX_SHOT_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Settings:
     """Where model weights live; ``${FARM_WEIGHTS_DIR}`` in a manifest means this folder."""
     ray_address: str | None = None
     """None starts a local Ray instance; ``auto`` or ``host:port`` joins a cluster."""
-    max_shot_seconds: float = DEFAULT_MAX_SHOT_SECONDS
+    max_shot_seconds: float = defaults.MAX_SHOT_SECONDS
     user: str = "unknown"
 
     @property
@@ -43,8 +43,10 @@ class Settings:
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+    @property
+    def weights_digest_memo(self) -> Path:
+        """Where the per-file digests of model weights are memoised (hashing gigabytes per plan is slow)."""
+        return self.data_dir / "cache" / "weights-digests.json"
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -76,9 +78,14 @@ def resolve_settings(
         models_dir=models,
         weights_dir=Path(env.get("FARM_WEIGHTS_DIR") or data / "weights").expanduser().resolve(),
         ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or None,
-        max_shot_seconds=max_seconds if max_seconds is not None else DEFAULT_MAX_SHOT_SECONDS,
+        max_shot_seconds=max_seconds if max_seconds is not None else defaults.MAX_SHOT_SECONDS,
         user=env.get("FARM_USER") or env.get("USER") or _login_name(),
     )
+
+
+def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """``FARM_DEBUG`` set: an internal error prints its traceback instead of writing a crash log."""
+    return bool((os.environ if environ is None else environ).get("FARM_DEBUG"))
 
 
 def _login_name() -> str:

@@ -24,10 +24,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from farm.avatar.manifest import ModelCatalog
-from farm.db.engine import display_url, normalise_url
+from farm.catalog import ModelCatalog
+from farm.db.connect import display_url, normalise_url
+from farm.db.jobs import submit_job
 from farm.db.session import Database, open_database
-from farm.db.transitions import submit_job
+from farm.jobs.submit import job_records
 from farm.plan import Plan, plan_shot_list
 from farm.settings import REPO_ROOT
 from farm.shotlist.load import load_shot_list
@@ -141,6 +142,7 @@ def make_job(plan: Plan) -> Callable[..., int]:
     """Submit the template plan to a database; returns the job id."""
 
     def submit(db: Database, *, submitted_by: str = "alice", priority: int = 0) -> int:
-        return submit_job(db, plan, submitted_by=submitted_by, priority=priority, quality="preview")
+        job, shots = job_records(plan, submitted_by=submitted_by, priority=priority, quality="preview")
+        return submit_job(db, job, shots)
 
     return submit

@@ -15,12 +15,13 @@ import numpy as np
 from PIL import Image
 
 from farm.avatar.camera import render_camera_video
-from farm.avatar.manifest import ModelCatalog
-from farm.edit.timeline import EditShot, edit_shots_from_plan
-from farm.media.audio import cut_audio
+from farm.catalog import ModelCatalog
+from farm.edit.timeline import EditShot
+from farm.jobs.edit import edit_shots
+from farm.media.audio import AudioSlice, cut_audio
 from farm.media.image import load_rgb
 from farm.media.video import ShotVideoWriter, write_wav
-from farm.plan import AudioSlice, plan_shot_list
+from farm.plan import plan_shot_list
 from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import CameraSpec, OutputSpec, ShotList
 from tests.shotlists import REPO
@@ -163,4 +164,4 @@ def render_shot_list_as_camera_moves(
             out_dir / f"{task.shot_id}.mp4", [frames], task.frames, width=width, height=height, audio=audio
         )
     persons = {cid: character.person_id for cid, character in shot_list.characters.items()}
-    return shot_list, output, edit_shots_from_plan(plan, videos, persons=persons)
+    return shot_list, output, edit_shots(plan.tasks, videos, persons=persons)

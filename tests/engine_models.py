@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
-from farm.avatar.manifest import ModelManifest
+from farm.catalog import ModelManifest
 from farm.errors import OutOfMemoryError
 
 CHUNK = 8
@@ -96,7 +96,7 @@ def write_manifest(models_dir: Path, name: str, *, gpus: float = 1.0, cpus: floa
     manifest = {
         "name": name,
         "adapter": "tests.engine_models:PatternModel",
-        "tier": "final",
+        "quality": "final",
         "resources": {"gpus": gpus, "cpus": cpus},
         "defaults": {"steps": 1},
         "render": params,

@@ -14,23 +14,19 @@ from pathlib import Path
 import pytest
 
 from farm.db import migrate
+from farm.db.jobs import transition_job
+from farm.db.kinds import ArtifactKind
+from farm.db.lease import heartbeat
+from farm.db.products import ArtifactRecord, NewEdit, record_artifact, record_edit
 from farm.db.queries import job_events, shots_of_job
 from farm.db.records import ShotRow
 from farm.db.session import open_database
+from farm.db.shots import finish_attempt, mark_cached, report_progress, start_attempt
 from farm.db.states import AttemptState, JobState, ShotState
-from farm.db.transitions import (
-    finish_attempt,
-    heartbeat,
-    mark_cached,
-    record_artifact,
-    record_edit,
-    report_progress,
-    start_attempt,
-    submit_job,
-    transition_job,
-)
 from farm.plan import Plan
 from farm.settings import REPO_ROOT
+from farm.verdicts import Verdict
+from tests.db_records import submit_plan
 
 ERROR = "no face found in media/walter.jpg; use a portrait with one visible face"
 
@@ -61,21 +57,19 @@ class Rendered:
 @pytest.fixture
 def rendered(database_url: str, plan: Plan, tmp_path: Path) -> Rendered:
     with open_database(database_url) as db:
-        job_id = submit_job(db, plan, submitted_by="producer", quality="preview", priority=3)
+        job_id = submit_plan(db, plan, submitted_by="producer", quality="preview", priority=3)
         shots = {shot.shot_id: shot.pk for shot in shots_of_job(db, job_id)}
-        transition_job(db, job_id, JobState.RUNNING, actor="driver")
+        transition_job(db, job_id, JobState.RENDERING, by="driver")
         heartbeat(db, job_id, "render01:4242")
-        first = start_attempt(db, shots["a"], worker="RenderWorker-0", node="gpu-1", device="cuda:0", actor="driver")
-        video = record_artifact(
-            db, cache_key=plan.tasks[0].cache_key, kind="video", path="/store/a.mp4", bytes=2048, sha256="a" * 64,
-            frames=plan.tasks[0].frames, duration=2.36,
-        )  # fmt: skip
-        finish_attempt(db, first, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, actor="driver",
-                       artifact_id=video, gpu_seconds=1800.0)  # fmt: skip
-        second = start_attempt(db, shots["b"], worker="RenderWorker-1", node="gpu-2", device="cuda:1", actor="driver")
-        finish_attempt(db, second, outcome=AttemptState.FAILED, shot_state=ShotState.FAILED, actor="driver",
+        first = start_attempt(db, shots["a"], worker="RenderWorker-0", node="gpu-1", device="cuda:0", by="driver")
+        video = ArtifactRecord(plan.tasks[0].cache_key, ArtifactKind.SHOT_VIDEO, "/store/a.mp4", 2048, "a" * 64,
+                               plan.tasks[0].frames, 2.36)  # fmt: skip
+        finish_attempt(db, first, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, by="driver",
+                       artifacts=[video], gpu_seconds=1800.0)  # fmt: skip
+        second = start_attempt(db, shots["b"], worker="RenderWorker-1", node="gpu-2", device="cuda:1", by="driver")
+        finish_attempt(db, second, outcome=AttemptState.FAILED, shot_state=ShotState.FAILED, by="driver",
                        error_class="RenderError", error_message=ERROR, gpu_seconds=60.0)  # fmt: skip
-        third = start_attempt(db, shots["c"], worker="RenderWorker-0", node="gpu-1", device="cuda:0", actor="driver")
+        third = start_attempt(db, shots["c"], worker="RenderWorker-0", node="gpu-1", device="cuda:0", by="driver")
         report_progress(db, third, 0.4, "denoise")
     return Rendered(job_id, database_url, tmp_path / "data")
 
@@ -85,7 +79,7 @@ def test_status_lists_recent_jobs(rendered: Rendered) -> None:
 
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "Test Show 07" in line)
-    for cell in (str(rendered.job_id), "running", "1/3", "producer", "0.52"):
+    for cell in (str(rendered.job_id), "rendering", "1/3", "producer", "0.52"):
         assert cell in row
 
 
@@ -94,7 +88,7 @@ def test_status_of_a_job_shows_failures_first_then_scenes_and_shots(rendered: Re
 
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f"Job {rendered.job_id}  Test Show 07  running" in out
+    assert f"Job {rendered.job_id}  Test Show 07  rendering" in out
     assert "shots 1/3 done · 1 failed · 1 running · 0 queued" in out
     assert "ETA " in out and "GPU 0.52 h" in out
     assert "driver render01:4242" in out
@@ -114,7 +108,7 @@ def test_status_json_of_a_job_is_the_database_rows(rendered: Rendered) -> None:
     job = status["job"]
     assert (job["id"], job["state"], job["priority"], job["submitted_by"]) == (
         rendered.job_id,
-        "running",
+        "rendering",
         3,
         "producer",
     )
@@ -146,11 +140,12 @@ def test_status_json_of_a_job_is_the_database_rows(rendered: Rendered) -> None:
 
 def test_status_json_lists_jobs_newest_first(rendered: Rendered, plan: Plan) -> None:
     with open_database(rendered.url) as db:
-        newer = submit_job(db, plan, submitted_by="editor", quality="final")
+        newer = submit_plan(db, plan, submitted_by="editor", quality="final")
         shots = shots_of_job(db, newer)
-        artifact = record_artifact(db, cache_key="x" * 64, kind="video", path="/x.mp4", bytes=1, sha256="x" * 64,
-                                   frames=1, duration=0.04)  # fmt: skip
-        mark_cached(db, shots[0].pk, artifact, actor="driver")
+        artifact = record_artifact(
+            db, ArtifactRecord("x" * 64, ArtifactKind.SHOT_VIDEO, "/x.mp4", 1, "x" * 64, 1, 0.04)
+        )
+        mark_cached(db, shots[0].pk, artifact, by="driver")
 
     result = farm("status", "--json", data_dir=rendered.data_dir, url=rendered.url)
 
@@ -162,7 +157,7 @@ def test_status_json_lists_jobs_newest_first(rendered: Rendered, plan: Plan) -> 
 
 def test_events_prints_the_audit_log(rendered: Rendered) -> None:
     table = farm("events", str(rendered.job_id), data_dir=rendered.data_dir, url=rendered.url)
-    as_json = farm("events", str(rendered.job_id), "--json", data_dir=rendered.data_dir, url=rendered.url)
+    to_json = farm("events", str(rendered.job_id), "--json", data_dir=rendered.data_dir, url=rendered.url)
 
     assert table.returncode == 0, table.stderr
     assert "queued -> running" in table.stdout
@@ -170,7 +165,7 @@ def test_events_prints_the_audit_log(rendered: Rendered) -> None:
     assert "running -> failed" in failed and "RenderError" in failed
     with open_database(rendered.url) as db:
         expected = job_events(db, rendered.job_id)
-    events = json.loads(as_json.stdout)["events"]
+    events = json.loads(to_json.stdout)["events"]
     assert [(event["kind"], event["shot_id"], event["new_state"]) for event in events] == [
         (event.kind, event.shot_id, event.new_state) for event in expected
     ]
@@ -198,9 +193,8 @@ def test_watch_follows_a_job_until_it_finishes(rendered: Rendered) -> None:
     time.sleep(1.5)
     assert watcher.poll() is None, watcher.communicate()
     with open_database(rendered.url) as db:
-        transition_job(db, rendered.job_id, JobState.FAILED, actor="driver")
-        record_edit(db, rendered.job_id, video_path="/edits/v1.mp4", otio_path=None, report_path=None,
-                    verdict="warn", summary={})  # fmt: skip
+        transition_job(db, rendered.job_id, JobState.FAILED, by="driver")
+        record_edit(db, rendered.job_id, NewEdit("/edits/v1.mp4", None, None, Verdict.WARN, {}), by="driver")
     out, err = watcher.communicate(timeout=60)
 
     assert watcher.returncode == 0, err
@@ -265,7 +259,25 @@ def test_db_upgrade_creates_the_schema_once(database_url: str, tmp_path: Path) -
     assert json.loads(current.stdout)["up_to_date"] is True
 
 
-def test_status_with_the_default_database_needs_no_server(tmp_path: Path) -> None:
+def test_a_read_pointed_at_a_missing_data_dir_says_which_database_and_creates_nothing(tmp_path: Path) -> None:
+    """A producer's typo in FARM_DATA_DIR is not "no jobs yet": a read never creates a database."""
+    for command in (["status"], ["status", "1"], ["events", "1"], ["db", "current"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "farm", *command],
+            env={**_env(tmp_path / "typo"), "FARM_DATABASE_URL": ""},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert f"no farm database at {tmp_path / 'typo' / 'farm.db'}" in result.stderr, command
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "typo").exists(), command
+
+
+def test_status_of_the_default_database_after_a_write_needs_no_server(tmp_path: Path) -> None:
+    open_database(f"sqlite:///{tmp_path / 'data' / 'farm.db'}").dispose()  # what a first submit creates
     result = subprocess.run(
         [sys.executable, "-m", "farm", "status"],
         env={**_env(tmp_path / "data"), "FARM_DATABASE_URL": ""},
@@ -276,15 +288,14 @@ def test_status_with_the_default_database_needs_no_server(tmp_path: Path) -> Non
 
     assert result.returncode == 0, result.stderr
     assert "No jobs yet" in result.stdout
-    assert (tmp_path / "data" / "farm.db").is_file()
 
 
 def test_a_big_job_lists_its_running_shots_unless_asked_for_all(tmp_path: Path, plan: Plan) -> None:
     url = f"sqlite:///{tmp_path / 'farm.db'}"
     tasks = tuple(replace(plan.tasks[i % 3], shot_id=f"s{i:03d}", order=i, continues=None) for i in range(150))
     with open_database(url) as db:
-        job_id = submit_job(db, replace(plan, tasks=tasks), submitted_by="producer", quality="preview")
-        start_attempt(db, shots_of_job(db, job_id)[7].pk, worker="w", node="gpu-1", device="cuda:0", actor="d")
+        job_id = submit_plan(db, replace(plan, tasks=tasks), submitted_by="producer", quality="preview")
+        start_attempt(db, shots_of_job(db, job_id)[7].pk, worker="w", node="gpu-1", device="cuda:0", by="d")
 
     default = farm("status", str(job_id), data_dir=tmp_path, url=url).stdout
     everything = farm("status", str(job_id), "--all", data_dir=tmp_path, url=url).stdout

@@ -16,19 +16,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from farm.db.models import Artifact, Event, Job, Render, Shot
+from farm.db.jobs import transition_job
+from farm.db.kinds import ArtifactKind, EventKind
+from farm.db.lease import claim_driver
+from farm.db.machine import ShotMove, move_shots
+from farm.db.products import ArtifactRecord, record_artifact
 from farm.db.session import Database, open_database
-from farm.db.states import AttemptState, IllegalTransition, JobState, LostRace, ShotState
-from farm.db.transitions import (
-    claim_driver,
-    finish_attempt,
-    record_artifact,
-    start_attempt,
-    submit_job,
-    transition_job,
-    transition_shot,
-)
+from farm.db.shots import finish_attempt, start_attempt
+from farm.db.states import AttemptState, JobState, LostRace, ShotState
+from farm.db.tables import Artifact, Event, Job, Render, Shot
 from farm.plan import Plan
+from tests.db_records import submit_plan
 
 OUTCOMES = [
     (AttemptState.SUCCEEDED, ShotState.DONE),
@@ -79,21 +77,23 @@ def act_on_a_shot(db: Database, pk: int, rng: random.Random, tally: Tally, worke
         state, render_id = connection.execute(sa.select(Shot.state, Shot.current_render_id).where(Shot.id == pk)).one()
     if state is ShotState.QUEUED:
         try:
-            start_attempt(db, pk, worker=worker, node="n", device="cuda:0", actor=worker)
+            start_attempt(db, pk, worker=worker, node="n", device="cuda:0", by=worker)
             tally.started += 1
         except LostRace:
             tally.lost["start"] += 1
     elif state is ShotState.RUNNING:
         outcome, shot_state = rng.choice(OUTCOMES)
-        if finish_attempt(db, render_id, outcome=outcome, shot_state=shot_state, actor=worker, gpu_seconds=1.0):
+        if finish_attempt(db, render_id, outcome=outcome, shot_state=shot_state, by=worker, gpu_seconds=1.0):
             tally.finished += 1
         else:
             tally.lost["finish"] += 1
     else:
-        try:
-            transition_shot(db, pk, ShotState.QUEUED, actor=worker, expected={state})
+        with db.write() as connection:
+            move = ShotMove(state, ShotState.QUEUED, EventKind.SHOT_REQUEUED, "retry")
+            moved = move_shots(connection, move, where=[Shot.id == pk], by=worker)
+        if moved:
             tally.requeued += 1
-        except (LostRace, IllegalTransition):
+        else:
             tally.lost["requeue"] += 1
 
 
@@ -115,11 +115,10 @@ def check_consistency(db: Database, job_id: int, tallies: list[Tally], shots: in
         ).all()
 
     # Exactly one event per won transition (finishing logs the attempt and the shot): none lost, none doubled.
-    kinds = Counter(event.kind for event in events)
+    kinds = Counter(event.kind for event in events if event.kind != "job.state")
     assert kinds == Counter(
         {
             "job.submitted": 1,
-            "job.state": 1,
             "shot.created": shots,
             "shot.started": started,
             "render.finished": finished,
@@ -138,6 +137,13 @@ def check_consistency(db: Database, job_id: int, tallies: list[Tally], shots: in
     assert max(finishes_per_render.values()) == 1
     assert {render.id for render in renders if render.state is not AttemptState.RUNNING} == set(finishes_per_render)
 
+    # The job's moves (the driver's start, then each settling after a shot move) chain up to where the row is.
+    job_moves = [(event.old_state, event.new_state) for event in events if event.kind == "job.state"]
+    assert job_moves[0] == ("queued", "rendering")
+    assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(job_moves)), job_moves
+    with db.read() as connection:
+        assert job_moves[-1][1] == connection.execute(sa.select(Job.state).where(Job.id == job_id)).scalar_one()
+
     # Each shot's events form one unbroken chain of states ending where the row is.
     chains: dict[int, list[tuple[str | None, str | None]]] = defaultdict(list)
     for event in events:
@@ -154,8 +160,8 @@ def check_consistency(db: Database, job_id: int, tallies: list[Tally], shots: in
 
 
 def run_race(db: Database, plan: Plan, threads: int, attempts_per_thread: int) -> None:
-    job_id = submit_job(db, plan, submitted_by="t", quality="preview")
-    transition_job(db, job_id, JobState.RUNNING, actor="driver")
+    job_id = submit_plan(db, plan, submitted_by="t", quality="preview")
+    transition_job(db, job_id, JobState.RENDERING, by="driver")
     tallies = race(db, job_id, threads, attempts_per_thread)
     check_consistency(db, job_id, tallies, shots=len(plan.tasks))
 
@@ -181,7 +187,7 @@ def test_only_one_of_many_simultaneous_claims_of_a_shot_wins(database: Database,
     def claim(index: int) -> None:
         barrier.wait()
         try:
-            start_attempt(database, pk, worker=f"w{index}", node="n", device="cuda:0", actor=f"w{index}")
+            start_attempt(database, pk, worker=f"w{index}", node="n", device="cuda:0", by=f"w{index}")
             results.append("won")
         except LostRace:
             results.append("lost")
@@ -199,13 +205,7 @@ def test_simultaneous_records_of_one_artifact_keep_one_row(database: Database) -
         ids.append(
             record_artifact(
                 database,
-                cache_key="9" * 64,
-                kind="video",
-                path=f"/store/{index}.mp4",
-                bytes=index,
-                sha256="0" * 64,
-                frames=25,
-                duration=1.0,
+                ArtifactRecord("9" * 64, ArtifactKind.SHOT_VIDEO, f"/store/{index}.mp4", index, "0" * 64, 25, 1.0),
             )
         )
 

@@ -18,15 +18,18 @@ from alembic.runtime.migration import MigrationContext
 
 from farm.db import migrate
 from farm.db.columns import JSONDocument, UTCDateTime
-from farm.db.engine import create_farm_engine, normalise_url
-from farm.db.errors import DatabaseUnavailable, SchemaVersionError
-from farm.db.models import Base
+from farm.db.connect import create_sql_engine, normalise_url
+from farm.db.errors import DatabaseMissing, DatabaseUnavailable, SchemaVersionError
+from farm.db.lease import heartbeat
+from farm.db.products import NewEdit, record_edit
 from farm.db.queries import job_detail, job_events
-from farm.db.session import Database, open_database
+from farm.db.session import Database, database_status, open_database
+from farm.db.shots import finish_attempt
 from farm.db.states import AttemptState, JobState, ShotState
-from farm.db.transitions import finish_attempt, heartbeat, record_edit
+from farm.db.tables import Base
 from farm.errors import UsageError
 from farm.settings import REPO_ROOT
+from farm.verdicts import Verdict
 
 FIRST = "0001_initial"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -34,11 +37,11 @@ T1 = datetime(2026, 1, 2, 3, 6, 5, tzinfo=UTC)
 
 
 def test_fresh_database_is_created_at_the_newest_schema(database: Database) -> None:
-    status = migrate.schema_status(database.engine)
+    status = migrate.schema_status(database.sql_engine)
 
     assert status.current == migrate.head_revision()
     assert status.up_to_date
-    assert set(sa.inspect(database.engine).get_table_names()) >= {
+    assert set(sa.inspect(database.sql_engine).get_table_names()) >= {
         "jobs",
         "shots",
         "renders",
@@ -50,7 +53,7 @@ def test_fresh_database_is_created_at_the_newest_schema(database: Database) -> N
 
 
 def test_migrations_create_exactly_the_tables_the_models_describe(database: Database) -> None:
-    with database.engine.connect() as connection:
+    with database.sql_engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
 
     assert differences == []
@@ -63,15 +66,19 @@ def test_schema_has_at_least_two_migrations_and_the_head_constant_names_the_last
 
 
 def test_database_from_the_first_migration_upgrades_with_its_rows_intact(database_url: str) -> None:
-    engine = create_farm_engine(normalise_url(database_url))
+    engine = create_sql_engine(normalise_url(database_url))
     migrate.upgrade(engine, FIRST)
     _write_rows_as_the_first_schema_did(engine)
     engine.dispose()
 
     with open_database(database_url) as db:
-        assert migrate.schema_status(db.engine).up_to_date
+        assert migrate.schema_status(db.sql_engine).up_to_date
         detail = job_detail(db, 1)
-        assert (detail.job.project, detail.job.state, detail.job.submitted_by) == ("Old Show", JobState.RUNNING, "ann")
+        assert (detail.job.project, detail.job.state, detail.job.submitted_by) == (
+            "Old Show",
+            JobState.RENDERING,
+            "ann",
+        )
         assert detail.job.submitted_at == T0
         assert detail.job.driver_id is None
         done, running = detail.shots
@@ -86,13 +93,8 @@ def test_database_from_the_first_migration_upgrades_with_its_rows_intact(databas
         ]
         # What the second migration added works on the upgraded rows.
         heartbeat(db, 1, "driver-7")
-        assert record_edit(
-            db, 1, video_path="/e.mp4", otio_path=None, report_path=None, verdict="pass", summary={}
-        ) == (
-            1,
-            1,
-        )
-        assert finish_attempt(db, 2, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, actor="t")
+        assert record_edit(db, 1, NewEdit("/e.mp4", None, None, Verdict.PASS, {}), by="t") == (1, 1)
+        assert finish_attempt(db, 2, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, by="t")
         assert job_detail(db, 1).job.driver_id == "driver-7"
 
 
@@ -154,7 +156,7 @@ def _write_rows_as_the_first_schema_did(engine: sa.Engine) -> None:
         )
         connection.execute(
             artifacts.insert(),
-            [{"id": 1, "cache_key": "k1", "kind": "video", "path": "/a/s1.mp4", "bytes": 10, "sha256": "f" * 64,
+            [{"id": 1, "cache_key": "k1", "kind": "shot_video", "path": "/a/s1.mp4", "bytes": 10, "sha256": "f" * 64,
               "frames": 25, "duration": 1.0, "created_at": T1}],
         )  # fmt: skip
         connection.execute(
@@ -196,9 +198,9 @@ def _write_rows_as_the_first_schema_did(engine: sa.Engine) -> None:
 def test_downgrade_to_the_first_migration_and_back_keeps_jobs(database: Database, make_job: Callable[..., int]) -> None:
     job_id = make_job(database)
 
-    migrate.downgrade(database.engine, FIRST)
-    assert "edits" not in sa.inspect(database.engine).get_table_names()
-    migrate.upgrade(database.engine)
+    migrate.downgrade(database.sql_engine, FIRST)
+    assert "edits" not in sa.inspect(database.sql_engine).get_table_names()
+    migrate.upgrade(database.sql_engine)
 
     detail = job_detail(database, job_id)
     assert [shot.shot_id for shot in detail.shots] == ["a", "b", "c"]
@@ -206,7 +208,7 @@ def test_downgrade_to_the_first_migration_and_back_keeps_jobs(database: Database
 
 
 def test_database_upgraded_by_a_newer_farm_is_refused(database_url: str) -> None:
-    with open_database(database_url) as db, db.engine.begin() as connection:
+    with open_database(database_url) as db, db.sql_engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
 
     with pytest.raises(SchemaVersionError, match=r"9999_from_the_future.*newer farm"):
@@ -214,14 +216,14 @@ def test_database_upgraded_by_a_newer_farm_is_refused(database_url: str) -> None
 
 
 def test_outdated_database_is_not_upgraded_behind_the_callers_back(database_url: str) -> None:
-    engine = create_farm_engine(normalise_url(database_url))
+    engine = create_sql_engine(normalise_url(database_url))
     migrate.upgrade(engine, FIRST)
     engine.dispose()
 
     with pytest.raises(SchemaVersionError, match="farm db upgrade"):
-        open_database(database_url, upgrade=False)
+        open_database(database_url, read_only=True)
     with open_database(database_url) as db:
-        assert migrate.schema_status(db.engine).up_to_date
+        assert migrate.schema_status(db.sql_engine).up_to_date
 
 
 def test_processes_opening_a_fresh_database_at_once_migrate_it_once(database_url: str) -> None:
@@ -235,7 +237,7 @@ def test_processes_opening_a_fresh_database_at_once_migrate_it_once(database_url
 
     assert [process.returncode for process in processes] == [0, 0, 0], errors
     with open_database(database_url) as db:
-        assert migrate.schema_status(db.engine).up_to_date
+        assert migrate.schema_status(db.sql_engine).up_to_date
 
 
 def test_threads_opening_a_fresh_database_at_once_all_succeed(database_url: str) -> None:
@@ -305,3 +307,74 @@ def test_unreachable_postgresql_is_a_clear_error_without_the_password() -> None:
         DatabaseUnavailable, match=r"cannot open database postgresql\+psycopg://farm:\*\*\*@127.0.0.1:1/x"
     ):
         open_database("postgresql://farm:secret@127.0.0.1:1/x")
+
+
+def test_the_phases_migration_puts_every_job_in_the_phase_its_rows_say(database_url: str) -> None:
+    """0004: running jobs are rendering; a done job without an edit is assembling (its edit is still owed);
+    a done job with one stays done."""
+    engine = create_sql_engine(normalise_url(database_url))
+    migrate.upgrade(engine, "0003_shot_render_seconds")
+    jobs = sa.table(
+        "jobs",
+        *(sa.column(name) for name in ("id", "project", "episode", "shot_list_path", "shot_list_sha256")),
+        *(sa.column(name) for name in ("quality", "priority", "state", "submitted_by")),
+        sa.column("options", JSONDocument),
+        sa.column("submitted_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+        sa.column("finished_at", UTCDateTime()),
+    )
+    edits = sa.table(
+        "edits",
+        *(sa.column(name) for name in ("id", "job_id", "version", "video_path", "verdict")),
+        sa.column("summary", JSONDocument),
+        sa.column("created_at", UTCDateTime()),
+    )
+    row = {"project": "P", "episode": "1", "shot_list_path": "/s.yaml", "shot_list_sha256": "0" * 64,
+           "quality": "preview", "priority": 0, "submitted_by": "ann", "options": {}, "submitted_at": T0,
+           "updated_at": T0}  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            jobs.insert(),
+            [
+                {**row, "id": 1, "state": "running", "finished_at": None},
+                {**row, "id": 2, "state": "done", "finished_at": T1},
+                {**row, "id": 3, "state": "done", "finished_at": T1},
+                {**row, "id": 4, "state": "failed", "finished_at": T1},
+            ],
+        )
+        connection.execute(
+            edits.insert(),
+            [{"id": 1, "job_id": 3, "version": 1, "video_path": "/e.mp4", "verdict": "pass", "summary": {},
+              "created_at": T1}],
+        )  # fmt: skip
+    engine.dispose()
+
+    with open_database(database_url) as db:
+        states = {job: job_detail(db, job).job.state for job in (1, 2, 3, 4)}
+        assert job_detail(db, 2).job.finished_at is None
+        assert job_detail(db, 3).latest_edit is not None and job_detail(db, 3).latest_edit.verdict is Verdict.PASS
+    assert states == {1: JobState.RENDERING, 2: JobState.ASSEMBLING, 3: JobState.DONE, 4: JobState.FAILED}
+
+
+def test_a_read_of_a_missing_sqlite_database_creates_nothing_and_says_which_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "farm.db"
+
+    with pytest.raises(DatabaseMissing, match=f"no farm database at {path}"):
+        open_database(f"sqlite:///{path}", read_only=True)
+    with pytest.raises(DatabaseMissing):
+        database_status(f"sqlite:///{path}")
+    assert not path.parent.exists()
+
+
+def test_a_read_of_an_empty_database_creates_no_tables(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        Path(normalise_url(database_url).database).parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(normalise_url(database_url).database).close()  # an empty file, as an editor's typo makes
+
+    with pytest.raises(DatabaseMissing, match="has no farm tables"):
+        open_database(database_url, read_only=True)
+    engine = create_sql_engine(normalise_url(database_url))
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()

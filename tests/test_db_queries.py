@@ -9,19 +9,16 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from farm.db.models import Render
+from farm.db.jobs import transition_job
+from farm.db.kinds import ArtifactKind
+from farm.db.products import ArtifactRecord
 from farm.db.queries import estimate_eta, job_detail, job_events, job_summaries, shots_of_job
 from farm.db.session import Database
+from farm.db.shots import finish_attempt, report_progress, start_attempt
 from farm.db.states import AttemptState, JobState, ShotState
-from farm.db.transitions import (
-    finish_attempt,
-    record_artifact,
-    report_progress,
-    start_attempt,
-    submit_job,
-    transition_job,
-)
+from farm.db.tables import Render
 from farm.plan import Plan
+from tests.db_records import submit_plan
 
 
 def two_scene_plan(plan: Plan) -> Plan:
@@ -45,19 +42,18 @@ def started_ago(db: Database, render_id: int, seconds: float) -> None:
 @pytest.fixture
 def busy_job(database: Database, plan: Plan) -> int:
     """sc01: a done (rendered at 2 frames/s), b failed, c running at 50 %; sc02: all queued."""
-    job_id = submit_job(database, two_scene_plan(plan), submitted_by="p", quality="preview")
-    transition_job(database, job_id, JobState.RUNNING, actor="d")
+    job_id = submit_plan(database, two_scene_plan(plan), submitted_by="p", quality="preview")
+    transition_job(database, job_id, JobState.RENDERING, by="d")
     pks = {shot.shot_id: shot.pk for shot in shots_of_job(database, job_id)}
-    first = start_attempt(database, pks["a"], worker="w", node="n1", device="cuda:0", actor="d")
+    first = start_attempt(database, pks["a"], worker="w", node="n1", device="cuda:0", by="d")
     started_ago(database, first, plan.tasks[0].frames / 2)
-    video = record_artifact(database, cache_key="a" * 64, kind="video", path="/a.mp4", bytes=1, sha256="a" * 64,
-                            frames=plan.tasks[0].frames, duration=2.36)  # fmt: skip
-    finish_attempt(database, first, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, actor="d",
-                   artifact_id=video, gpu_seconds=3600.0)  # fmt: skip
-    second = start_attempt(database, pks["b"], worker="w", node="n2", device="cuda:0", actor="d")
-    finish_attempt(database, second, outcome=AttemptState.FAILED, shot_state=ShotState.FAILED, actor="d",
+    video = ArtifactRecord("a" * 64, ArtifactKind.SHOT_VIDEO, "/a.mp4", 1, "a" * 64, plan.tasks[0].frames, 2.36)
+    finish_attempt(database, first, outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, by="d",
+                   artifacts=[video], gpu_seconds=3600.0)  # fmt: skip
+    second = start_attempt(database, pks["b"], worker="w", node="n2", device="cuda:0", by="d")
+    finish_attempt(database, second, outcome=AttemptState.FAILED, shot_state=ShotState.FAILED, by="d",
                    error_class="RenderError", error_message="bad portrait", gpu_seconds=1800.0)  # fmt: skip
-    third = start_attempt(database, pks["c"], worker="w", node="n1", device="cuda:0", actor="d")
+    third = start_attempt(database, pks["c"], worker="w", node="n1", device="cuda:0", by="d")
     report_progress(database, third, 0.5, "denoise")
     return job_id
 
@@ -127,11 +123,11 @@ def test_job_summaries_list_newest_first_with_the_same_numbers(
 
 
 def test_eta_rules() -> None:
-    assert estimate_eta(JobState.RUNNING, 100.0, 2.0, 1) == 50.0
-    assert estimate_eta(JobState.RUNNING, 100.0, 2.0, 4) == 12.5
+    assert estimate_eta(JobState.RENDERING, 100.0, 2.0, 1) == 50.0
+    assert estimate_eta(JobState.RENDERING, 100.0, 2.0, 4) == 12.5
     assert estimate_eta(JobState.QUEUED, 100.0, 2.0, 0) == 50.0
-    assert estimate_eta(JobState.RUNNING, 100.0, None, 3) is None
-    assert estimate_eta(JobState.RUNNING, 0.0, None, 0) == 0.0
+    assert estimate_eta(JobState.RENDERING, 100.0, None, 3) is None
+    assert estimate_eta(JobState.RENDERING, 0.0, None, 0) == 0.0
     assert estimate_eta(JobState.DONE, 100.0, 2.0, 0) == 0.0
 
 

@@ -11,9 +11,22 @@ import pytest
 import sqlalchemy as sa
 
 from farm.db.errors import UnknownJob, UnknownShot
-from farm.db.models import Event, Render, Shot
+from farm.db.jobs import cancel_job, retry_job, transition_job
+from farm.db.kinds import ArtifactKind, EventKind
+from farm.db.lease import claim_driver, heartbeat
+from farm.db.machine import ShotMove, move_shots
+from farm.db.products import ArtifactRecord, NewEdit, record_artifact, record_edit
 from farm.db.queries import find_artifact, job_detail, job_events, job_state, shots_of_job
 from farm.db.session import Database
+from farm.db.shots import (
+    fail_unrenderable,
+    finish_attempt,
+    mark_cached,
+    recover_orphans,
+    report_progress,
+    retake_shot,
+    start_attempt,
+)
 from farm.db.states import (
     JOB_TRANSITIONS,
     SHOT_TRANSITIONS,
@@ -23,41 +36,44 @@ from farm.db.states import (
     LostRace,
     ShotState,
 )
-from farm.db.transitions import (
-    ArtifactRecord,
-    cancel_job,
-    claim_driver,
-    fail_unrenderable,
-    finish_attempt,
-    heartbeat,
-    mark_cached,
-    record_artifact,
-    record_edit,
-    recover_orphans,
-    report_progress,
-    retry_job,
-    start_attempt,
-    transition_job,
-    transition_shot,
-)
+from farm.db.tables import Event, Render, Shot
 from farm.plan import Plan
+from farm.verdicts import Verdict
 
 MakeJob = Callable[..., int]
 
 
+def video(key: str = "k" * 64) -> ArtifactRecord:
+    return ArtifactRecord(key, ArtifactKind.SHOT_VIDEO, f"/store/{key[:8]}.mp4", 1000, "f" * 64, 59, 2.36)
+
+
 def artifact(db: Database, key: str = "k" * 64) -> int:
-    return record_artifact(
-        db, cache_key=key, kind="video", path=f"/store/{key[:8]}.mp4", bytes=1000, sha256="f" * 64, frames=59,
-        duration=2.36,
-    )  # fmt: skip
+    return record_artifact(db, video(key))
 
 
 def start(db: Database, shot_pk: int, worker: str = "w1") -> int:
-    return start_attempt(db, shot_pk, worker=worker, node=f"node-{worker}", device="cuda:0", actor="driver")
+    return start_attempt(db, shot_pk, worker=worker, node=f"node-{worker}", device="cuda:0", by="driver")
 
 
 def finish(db: Database, render_id: int, outcome: AttemptState, shot_state: ShotState, **extra: object) -> bool:
-    return finish_attempt(db, render_id, outcome=outcome, shot_state=shot_state, actor="driver", **extra)
+    return finish_attempt(db, render_id, outcome=outcome, shot_state=shot_state, by="driver", **extra)
+
+
+def shot_id_of(db: Database, pk: int) -> tuple[int, str]:
+    with db.read() as connection:
+        row = connection.execute(sa.select(Shot.job_id, Shot.shot_id).where(Shot.id == pk)).one()
+    return row.job_id, row.shot_id
+
+
+def requeue(db: Database, pk: int) -> int:
+    """A retry of exactly this shot (done ones included: a retake by hand)."""
+    job_id, shot_id = shot_id_of(db, pk)
+    return retry_job(db, job_id, by="t", shot_ids=[shot_id])
+
+
+def cancel_queued(db: Database, pk: int) -> int:
+    """The shot's job cancelled, which cancels its queued shots."""
+    return cancel_job(db, shot_id_of(db, pk)[0], by="t")
 
 
 def shot_pk(db: Database, job_id: int, shot_id: str = "a") -> int:
@@ -87,11 +103,11 @@ def drive_shot(db: Database, pk: int, state: ShotState) -> int | None:
     if state is ShotState.QUEUED:
         return None
     if state is ShotState.CANCELLED:
-        transition_shot(db, pk, ShotState.CANCELLED, actor="t")
+        cancel_queued(db, pk)
         return None
     render_id = start(db, pk)
     if state is ShotState.DONE:
-        finish(db, render_id, AttemptState.SUCCEEDED, ShotState.DONE, artifact_id=artifact(db))
+        finish(db, render_id, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video()])
     elif state is ShotState.FAILED:
         finish(db, render_id, AttemptState.FAILED, ShotState.FAILED, error_class="RenderError", error_message="x")
     return render_id
@@ -99,20 +115,22 @@ def drive_shot(db: Database, pk: int, state: ShotState) -> int | None:
 
 PERFORM_SHOT: dict[tuple[ShotState, ShotState], Callable[[Database, int, int | None], object]] = {
     (ShotState.QUEUED, ShotState.RUNNING): lambda db, pk, _: start(db, pk),
-    (ShotState.QUEUED, ShotState.DONE): lambda db, pk, _: mark_cached(db, pk, artifact(db), actor="t"),
-    (ShotState.QUEUED, ShotState.CANCELLED): lambda db, pk, _: transition_shot(db, pk, ShotState.CANCELLED, actor="t"),
-    (ShotState.QUEUED, ShotState.FAILED): lambda db, pk, _: fail_unrenderable(db, pk, actor="t", reason="upstream"),
+    (ShotState.QUEUED, ShotState.DONE): lambda db, pk, _: mark_cached(db, pk, artifact(db), by="t"),
+    (ShotState.QUEUED, ShotState.CANCELLED): lambda db, pk, _: cancel_queued(db, pk),
+    (ShotState.QUEUED, ShotState.FAILED): lambda db, pk, _: fail_unrenderable(db, pk, by="t", reason="upstream"),
     (ShotState.RUNNING, ShotState.DONE): lambda db, _, r: finish(
-        db, r, AttemptState.SUCCEEDED, ShotState.DONE, artifact_id=artifact(db)
+        db, r, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video()]
     ),
     (ShotState.RUNNING, ShotState.QUEUED): lambda db, _, r: finish(db, r, AttemptState.CRASHED, ShotState.QUEUED),
     (ShotState.RUNNING, ShotState.FAILED): lambda db, _, r: finish(db, r, AttemptState.FAILED, ShotState.FAILED),
     (ShotState.RUNNING, ShotState.CANCELLED): lambda db, _, r: finish(
         db, r, AttemptState.CANCELLED, ShotState.CANCELLED
     ),
-    (ShotState.DONE, ShotState.QUEUED): lambda db, pk, _: transition_shot(db, pk, ShotState.QUEUED, actor="t"),
-    (ShotState.FAILED, ShotState.QUEUED): lambda db, pk, _: transition_shot(db, pk, ShotState.QUEUED, actor="t"),
-    (ShotState.CANCELLED, ShotState.QUEUED): lambda db, pk, _: transition_shot(db, pk, ShotState.QUEUED, actor="t"),
+    (ShotState.DONE, ShotState.QUEUED): lambda db, pk, _: retake_shot(
+        db, pk, spec={"seed": 9}, cache_key="n" * 64, by="t", reason="identity"
+    ),
+    (ShotState.FAILED, ShotState.QUEUED): lambda db, pk, _: requeue(db, pk),
+    (ShotState.CANCELLED, ShotState.QUEUED): lambda db, pk, _: requeue(db, pk),
 }
 ALLOWED_SHOT_PAIRS = {(old, new) for old, targets in SHOT_TRANSITIONS.items() for new in targets}
 ILLEGAL_SHOT_PAIRS = set(itertools.product(ShotState, ShotState)) - ALLOWED_SHOT_PAIRS
@@ -135,18 +153,27 @@ def test_every_allowed_shot_transition_changes_the_row_and_writes_its_event(
 
         assert shot_state(database, pk) is new, f"{old} -> {new}"
         assert last_shot_event(database, pk) == (old.value, new.value), f"{old} -> {new}"
-        expected_events = 2 if old is ShotState.RUNNING else 1  # finishing also logs the attempt's end
+        # Finishing also logs the attempt's end; a queued shot is cancelled by its job's cancel, which logs
+        # the job's move and cancels the job's other two queued shots too; retrying it queues the job again.
+        expected_events = {
+            (ShotState.RUNNING, new): 2,
+            (ShotState.QUEUED, ShotState.CANCELLED): 4,
+            (ShotState.CANCELLED, ShotState.QUEUED): 2,
+        }.get((old, new), 1)
         assert event_count(database) - events_before == expected_events, f"{old} -> {new}"
 
 
-def test_every_illegal_shot_transition_raises_and_writes_nothing(database: Database, make_job: MakeJob) -> None:
+def test_every_illegal_shot_move_is_refused_by_the_table_and_writes_nothing(
+    database: Database, make_job: MakeJob
+) -> None:
     for old, new in sorted(ILLEGAL_SHOT_PAIRS):
         pk = shot_pk(database, make_job(database))
         drive_shot(database, pk, old)
         events_before = event_count(database)
 
-        with pytest.raises(IllegalTransition, match=f"cannot go from {old} to {new}"):
-            transition_shot(database, pk, new, actor="t")
+        refusal = "is already" if old is new else f"cannot go from {old} to {new}"
+        with pytest.raises(IllegalTransition, match=refusal), database.write() as connection:
+            move_shots(connection, ShotMove(old, new, EventKind.SHOT_REQUEUED), where=[Shot.id == pk], by="t")
 
         assert shot_state(database, pk) is old
         assert event_count(database) == events_before
@@ -155,36 +182,42 @@ def test_every_illegal_shot_transition_raises_and_writes_nothing(database: Datab
 def test_every_allowed_job_transition_is_performed_and_every_other_refused(
     database: Database, make_job: MakeJob
 ) -> None:
+    phases = [JobState.RENDERING, JobState.ASSEMBLING, JobState.CHECKING]
     paths = {
         JobState.QUEUED: [],
-        JobState.RUNNING: [JobState.RUNNING],
-        JobState.DONE: [JobState.RUNNING, JobState.DONE],
-        JobState.FAILED: [JobState.RUNNING, JobState.FAILED],
+        JobState.RENDERING: phases[:1],
+        JobState.ASSEMBLING: phases[:2],
+        JobState.CHECKING: phases,
+        JobState.RETAKING: [*phases, JobState.RETAKING],
+        JobState.DONE: [*phases, JobState.DONE],
+        JobState.FAILED: [JobState.RENDERING, JobState.FAILED],
         JobState.CANCELLED: [JobState.CANCELLED],
     }
+    assert set(paths) == set(JobState)
     for old, new in itertools.product(JobState, JobState):
         job_id = make_job(database)
         for step in paths[old]:
-            transition_job(database, job_id, step, actor="t")
+            transition_job(database, job_id, step, by="t")
         if new in JOB_TRANSITIONS[old]:
-            assert transition_job(database, job_id, new, actor="t", message="why") is old
+            assert transition_job(database, job_id, new, by="t", message="why") is old
             assert job_state(database, job_id) is new
             last = job_events(database, job_id)[-1]
             assert (last.kind, last.old_state, last.new_state, last.message) == ("job.state", old, new, "why")
         else:
-            with pytest.raises(IllegalTransition, match=f"job {job_id} cannot go from {old} to {new}"):
-                transition_job(database, job_id, new, actor="t")
+            refusal = f"job {job_id} is already {old}" if old is new else f"job {job_id} cannot go from {old} to {new}"
+            with pytest.raises(IllegalTransition, match=refusal):
+                transition_job(database, job_id, new, by="t")
             assert job_state(database, job_id) is old
 
 
 def test_job_timings_follow_its_states(database: Database, make_job: MakeJob) -> None:
     job_id = make_job(database)
-    transition_job(database, job_id, JobState.RUNNING, actor="t")
+    transition_job(database, job_id, JobState.RENDERING, by="t")
     first_start = job_detail(database, job_id).job.started_at
-    transition_job(database, job_id, JobState.FAILED, actor="t")
+    transition_job(database, job_id, JobState.FAILED, by="t")
     failed = job_detail(database, job_id).job
-    transition_job(database, job_id, JobState.QUEUED, actor="t")
-    transition_job(database, job_id, JobState.RUNNING, actor="t")
+    transition_job(database, job_id, JobState.QUEUED, by="t")
+    transition_job(database, job_id, JobState.RENDERING, by="t")
     resumed = job_detail(database, job_id).job
 
     assert first_start is not None and first_start.tzinfo is UTC
@@ -195,10 +228,10 @@ def test_job_timings_follow_its_states(database: Database, make_job: MakeJob) ->
 
 def test_expected_state_mismatch_is_a_lost_race(database: Database, make_job: MakeJob) -> None:
     job_id = make_job(database)
-    transition_job(database, job_id, JobState.RUNNING, actor="driver-1")
+    transition_job(database, job_id, JobState.RENDERING, by="driver-1")
 
-    with pytest.raises(LostRace, match=f"job {job_id} is running, not queued"):
-        transition_job(database, job_id, JobState.RUNNING, actor="driver-2", expected={JobState.QUEUED})
+    with pytest.raises(LostRace, match=f"job {job_id} is rendering, not queued"):
+        transition_job(database, job_id, JobState.RENDERING, by="driver-2", expected={JobState.QUEUED})
 
 
 def test_claiming_a_shot_counts_the_attempt_and_logs_the_worker(database: Database, make_job: MakeJob) -> None:
@@ -233,17 +266,18 @@ def test_late_finish_from_an_older_attempt_is_refused(database: Database, make_j
     job_id = make_job(database)
     pk = shot_pk(database, job_id)
     first = start(database, pk, worker="lost-node")
-    assert recover_orphans(database, job_id, actor="driver-2") == 1
+    assert recover_orphans(database, job_id, by="driver-2") == 1
     second = start(database, pk, worker="w2")
+    artifact(database)
     events_before = event_count(database)
 
-    late = finish(database, first, AttemptState.SUCCEEDED, ShotState.DONE, artifact_id=artifact(database))
+    late = finish(database, first, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video()])
 
     assert late is False
     assert event_count(database) == events_before
     shot = job_detail(database, job_id).shots[0]
     assert (shot.state, shot.render_id, shot.artifact_id) == (ShotState.RUNNING, second, None)
-    assert finish(database, second, AttemptState.SUCCEEDED, ShotState.DONE, artifact_id=artifact(database))
+    assert finish(database, second, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video()])
     assert job_detail(database, job_id).shots[0].state is ShotState.DONE
 
 
@@ -302,7 +336,7 @@ def test_failed_attempt_keeps_its_error_on_the_shot_and_the_attempt(database: Da
     )
     # The retry succeeds: the error is cleared on the shot and the GPU time adds up.
     retry = start(database, pk)
-    finish(database, retry, AttemptState.SUCCEEDED, ShotState.DONE, artifact_id=artifact(database), gpu_seconds=20.0)
+    finish(database, retry, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video()], gpu_seconds=20.0)
     shot = job_detail(database, job_id).shots[0]
     assert (shot.attempts, shot.last_error, shot.gpu_seconds, shot.artifact_path) == (
         2,
@@ -332,8 +366,8 @@ def test_cache_hit_marks_a_queued_shot_done_and_cached(database: Database, make_
     pk = shot_pk(database, job_id)
     artifact_id = artifact(database)
 
-    assert mark_cached(database, pk, artifact_id, actor="driver")
-    assert not mark_cached(database, pk, artifact_id, actor="driver")
+    assert mark_cached(database, pk, artifact_id, by="driver")
+    assert not mark_cached(database, pk, artifact_id, by="driver")
 
     shot = job_detail(database, job_id).shots[0]
     assert (shot.state, shot.cached, shot.attempts, shot.artifact_id) == (ShotState.DONE, True, 0, artifact_id)
@@ -341,86 +375,107 @@ def test_cache_hit_marks_a_queued_shot_done_and_cached(database: Database, make_
 
 
 def test_recording_the_same_artifact_twice_keeps_one_row(database: Database) -> None:
-    first = record_artifact(
-        database, cache_key="c" * 64, kind="video", path="/a.mp4", bytes=5, sha256="1" * 64, frames=10, duration=0.4
-    )
-    second = record_artifact(
-        database, cache_key="c" * 64, kind="video", path="/b.mp4", bytes=6, sha256="2" * 64, frames=10, duration=0.4
-    )
-    tail = record_artifact(
-        database, cache_key="c" * 64, kind="tail", path="/t.npz", bytes=7, sha256="3" * 64, frames=5, duration=None
-    )
+    key, shot_video, last_frames = "c" * 64, ArtifactKind.SHOT_VIDEO, ArtifactKind.LAST_FRAMES
+    first = record_artifact(database, ArtifactRecord(key, shot_video, "/a.mp4", 5, "1" * 64, 10, 0.4))
+    second = record_artifact(database, ArtifactRecord(key, shot_video, "/b.mp4", 6, "2" * 64, 10, 0.4))
+    tail = record_artifact(database, ArtifactRecord(key, last_frames, "/t.npz", 7, "3" * 64, 5))
 
     assert first == second != tail
-    info = find_artifact(database, "c" * 64, "video")
-    assert info is not None and (info.id, info.path, info.sha256) == (first, "/a.mp4", "1" * 64)
+    info = find_artifact(database, key, shot_video)
+    assert info is not None and (info.id, info.kind, info.path, info.sha256) == (first, shot_video, "/a.mp4", "1" * 64)
     assert info.created_at.tzinfo is UTC
-    assert find_artifact(database, "c" * 64, "audio") is None
+    assert find_artifact(database, "d" * 64, shot_video) is None
+
+
+def test_the_database_refuses_a_kind_or_verdict_outside_its_vocabulary(database: Database, make_job: MakeJob) -> None:
+    job_id = make_job(database)
+    with pytest.raises(sa.exc.IntegrityError), database.write() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO artifacts (cache_key, kind, path, bytes, sha256, created_at) "
+                "VALUES ('x', 'video', '/x', 1, 'y', CURRENT_TIMESTAMP)"
+            )
+        )
+    with pytest.raises(sa.exc.IntegrityError), database.write() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO edits (job_id, version, video_path, verdict, summary, created_at) "
+                f"VALUES ({job_id}, 1, '/e.mp4', 'great', '{{}}', CURRENT_TIMESTAMP)"
+            )
+        )
+    with pytest.raises(sa.exc.IntegrityError), database.write() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO events (at, changed_by, kind, job_id, message) "
+                f"VALUES (CURRENT_TIMESTAMP, 't', 'shot.exploded', {job_id}, '')"
+            )
+        )
 
 
 def test_edits_get_increasing_versions_and_none_is_overwritten(database: Database, make_job: MakeJob) -> None:
     job_id = make_job(database)
 
-    first = record_edit(database, job_id, video_path="/e1.mp4", otio_path="/e1.otio", report_path=None,
-                        verdict="warn", summary={"checks": 3})  # fmt: skip
-    second = record_edit(database, job_id, video_path="/e2.mp4", otio_path=None, report_path="/r2.html",
-                         verdict="pass", summary={})  # fmt: skip
+    first = record_edit(database, job_id, NewEdit("/e1.mp4", "/e1.otio", None, Verdict.WARN, {"checks": 3}), by="t")
+    second = record_edit(database, job_id, NewEdit("/e2.mp4", None, "/r2.html", Verdict.PASS, {}), by="t")
 
     assert (first[1], second[1]) == (1, 2)
     assert first[0] != second[0]
     edit = job_detail(database, job_id).latest_edit
-    assert edit is not None and (edit.version, edit.video_path, edit.verdict) == (2, "/e2.mp4", "pass")
+    assert edit is not None and (edit.version, edit.video_path, edit.verdict) == (2, "/e2.mp4", Verdict.PASS)
     with pytest.raises(UnknownJob):
-        record_edit(database, 999, video_path="/x", otio_path=None, report_path=None, verdict="pass", summary={})
+        record_edit(database, 999, NewEdit("/x", None, None, Verdict.PASS, {}), by="t")
 
 
 def test_cancelling_a_job_cancels_its_queued_shots_and_leaves_running_ones_to_their_driver(
     database: Database, make_job: MakeJob
 ) -> None:
     job_id = make_job(database)
-    transition_job(database, job_id, JobState.RUNNING, actor="driver")
+    transition_job(database, job_id, JobState.RENDERING, by="driver")
     render_id = start(database, shot_pk(database, job_id, "a"))
 
-    assert cancel_job(database, job_id, actor="producer") == 2
+    assert cancel_job(database, job_id, by="producer") == 2
 
     states = {shot.shot_id: shot.state for shot in shots_of_job(database, job_id)}
     assert states == {"a": ShotState.RUNNING, "b": ShotState.CANCELLED, "c": ShotState.CANCELLED}
     assert job_state(database, job_id) is JobState.CANCELLED
     assert finish(database, render_id, AttemptState.CANCELLED, ShotState.CANCELLED)
-    with pytest.raises(IllegalTransition, match="cannot go from cancelled to cancelled"):
-        cancel_job(database, job_id, actor="producer")
+    assert job_state(database, job_id) is JobState.CANCELLED
+    with pytest.raises(IllegalTransition, match=f"job {job_id} is already cancelled; there is nothing to cancel"):
+        cancel_job(database, job_id, by="producer")
 
 
 def test_retrying_a_job_requeues_failed_and_cancelled_shots_and_the_job(database: Database, make_job: MakeJob) -> None:
     job_id = make_job(database)
-    transition_job(database, job_id, JobState.RUNNING, actor="driver")
+    transition_job(database, job_id, JobState.RENDERING, by="driver")
     drive_shot(database, shot_pk(database, job_id, "a"), ShotState.DONE)
     drive_shot(database, shot_pk(database, job_id, "b"), ShotState.FAILED)
-    transition_shot(database, shot_pk(database, job_id, "c"), ShotState.CANCELLED, actor="t")
-    transition_job(database, job_id, JobState.FAILED, actor="driver")
+    fail_unrenderable(database, shot_pk(database, job_id, "c"), by="driver", reason="it continues a failed shot")
+    # The last shot to finish settled the job: one failed, so the job did.
+    assert job_state(database, job_id) is JobState.FAILED
 
-    assert retry_job(database, job_id, actor="editor") == 2
+    assert retry_job(database, job_id, by="editor") == 2
 
     states = {shot.shot_id: shot.state for shot in shots_of_job(database, job_id)}
     assert states == {"a": ShotState.DONE, "b": ShotState.QUEUED, "c": ShotState.QUEUED}
     assert job_state(database, job_id) is JobState.QUEUED
-    assert [event.message for event in job_events(database, job_id)[-3:]] == ["retry", "retry", "retried by editor"]
+    messages = [event.message for event in job_events(database, job_id)[-3:]]
+    assert messages == ["retry", "retry", "shots re-queued by editor"]
 
 
 def test_retrying_named_shots_retakes_done_ones_and_refuses_unknown_or_running(
     database: Database, make_job: MakeJob
 ) -> None:
     job_id = make_job(database)
-    transition_job(database, job_id, JobState.RUNNING, actor="driver")
+    transition_job(database, job_id, JobState.RENDERING, by="driver")
     for shot_id in ("a", "b"):
         drive_shot(database, shot_pk(database, job_id, shot_id), ShotState.DONE)
     start(database, shot_pk(database, job_id, "c"))
 
     with pytest.raises(UnknownShot, match=f"job {job_id} has no shot zz"):
-        retry_job(database, job_id, actor="editor", shot_ids=["a", "zz"])
+        retry_job(database, job_id, by="editor", shot_ids=["a", "zz"])
     with pytest.raises(IllegalTransition, match="shot c of job 1 is running"):
-        retry_job(database, job_id, actor="editor", shot_ids=["c"])
-    assert retry_job(database, job_id, actor="editor", shot_ids=["a"]) == 1
+        retry_job(database, job_id, by="editor", shot_ids=["c"])
+    assert retry_job(database, job_id, by="editor", shot_ids=["a"]) == 1
 
     states = {shot.shot_id: shot.state for shot in shots_of_job(database, job_id)}
     assert states == {"a": ShotState.QUEUED, "b": ShotState.DONE, "c": ShotState.RUNNING}
@@ -433,14 +488,14 @@ def test_recovering_orphans_crashes_running_attempts_and_requeues_their_shots(
     job_id = make_job(database)
     renders = [start(database, shot_pk(database, job_id, shot_id)) for shot_id in ("a", "b")]
 
-    assert recover_orphans(database, job_id, actor="driver-2") == 2
+    assert recover_orphans(database, job_id, by="driver-2") == 2
 
     detail = job_detail(database, job_id)
     assert [(shot.state, shot.attempt_state) for shot in detail.shots[:2]] == [(ShotState.QUEUED, "crashed")] * 2
     assert all(shot.last_error and shot.last_error.startswith("DriverLost") for shot in detail.shots[:2])
     kinds = [(event.kind, event.render_id) for event in job_events(database, job_id)[-4:]]
     assert sorted(kinds) == sorted([("render.finished", r) for r in renders] + [("shot.recovered", r) for r in renders])
-    assert recover_orphans(database, job_id, actor="driver-2") == 0
+    assert recover_orphans(database, job_id, by="driver-2") == 0
 
 
 def test_driver_heartbeat_and_takeover(database: Database, make_job: MakeJob) -> None:
@@ -496,16 +551,22 @@ def test_a_successful_finish_records_its_artifacts_in_the_same_transaction(
 ) -> None:
     pk = shot_pk(database, make_job(database))
     render_id = start(database, pk)
-    video = ArtifactRecord("v" * 64, "shot_video", "/store/v.mp4", 1000, "a" * 64, 59, 2.36)
-    tail = ArtifactRecord("v" * 64, "last_frames", "/store/v.npz", 10, "b" * 64)
+    shot_video = ArtifactRecord("v" * 64, ArtifactKind.SHOT_VIDEO, "/store/v.mp4", 1000, "a" * 64, 59, 2.36)
+    tail = ArtifactRecord("v" * 64, ArtifactKind.LAST_FRAMES, "/store/v.npz", 10, "b" * 64)
+    timings = {"render": 1.5}
 
-    assert finish(database, render_id, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video, tail])
+    assert finish(
+        database, render_id, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[shot_video, tail], timings=timings
+    )
 
-    recorded_video = find_artifact(database, "v" * 64, "shot_video")
-    assert recorded_video is not None and find_artifact(database, "v" * 64, "last_frames") is not None
+    recorded_video = find_artifact(database, "v" * 64, ArtifactKind.SHOT_VIDEO)
+    assert recorded_video is not None and find_artifact(database, "v" * 64, ArtifactKind.LAST_FRAMES) is not None
     with database.read() as connection:
         shot_artifact = connection.execute(sa.select(Shot.artifact_id).where(Shot.id == pk)).scalar_one()
     assert shot_artifact == recorded_video.id
+    with database.read() as connection:
+        recorded = connection.execute(sa.select(Render.timings).where(Render.id == render_id)).scalar_one()
+    assert recorded == timings
 
 
 def test_a_late_finish_still_keeps_its_artifacts_but_not_the_shot(database: Database, make_job: MakeJob) -> None:
@@ -513,8 +574,10 @@ def test_a_late_finish_still_keeps_its_artifacts_but_not_the_shot(database: Data
     first = start(database, pk)
     finish(database, first, AttemptState.CRASHED, ShotState.QUEUED)
     start(database, pk, worker="w2")
-    video = ArtifactRecord("w" * 64, "shot_video", "/store/w.mp4", 1000, "a" * 64, 59, 2.36)
+    late_video = ArtifactRecord("w" * 64, ArtifactKind.SHOT_VIDEO, "/store/w.mp4", 1000, "a" * 64, 59, 2.36)
 
-    assert not finish(database, first, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[video])
+    assert not finish(database, first, AttemptState.SUCCEEDED, ShotState.DONE, artifacts=[late_video])
     assert shot_state(database, pk) is ShotState.RUNNING
-    assert find_artifact(database, "w" * 64, "shot_video") is not None  # the file is valid content all the same
+    assert (
+        find_artifact(database, "w" * 64, ArtifactKind.SHOT_VIDEO) is not None
+    )  # the file is valid content all the same

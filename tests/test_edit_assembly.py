@@ -11,8 +11,8 @@ import pyloudnorm
 import pytest
 
 from farm.edit.assemble import VideoRoute, assemble_edit
+from farm.edit.build import new_edit_dir
 from farm.edit.loudness import LoudnessMeter
-from farm.edit.pipeline import new_edit_dir
 from farm.edit.timeline import edit_spans
 from farm.errors import MediaError, UsageError
 from farm.media.audio import decode_audio
@@ -193,25 +193,3 @@ def test_streaming_meter_agrees_with_pyloudnorm() -> None:
     short = LoudnessMeter(EDIT_RATE)
     short.feed(signal[: EDIT_RATE // 4])
     assert short.integrated() is None
-
-
-def test_edit_shots_come_from_the_plan_in_edit_order_and_need_every_video(tmp_path: Path) -> None:
-    from farm.edit.timeline import edit_shots_from_plan
-    from farm.plan import plan_shot_list
-    from farm.shotlist.load import load_shot_list
-    from tests.edit_shots import CATALOG
-    from tests.shotlists import REPO
-
-    shot_list = load_shot_list(REPO / "shots" / "demo" / "broken-continuity.yaml", catalog=CATALOG)
-    plan = plan_shot_list(shot_list, CATALOG)
-    videos = {task.shot_id: tmp_path / f"{task.shot_id}.mp4" for task in plan.tasks}
-    persons = {cid: character.person_id for cid, character in shot_list.characters.items()}
-
-    shots = edit_shots_from_plan(plan, videos, persons=persons)
-
-    assert [shot.shot_id for shot in shots] == [task.shot_id for task in plan.tasks]
-    assert {shot.shot_id: shot.person for shot in shots}["sc02_020"] == "marcus"
-    assert shots[0].cache_key == plan.tasks[0].cache_key and shots[0].frames == plan.tasks[0].frames
-    del videos["sc01_020"]
-    with pytest.raises(UsageError, match="sc01_020"):
-        edit_shots_from_plan(plan, videos)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from farm.edit.build import EditOutcome, build_edit, new_edit_dir
 from farm.edit.checks import Verdict
-from farm.edit.pipeline import EditOutcome, build_edit, new_edit_dir
 from farm.edit.retakes import RetakeMode
 from tests.edit_shots import render_shot_list_as_camera_moves
 from tests.shotlists import REPO
@@ -43,7 +43,7 @@ def test_the_broken_demo_flags_its_gap_its_colour_jump_and_its_wrong_face(broken
         ("colour", "cut sc01_010 | sc01_030"): Verdict.WARN,
         ("identity", "marcus in sc02_020"): Verdict.FAIL,
     }
-    assert broken.failed
+    assert broken.verdict is Verdict.FAIL
     (retake,) = broken.retakes.retakes
     assert (retake.shot_id, retake.mode, retake.checks) == ("sc02_020", RetakeMode.NEW_SEED, ("identity",))
 
@@ -67,7 +67,7 @@ def test_an_edit_version_holds_the_edit_its_timeline_and_its_report(broken: Edit
 
 
 def test_the_clean_demo_passes_every_continuity_check_that_matters(clean: EditOutcome) -> None:
-    assert not clean.failed
+    assert clean.verdict is not Verdict.FAIL
     assert not [key for key in flagged(clean) if key[0] in {"identity", "colour", "audio_gap", "audio_click"}]
     assert clean.retakes.retakes == ()
     assert clean.assembly.frames == 356

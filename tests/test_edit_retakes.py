@@ -8,7 +8,7 @@ from pathlib import Path
 from farm.edit.checks.base import CheckResult, Subject, Verdict
 from farm.edit.retakes import RetakeMode, plan_retakes, retake_seed
 from farm.edit.timeline import EditShot
-from farm.plan import AudioSlice
+from farm.media.audio import AudioSlice
 from farm.shotlist.types import CheckPolicy
 
 

@@ -1,7 +1,9 @@
 """The render engine on a real Ray cluster of fake GPU nodes: spreading, faults, resume, cache, cancel.
 
 Each test runs real workers (PatternModel through the real worker, encoder and artifact store) on a
-``ray.cluster_utils.Cluster`` whose nodes each advertise one GPU, against a real SQLite database.
+``ray.cluster_utils.Cluster`` whose nodes each advertise one GPU, against a real SQLite database. A drive
+renders a job's shots and stops there: a job whose every shot is done is ``assembling`` (its edit is next;
+``farm.jobs.run.render_job`` makes it), one with a failed shot is ``failed``.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from pathlib import Path
 
 import pytest
 import ray
+from farm.db.jobs import cancel_job, retry_job
+from farm.jobs.run import drive_job
+from farm.jobs.submit import submit_shot_list
 from ray.cluster_utils import Cluster
 from sqlalchemy import select
 
-from farm.db.models import Artifact, Render, Shot
 from farm.db.session import Database, open_database
 from farm.db.states import AttemptState, JobState, ShotState
+from farm.db.tables import Artifact, Render, Shot
 from farm.engine.artifacts import ArtifactStore
-from farm.engine.runner import cancel, retry, run_job, submit_shot_list
-from farm.engine.scheduler import EngineEvent, EngineOptions
+from farm.engine.messages import EngineEvent
+from farm.engine.policy import EngineOptions
 from farm.media.video import probe_video
 from farm.settings import REPO_ROOT, Settings, resolve_settings
 from tests.engine_models import read_log, write_manifest
@@ -86,7 +91,7 @@ class Farm:
 
     def run(self, job_id: int, **options: object) -> tuple[object, list[EngineEvent]]:
         events: list[EngineEvent] = []
-        outcome = run_job(self.db, self.settings, job_id, options=EngineOptions(**options), observer=events.append)
+        outcome = drive_job(self.db, self.settings, job_id, options=EngineOptions(**options), observer=events.append)
         return outcome, events
 
     def shots(self, job_id: int) -> dict[str, Shot]:
@@ -173,7 +178,7 @@ def test_shots_spread_over_the_gpu_nodes_and_every_transition_is_recorded(farm_f
     job = farm.submit()
     outcome, events = farm.run(job)
 
-    assert outcome.state is JobState.DONE and outcome.done == 6
+    assert outcome.state is JobState.ASSEMBLING and outcome.done == 6
     shots = farm.shots(job)
     assert {shot.state for shot in shots.values()} == {ShotState.DONE}
     attempts = farm.attempts(job)
@@ -192,7 +197,7 @@ def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_fa
     outcome, events = farm.run(job)
     killer.join()
 
-    assert outcome.state is JobState.DONE
+    assert outcome.state is JobState.ASSEMBLING
     attempts = farm.attempts(job)
     succeeded = Counter(a[0] for a in attempts if a[2] == "succeeded")
     assert succeeded == Counter("abcdef")  # exactly one successful attempt per shot
@@ -226,7 +231,7 @@ def test_resubmitting_renders_nothing_and_an_edited_prompt_rerenders_that_shot_a
 
     second = farm.submit()
     outcome, _ = farm.run(second)
-    assert outcome.state is JobState.DONE
+    assert outcome.state is JobState.ASSEMBLING
     assert farm.finished_renders() == rendered_once
     assert all(shot.cached for shot in farm.shots(second).values())
 
@@ -251,9 +256,9 @@ def test_a_failing_shot_is_retried_then_failed_and_farm_retry_requeues_it(farm_f
     assert {shots[s].state for s in "bdef"} == {ShotState.DONE}
     assert any("2 more failures will fail it" in e.message for e in events)
 
-    assert retry(farm.db, job, actor="editor", shot_ids=None) == 2
+    assert retry_job(farm.db, job, by="editor") == 2
     outcome, _ = farm.run(job)
-    assert outcome.state is JobState.DONE
+    assert outcome.state is JobState.ASSEMBLING
     assert {shot.state for shot in farm.shots(job).values()} == {ShotState.DONE}
 
 
@@ -262,7 +267,7 @@ def test_a_node_that_keeps_failing_is_blocklisted_and_the_job_finishes_elsewhere
     job = farm.submit()
     outcome, events = farm.run(job, max_attempts=5, blocklist_after=2)
 
-    assert outcome.state is JobState.DONE
+    assert outcome.state is JobState.ASSEMBLING
     failed_nodes = {a[3] for a in farm.attempts(job) if a[2] == "failed"}
     assert len(failed_nodes) == 1
     assert any("blocklisted" in e.message for e in events)
@@ -278,7 +283,7 @@ def test_out_of_memory_is_retried_with_the_low_memory_settings(farm_factory) -> 
     job = farm.submit()
     outcome, _ = farm.run(job)
 
-    assert outcome.state is JobState.DONE
+    assert outcome.state is JobState.ASSEMBLING
     per_shot = Counter(a[0] for a in farm.attempts(job))
     assert per_shot == Counter({"a": 2, "b": 2, "c": 2})
     assert {a[4] for a in farm.attempts(job) if a[2] == "failed"} == {"OutOfMemoryError"}
@@ -303,7 +308,7 @@ def _cancel_when_started(farm: Farm, job: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(e["event"] == "start" for e in read_log(farm.log)):
         time.sleep(0.05)
-    cancel(farm.db, job, actor="producer")
+    cancel_job(farm.db, job, by="producer")
 
 
 def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory) -> None:
@@ -338,7 +343,7 @@ def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory
 
     outcome, _ = farm.run(job)
 
-    assert outcome.state is JobState.DONE
+    assert outcome.state is JobState.ASSEMBLING
     again = farm.finished_renders() - renders_before
     assert not set(again) & done_before
     assert any(a[2] == "crashed" for a in farm.attempts(job))
@@ -353,7 +358,7 @@ def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(far
     )
     farm = farm_factory(text=text)
     (farm.settings.models_dir / "tiny-gpu.yaml").write_text(
-        "name: tiny-gpu\nadapter: wan_audio\ntier: final\n"
+        "name: tiny-gpu\nadapter: wan_audio\nquality: final\n"
         f"weights: {weights}\n"
         "resources: {gpus: 1, cpus: 1}\n"
         "defaults: {steps: 2, text_guidance: 3.0, audio_guidance: 4.0}\n"
@@ -363,7 +368,7 @@ def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(far
     job = farm.submit()
     outcome, events = farm.run(job)
 
-    assert outcome.state is JobState.DONE, [e.message for e in events if e.kind in {"failed", "retry"}]
+    assert outcome.state is JobState.ASSEMBLING, [e.message for e in events if e.kind in {"failed", "retry"}]
     shots = farm.shots(job)
     with farm.db.session() as session:
         videos = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "shot_video"))}
@@ -404,7 +409,7 @@ def test_a_higher_priority_job_takes_the_cluster_at_shot_boundaries(farm_factory
     low_driver.join()
     high_driver.join()
 
-    assert results[low][0].state is JobState.DONE and results[high][0].state is JobState.DONE
+    assert results[low][0].state is JobState.ASSEMBLING and results[high][0].state is JobState.ASSEMBLING
     finishes = {job: _last_finish(farm, job) for job in (low, high)}
     assert finishes[high] < finishes[low]
     low_started_after_high = [a for a in _attempt_times(farm, low) if a[0] > finishes[high]]

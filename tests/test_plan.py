@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from farm.avatar.manifest import ModelCatalog
+from farm.catalog import ModelCatalog, Quality
 from farm.errors import ShotListError
 from farm.media.audio import cut_audio, samples_digest
 from farm.plan import Plan, plan_shot_list
 from farm.settings import REPO_ROOT
 from farm.shotlist.load import load_shot_list
-from farm.shotlist.types import Quality
 from tests.shotlists import TEMPLATE, make_project, replace_once
 
 CATALOG = ModelCatalog(REPO_ROOT / "models")
@@ -136,12 +135,11 @@ def test_changed_audio_samples_change_the_keys_of_the_shots_that_hear_them(tmp_p
 def test_quality_override_switches_every_shot_to_that_tier(tmp_path: Path) -> None:
     shot_list = load_shot_list(make_project(tmp_path), catalog=CATALOG)
     preview = plan_shot_list(shot_list, CATALOG, quality=Quality.PREVIEW)
-    final = None
-    with pytest.raises(ShotListError) as failure:
-        final = plan_shot_list(shot_list, CATALOG, quality=Quality.FINAL)
+    with pytest.raises(ShotListError) as failure:  # the final model's weights are not installed here
+        plan_shot_list(shot_list, CATALOG, quality=Quality.FINAL)
 
-    assert final is None
     assert {t.quality for t in preview.tasks} == {Quality.PREVIEW}
+    assert {t.model for t in preview.tasks} == {Quality.PREVIEW.default_model}
     message = str(failure.value)
     assert "ep.yaml:22:1: shot a: model:" in message and "stableavatar-1.3b" in message
 

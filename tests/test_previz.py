@@ -13,9 +13,9 @@ import pytest
 
 from farm.avatar.base import AvatarModel, RenderRequest, RenderResult
 from farm.avatar.camera import render_camera_video
-from farm.avatar.manifest import ModelCatalog
 from farm.avatar.previz import CHUNK_FRAMES, NO_FACE_WARNING, PrevizModel, frame_loudness, plan_performance
 from farm.avatar.registry import create_model
+from farm.catalog import ModelCatalog
 from farm.media.audio import decode_audio
 from farm.media.faces import detect_faces
 from farm.media.image import load_rgb

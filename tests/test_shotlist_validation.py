@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from farm.avatar.manifest import ModelCatalog
+from farm.catalog import ModelCatalog, Quality
 from farm.settings import REPO_ROOT
 from farm.shotlist.load import load_shot_list, validate_shot_list
-from farm.shotlist.types import CameraMove, Quality
+from farm.shotlist.types import CameraMove
 from tests.shotlists import DEMO_MEDIA, TEMPLATE, make_project, replace_once
 
 CATALOG = ModelCatalog(REPO_ROOT / "models")

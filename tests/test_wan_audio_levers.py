@@ -100,7 +100,7 @@ def test_bad_render_parameters_are_named(raw: dict[str, object], message: str) -
 
 
 def test_the_shipped_manifest_parameters_and_overlay_are_valid() -> None:
-    from farm.avatar.manifest import load_manifest
+    from farm.catalog import load_manifest
 
     manifest = load_manifest(Path(__file__).resolve().parents[1] / "models" / "stableavatar-1.3b.yaml")
 

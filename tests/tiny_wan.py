@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from farm.avatar.manifest import ModelManifest, load_manifest
 from farm.avatar.wan_audio.pipeline_wan_audio import WanAudioPipeline
 from farm.avatar.wan_audio.tiny import build_tiny_pipeline
+from farm.catalog import ModelManifest, load_manifest
 
 SIZE = 32
 FPS = 25
@@ -73,7 +73,7 @@ def saved_tiny_model(directory: Path, seed: int = 0) -> Path:
 def tiny_manifest(directory: Path, weights: Path, render_params: str = "", low_memory: str = "") -> ModelManifest:
     """A wan_audio manifest file written to ``directory`` that points at ``weights``."""
     text = (
-        "name: tiny-avatar\nadapter: wan_audio\ntier: final\n"
+        "name: tiny-avatar\nadapter: wan_audio\nquality: final\n"
         f"weights: {weights}\n"
         "resources: {gpus: 0, cpus: 1}\n"
         "defaults: {steps: 2, text_guidance: 3.0, audio_guidance: 4.0}\n"

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from farm.avatar.manifest import ModelManifest
+from farm.catalog import ModelManifest
 from farm.shotlist.types import CameraSpec
 
 ProgressCallback = Callable[[float, str], None]

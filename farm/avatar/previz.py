@@ -35,7 +35,7 @@ from PIL import Image
 
 from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
 from farm.avatar.camera import CameraWindow, Framing, affine_for, camera_trajectory, prepare_source, render_window
-from farm.avatar.manifest import ModelManifest
+from farm.catalog import ModelManifest
 from farm.media.faces import Face, detect_faces, preload_face_models
 
 CHUNK_FRAMES = 12

@@ -18,7 +18,7 @@ import click
 
 from farm import __version__
 from farm.errors import EXIT_WORK_FAILED, FarmError
-from farm.settings import default_data_dir, resolve_settings
+from farm.settings import debug_requested, default_data_dir, resolve_settings
 
 # Each command's module (under farm.cli), imported when the command runs or --help lists it: `farm status`
 # loads SQLAlchemy and the status views, not the planner, numpy and jsonschema that `farm plan` needs.
@@ -62,7 +62,7 @@ class FarmGroup(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except Exception as exc:
-            if os.environ.get("FARM_DEBUG"):
+            if debug_requested():
                 raise
             crash_log = _write_crash_log(exc)
             click.echo(f"farm: internal error: {type(exc).__name__}: {exc}", err=True)

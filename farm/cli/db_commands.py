@@ -17,22 +17,17 @@ import click
 from rich.console import RenderableType
 from rich.live import Live
 
-from farm.cli.options import json_option, print_json, settings_from, settings_options, stdout
+from farm.cli.options import farm_from, json_option, print_json, settings_from, settings_options, stdout
 from farm.cli.status_view import AUTO_LIST_LIMIT, event_lines, job_is_finished, job_view, jobs_table
-from farm.db.states import ShotState
 from farm.errors import UsageError
+from farm.jobs import ShotState
 
 if TYPE_CHECKING:
     from farm.db.records import JobDetail
-    from farm.db.session import Database
+    from farm.jobs import Farm
 
-# SQLAlchemy is imported inside the commands that use it, so `farm validate` does not pay for it.
-
-
-def _open(flags: dict[str, object]) -> Database:
-    from farm.db.session import open_database
-
-    return open_database(settings_from(**flags).database_url)
+# SQLAlchemy is imported inside the commands that use it, so `farm validate` does not pay for it. Reads
+# never create or migrate a database: pointed at one that does not exist, they say which one they read.
 
 
 @click.command()
@@ -56,7 +51,7 @@ def _open(flags: dict[str, object]) -> Database:
 @settings_options
 def status(
     job_id: int | None,
-    as_json: bool,
+    json_output: bool,
     watch: bool,
     interval: float,
     limit: int,
@@ -64,48 +59,49 @@ def status(
     show_all: bool,
     **flags: object,
 ) -> None:
-    """Show recent jobs, or one JOB by scene and by shot: progress, failures, ETA and GPU-hours."""
-    if watch and as_json:
-        raise UsageError("--watch redraws a table for people; for scripts, poll `farm status --json` instead")
-    from farm.db.queries import job_summaries
+    """Show recent jobs, or one JOB by scene and by shot: progress, failures, ETA and GPU-hours.
 
-    with _open(flags) as db:
+    \b
+    Examples:
+      farm status
+      farm status 12 --watch
+      farm status 12 --state failed --json
+    """
+    if watch and json_output:
+        raise UsageError("--watch redraws a table for people; for scripts, poll `farm status --json` instead")
+    with farm_from(**flags) as farm:
         if job_id is None:
-            if as_json:
-                print_json({"jobs": [job.as_json() for job in job_summaries(db, limit=limit)]})
+            if json_output:
+                print_json({"jobs": [job.to_json() for job in farm.jobs(limit=limit)]})
             elif watch:
-                _watch(lambda: _jobs_page(db, limit), interval)
+                _watch(lambda: _jobs_page(farm, limit), interval)
             else:
-                stdout.print(_jobs_page(db, limit)[0])
+                stdout.print(_jobs_page(farm, limit)[0])
             return
-        read = _job_reader(db, job_id, [ShotState(state) for state in states], show_all or as_json)
-        if as_json:
-            print_json(read().as_json())
+        read = _job_reader(farm, job_id, [ShotState(state) for state in states], show_all or json_output)
+        if json_output:
+            print_json(read().to_json())
         elif watch:
             _watch(lambda: _job_page(read(), chosen_by_user=bool(states) or show_all), interval)
         else:
             stdout.print(_job_page(read(), chosen_by_user=bool(states) or show_all)[0])
 
 
-def _job_reader(db: Database, job_id: int, states: list[ShotState], every_shot: bool) -> Callable[[], JobDetail]:
+def _job_reader(farm: Farm, job_id: int, states: list[ShotState], every_shot: bool) -> Callable[[], JobDetail]:
     """The status read for one job: the shots asked for, or a small job whole and a big one's running shots."""
-    from farm.db.queries import job_detail
-
     if states:
-        return lambda: job_detail(db, job_id, shot_states=states)
+        return lambda: farm.status(job_id, shot_states=states)
     if every_shot:
-        return lambda: job_detail(db, job_id)
-    return lambda: job_detail(db, job_id, shot_states=[ShotState.RUNNING], all_shots_up_to=AUTO_LIST_LIMIT)
+        return lambda: farm.status(job_id)
+    return lambda: farm.status(job_id, shot_states=[ShotState.RUNNING], all_shots_up_to=AUTO_LIST_LIMIT)
 
 
 def _job_page(detail: JobDetail, *, chosen_by_user: bool) -> tuple[RenderableType, bool]:
     return job_view(detail, chosen_by_user=chosen_by_user), job_is_finished(detail.job.state)
 
 
-def _jobs_page(db: Database, limit: int) -> tuple[RenderableType, bool]:
-    from farm.db.queries import job_summaries
-
-    jobs = job_summaries(db, limit=limit)
+def _jobs_page(farm: Farm, limit: int) -> tuple[RenderableType, bool]:
+    jobs = farm.jobs(limit=limit)
     return jobs_table(jobs, datetime.now(UTC)), all(job_is_finished(job.state) for job in jobs)
 
 
@@ -127,14 +123,18 @@ def _watch(page: Callable[[], tuple[RenderableType, bool]], interval: float) -> 
 @json_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N events.")
 @settings_options
-def events(job_id: int, as_json: bool, limit: int | None, **flags: object) -> None:
-    """Print JOB's audit log: who changed what, when, from which state to which."""
-    from farm.db.queries import job_events
+def events(job_id: int, json_output: bool, limit: int | None, **flags: object) -> None:
+    """Print JOB's audit log: who changed what, when, from which state to which.
 
-    with _open(flags) as db:
-        log = job_events(db, job_id, limit=limit)
-    if as_json:
-        print_json({"job": job_id, "events": [event.as_json() for event in log]})
+    \b
+    Examples:
+      farm events 12
+      farm events 12 --limit 20 --json
+    """
+    with farm_from(**flags) as farm:
+        log = farm.events(job_id, limit=limit)
+    if json_output:
+        print_json({"job": job_id, "events": [event.to_json() for event in log]})
         return
     color = sys.stdout.isatty()
     try:
@@ -168,12 +168,12 @@ def upgrade(revision: str, **flags: object) -> None:
 @db.command()
 @json_option
 @settings_options
-def current(as_json: bool, **flags: object) -> None:
+def current(json_output: bool, **flags: object) -> None:
     """Show which database farm uses and its schema version."""
     from farm.db.session import database_status
 
     state = database_status(settings_from(**flags).database_url)
-    if as_json:
+    if json_output:
         print_json({"url": state.url, "current": state.current, "head": state.head, "up_to_date": state.up_to_date})
         return
     verdict = "up to date" if state.up_to_date else "needs `farm db upgrade`" if state.known else "newer than this farm"

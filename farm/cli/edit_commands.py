@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from farm.cli.options import json_option, print_json, settings_from, settings_options, stdout
+from farm import defaults
+from farm.cli.options import farm_from, json_option, print_json, settings_options, stdout
+from farm.cli.styles import VERDICT_STYLES
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED
+from farm.jobs import Verdict
+
+if TYPE_CHECKING:
+    from farm.jobs.edit import JobEdit
 
 loudness_option = click.option(
     "--loudness",
     type=click.FloatRange(-70, 0),
-    default=-16.0,
+    default=defaults.LOUDNESS_LUFS,
     show_default=True,
     metavar="LUFS",
-    help="Integrated loudness target of the edit's dialogue (BS.1770; peaks kept under -1 dBTP).",
+    help=(
+        f"Integrated loudness target of the edit's dialogue (BS.1770; peaks kept under {defaults.TRUE_PEAK_DB:g} dBTP)."
+    ),
 )
 
-_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
 
-
-def print_edit(edit) -> None:
+def print_edit(edit: JobEdit) -> None:
     outcome = edit.outcome
-    style = _VERDICT_STYLE.get(edit.verdict, "white")
-    flagged = [r for r in outcome.results if r.verdict.value in ("fail", "warn")]
+    flagged = [r for r in outcome.results if r.verdict in (Verdict.FAIL, Verdict.WARN)]
     stdout.print(
-        f"edit v{edit.version} of job {edit.job_id}: continuity [{style}]{edit.verdict}[/] "
+        f"edit v{edit.version} of job {edit.job_id}: continuity [{VERDICT_STYLES[edit.verdict]}]{edit.verdict}[/] "
         f"({len(flagged)} flagged of {len(outcome.results)} checks)",
         highlight=False,
     )
     for result in flagged[:10]:
-        colour = _VERDICT_STYLE[result.verdict.value]
+        colour = VERDICT_STYLES[result.verdict]
         stdout.print(f"  [{colour}]{result.verdict.value:>4}[/] {result.check}: {result.message}", highlight=False)
     if len(flagged) > 10:
         stdout.print(f"  ... {len(flagged) - 10} more in the report")
@@ -38,6 +45,13 @@ def print_edit(edit) -> None:
     if outcome.timeline.edl:
         stdout.print(f"  edl     {outcome.timeline.edl}", highlight=False)
     stdout.print(f"  report  {outcome.report.html}", highlight=False)
+    retakes = outcome.retakes.retakes
+    if retakes:
+        stdout.print(
+            f"  retakes {', '.join(retake.shot_id for retake in retakes)} queued; "
+            f"render them with: farm render --resume {edit.job_id}",
+            highlight=False,
+        )
 
 
 @click.command()
@@ -45,15 +59,16 @@ def print_edit(edit) -> None:
 @loudness_option
 @json_option
 @settings_options
-def assemble(job: int, loudness: float, as_json: bool, **flags: object) -> None:
-    """Assemble a finished job into a new edit version: edit.mp4, edit.otio, report.html."""
-    from farm.db.session import open_database
-    from farm.edit.job_edit import assemble_job
+def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> None:
+    """Assemble a finished job into a new edit version: edit.mp4, edit.otio, edit.edl and report.html.
 
-    settings = settings_from(**flags)
-    db = open_database(settings.database_url)
-    edit = assemble_job(db, settings, job, loudness_lufs=loudness, actor=settings.user)
-    if as_json:
+    \b
+    Examples:
+      farm assemble 12
+      farm assemble 12 --loudness -14 --json
+    """
+    edit = farm_from(**flags).assemble(job, loudness_lufs=loudness)
+    if json_output:
         print_json(
             {
                 "job": job,
@@ -63,12 +78,13 @@ def assemble(job: int, loudness: float, as_json: bool, **flags: object) -> None:
                 "otio": str(edit.outcome.timeline.otio),
                 "edl": str(edit.outcome.timeline.edl) if edit.outcome.timeline.edl else None,
                 "report": str(edit.outcome.report.html),
+                "retakes": [retake.shot_id for retake in edit.outcome.retakes.retakes],
                 "checks": [result.to_json() for result in edit.outcome.results],
             }
         )
     else:
         print_edit(edit)
-    raise SystemExit(EXIT_WORK_FAILED if edit.verdict == "fail" else EXIT_OK)
+    raise SystemExit(EXIT_WORK_FAILED if edit.verdict is Verdict.FAIL else EXIT_OK)
 
 
 COMMANDS = [assemble]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from farm.avatar.manifest import ModelCatalog
+from farm.catalog import ModelCatalog
 from farm.cli.options import json_option, print_json, settings_from, settings_options, stderr, stdout
 from farm.errors import UsageError
 
@@ -20,7 +20,7 @@ def model() -> None:
 @model.command(name="list")
 @json_option
 @settings_options
-def list_models(as_json: bool, **flags: object) -> None:
+def list_models(json_output: bool, **flags: object) -> None:
     """List the model manifests and whether their weights are installed."""
     settings = settings_from(**flags)
     catalog = ModelCatalog.for_settings(settings)
@@ -32,19 +32,19 @@ def list_models(as_json: bool, **flags: object) -> None:
             {
                 "name": name,
                 "adapter": manifest.adapter,
-                "tier": manifest.tier.value,
+                "quality": manifest.quality.value,
                 "weights": str(weights) if weights else None,
                 "installed": weights is None or (weights / "model_index.json").is_file(),
                 "manifest": str(manifest.source),
             }
         )
-    if as_json:
+    if json_output:
         print_json(rows)
         return
-    table = Table("model", "adapter", "tier", "weights", "installed")
+    table = Table("model", "adapter", "quality", "weights", "installed")
     for row in rows:
         table.add_row(
-            row["name"], row["adapter"], row["tier"], row["weights"] or "-", "yes" if row["installed"] else "no"
+            row["name"], row["adapter"], row["quality"], row["weights"] or "-", "yes" if row["installed"] else "no"
         )
     stdout.print(table)
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 from rich.console import Console
 
 from farm.settings import Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from farm.jobs import Farm
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,11 +58,18 @@ def address_option(function: F) -> F:
 
 
 def json_option(function: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(function)
+    return click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")(function)
 
 
 def settings_from(**flags: Any) -> Settings:
     return resolve_settings(**{key: value for key, value in flags.items() if value is not None})
+
+
+def farm_from(**flags: Any) -> Farm:
+    """The Farm the command's settings flags describe (the one way every command reaches a job)."""
+    from farm.jobs import Farm
+
+    return Farm(settings_from(**flags))
 
 
 def json_bytes(payload: Any) -> bytes:

@@ -1,4 +1,4 @@
-"""``farm render``, ``farm submit``, ``farm cancel`` and ``farm retry``."""
+"""``farm render``, ``farm submit``, ``farm cancel`` and ``farm retry``: thin shells over ``farm.jobs``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from farm import defaults
 from farm.cli.edit_commands import loudness_option, print_edit
-from farm.cli.options import address_option, json_option, print_json, settings_from, settings_options, stdout
+from farm.cli.options import address_option, farm_from, json_option, print_json, settings_options, stdout
+from farm.cli.styles import ENGINE_EVENT_STYLES
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED, UsageError
-from farm.settings import Settings
-from farm.shotlist.load import display_path
-from farm.shotlist.types import Quality
+from farm.jobs import EngineEvent, EngineEventKind, Quality
+from farm.paths import display_path
 
 quality_option = click.option(
     "--quality",
@@ -22,13 +23,6 @@ quality_option = click.option(
 priority_option = click.option(
     "--priority", type=int, default=0, show_default=True, help="Higher runs first when jobs share a cluster."
 )
-
-
-def _open_db(settings: Settings):
-    from farm.db.session import open_database
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return open_database(settings.database_url)
 
 
 @click.command()
@@ -46,7 +40,7 @@ def _open_db(settings: Settings):
 @click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
-    default=3,
+    default=defaults.MAX_ATTEMPTS,
     show_default=True,
     help="Errors a shot may have before it fails.",
 )
@@ -63,18 +57,21 @@ def render(
     loudness: float,
     **flags: object,
 ) -> None:
-    """Render a shot list in the foreground (Ctrl-C leaves a resumable job)."""
-    from farm.engine.runner import render_to_edit, require_job, submit_shot_list
-    from farm.engine.scheduler import EngineOptions
+    """Render a shot list in the foreground, to a checked edit (Ctrl-C leaves a resumable job).
+
+    \b
+    Examples:
+      farm render shots/ep01.yaml
+      farm render shots/ep01.yaml --quality final --address head:6379
+      farm render --resume 12
+    """
+    from farm.jobs import EngineOptions, JobState, Verdict
 
     if (file is None) == (resume_job is None):
         raise UsageError("give a shot list to render, or --resume JOB (not both)")
-    settings = settings_from(**flags)
-    db = _open_db(settings)
+    farm = farm_from(**flags)
     if resume_job is None:
-        submission = submit_shot_list(
-            db, settings, file, quality=Quality(quality) if quality else None, priority=priority
-        )
+        submission = farm.submit(file, quality=quality, priority=priority)
         job_id = submission.job_id
         stdout.print(
             f"job {job_id}: {display_path(file)}, {len(submission.plan.tasks)} shots, "
@@ -82,19 +79,17 @@ def render(
             highlight=False,
         )
     else:
-        require_job(db, resume_job)
+        farm.status(resume_job)  # UnknownJob before Ray starts, if there is no such job
         job_id = resume_job
     options = EngineOptions(max_attempts=max_attempts, max_workers_per_model=workers)
     with ShotProgress() as display:
-        rendered = render_to_edit(
-            db, settings, job_id, options=options, observer=display.observe, loudness_lufs=loudness
-        )
+        rendered = farm.render(job_id, options=options, observer=display.observe, loudness_lufs=loudness)
     outcome = rendered.outcome
     if outcome.interrupted:
         stdout.print(f"job {job_id} interrupted; resume it with: farm render --resume {job_id}")
         raise SystemExit(130)
     stdout.print(
-        f"job {job_id} {outcome.state.value}: {outcome.done} done ({outcome.cached} from cache), "
+        f"job {job_id} {outcome.state}: {outcome.done} done ({outcome.cached} from cache), "
         f"{outcome.failed} failed, {outcome.cancelled} cancelled in {outcome.wall_seconds:.1f} s",
         highlight=False,
     )
@@ -102,8 +97,8 @@ def render(
         stdout.print(f"see why with: farm status {job_id}; re-queue with: farm retry {job_id}")
     for edit in rendered.edits:
         print_edit(edit)
-    edit_failed = rendered.edit is not None and rendered.edit.verdict == "fail"
-    raise SystemExit(EXIT_OK if outcome.state.value == "done" and not edit_failed else EXIT_WORK_FAILED)
+    edit_failed = rendered.edit is not None and rendered.edit.verdict is Verdict.FAIL
+    raise SystemExit(EXIT_OK if outcome.state is JobState.DONE and not edit_failed else EXIT_WORK_FAILED)
 
 
 @click.command()
@@ -119,21 +114,20 @@ def render(
 @settings_options
 @address_option
 def submit(
-    file: Path, quality: str | None, priority: int, dashboard: str | None, as_json: bool, **flags: object
+    file: Path, quality: str | None, priority: int, dashboard: str | None, json_output: bool, **flags: object
 ) -> None:
-    """Submit a shot list and return at once; the job renders in the background (or on the cluster)."""
-    from farm.engine.runner import start_detached_driver, submit_shot_list, submit_to_ray_jobs
+    """Submit a shot list and return at once; the job renders in the background (or on the cluster).
 
-    settings = settings_from(**flags)
-    db = _open_db(settings)
-    submission = submit_shot_list(db, settings, file, quality=Quality(quality) if quality else None, priority=priority)
+    \b
+    Examples:
+      farm submit shots/ep01.yaml
+      farm submit shots/ep01.yaml --quality final --dashboard http://head:8265
+    """
+    farm = farm_from(**flags)
+    submission = farm.submit(file, quality=quality, priority=priority)
     job_id = submission.job_id
-    if dashboard:
-        where = f"Ray job {submit_to_ray_jobs(settings, job_id, dashboard)}"
-    else:
-        log = settings.logs_dir / f"job-{job_id}.log"
-        where = f"driver pid {start_detached_driver(settings, job_id, log)}, log {log}"
-    if as_json:
+    where = farm.start_driver(job_id, dashboard=dashboard)
+    if json_output:
         print_json({"job": job_id, "shots": len(submission.plan.tasks), "driver": where})
     else:
         stdout.print(f"job {job_id} submitted ({len(submission.plan.tasks)} shots; {where})", highlight=False)
@@ -144,14 +138,13 @@ def submit(
 @click.argument("job", type=int)
 @settings_options
 def cancel(job: int, **flags: object) -> None:
-    """Cancel a job: queued shots at once, running ones within a second or two."""
-    from farm.engine.runner import cancel as cancel_job
-    from farm.engine.runner import require_job
+    """Cancel a job: queued shots at once, running ones within a second or two.
 
-    settings = settings_from(**flags)
-    db = _open_db(settings)
-    require_job(db, job)
-    count = cancel_job(db, job, actor=settings.user)
+    \b
+    Example:
+      farm cancel 12
+    """
+    count = farm_from(**flags).cancel(job)
     stdout.print(f"job {job} cancelled ({count} queued shots cancelled; running shots stop shortly)")
 
 
@@ -160,14 +153,17 @@ def cancel(job: int, **flags: object) -> None:
 @click.option("--shot", "shots", multiple=True, metavar="ID", help="Only this shot (repeatable).")
 @settings_options
 def retry(job: int, shots: tuple[str, ...], **flags: object) -> None:
-    """Re-queue a job's failed and cancelled shots; then run farm render --resume JOB."""
-    from farm.engine.runner import require_job
-    from farm.engine.runner import retry as retry_job
+    """Re-queue a job's failed and cancelled shots (or the shots named); then run farm render --resume JOB.
 
-    settings = settings_from(**flags)
-    db = _open_db(settings)
-    require_job(db, job)
-    count = retry_job(db, job, actor=settings.user, shot_ids=list(shots) or None)
+    \b
+    Examples:
+      farm retry 12
+      farm retry 12 --shot sc01_020 --shot sc01_030
+    """
+    count = farm_from(**flags).retry(job, shots=list(shots) or None)
+    if count == 0:
+        stdout.print(f"job {job}: nothing to retry (no shot is failed or cancelled); farm status {job} shows why")
+        return
     stdout.print(f"job {job}: {count} shot(s) re-queued; render them with: farm render --resume {job}")
 
 
@@ -193,30 +189,33 @@ class ShotProgress:
     def __exit__(self, *exc_info: object) -> None:
         self.progress.__exit__(*exc_info)
 
-    def observe(self, event) -> None:
+    def observe(self, event: EngineEvent) -> None:
         console = self.progress.console
-        if event.kind == "job":
+        kind = event.kind
+        if kind is EngineEventKind.JOB:
             self.finished = round(event.fraction * event.total)
-            self.job_task = self.progress.add_task("shots", total=event.total, completed=self.finished)
-        elif event.kind == "started":
+            if self.job_task is None:
+                self.job_task = self.progress.add_task("shots", total=event.total, completed=self.finished)
+            else:  # a retake pass: the same bar, back to what is done now
+                self.progress.update(self.job_task, total=event.total, completed=self.finished)
+        elif kind is EngineEventKind.STARTED:
             self.shot_tasks[event.shot_id] = self.progress.add_task(f"  {event.shot_id}", total=100)
-        elif event.kind == "progress" and event.shot_id in self.shot_tasks:
+        elif kind is EngineEventKind.PROGRESS and event.shot_id in self.shot_tasks:
             self.progress.update(
                 self.shot_tasks[event.shot_id],
                 completed=100 * event.fraction,
                 description=f"  {event.shot_id} {event.message}",
             )
-        elif event.kind in {"done", "cached", "failed", "cancelled", "retry"}:
+        elif kind.ends_attempt:
             task = self.shot_tasks.pop(event.shot_id, None)
             if task is not None:
                 self.progress.remove_task(task)
-            style = {"done": "green", "cached": "cyan", "failed": "red", "cancelled": "yellow", "retry": "yellow"}
             note = f" {event.message}" if event.message else ""
-            console.print(f"[{style[event.kind]}]{event.kind:>9}[/] {event.shot_id}{note}", highlight=False)
-            if event.kind != "retry" and self.job_task is not None:
+            console.print(f"[{ENGINE_EVENT_STYLES[kind]}]{kind:>9}[/] {event.shot_id}{note}", highlight=False)
+            if kind is not EngineEventKind.RETRY and self.job_task is not None:
                 self.finished += 1
                 self.progress.update(self.job_task, completed=self.finished)
-        elif event.kind == "message":
+        elif kind is EngineEventKind.MESSAGE:
             console.print(f"[bold]{event.message}[/]", highlight=False)
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from farm.avatar.manifest import ModelCatalog
-from farm.cli.options import json_option, print_json, settings_from, settings_options, stderr, stdout
+from farm.cli.options import farm_from, json_option, print_json, settings_options, stderr, stdout
 from farm.errors import EXIT_BAD_INPUT, EXIT_OK
-from farm.plan import Plan, plan_shot_list
-from farm.shotlist.load import ValidationReport, display_path, load_shot_list, validate_shot_list
+from farm.jobs import Quality
+from farm.paths import display_path
+from farm.plan import Plan
+from farm.shotlist.load import ValidationReport
 from farm.shotlist.timecode import format_clock
-from farm.shotlist.types import CameraMove, CameraSpec, Quality
+from farm.shotlist.types import CameraMove, CameraSpec
 
 max_seconds_option = click.option(
     "--max-shot-seconds",
@@ -27,12 +28,17 @@ max_seconds_option = click.option(
 @json_option
 @max_seconds_option
 @settings_options
-def validate(files: tuple[Path, ...], as_json: bool, max_shot_seconds: float | None, **flags: object) -> None:
-    """Check shot lists: schema, references, media files and timecodes. Exit 2 if any is invalid."""
-    settings = settings_from(max_shot_seconds=max_shot_seconds, **flags)
-    catalog = ModelCatalog.for_settings(settings)
-    reports = [validate_shot_list(path, catalog=catalog, max_shot_seconds=settings.max_shot_seconds) for path in files]
-    if as_json:
+def validate(files: tuple[Path, ...], json_output: bool, max_shot_seconds: float | None, **flags: object) -> None:
+    """Check shot lists: schema, references, media files and timecodes. Exit 2 if any is invalid.
+
+    \b
+    Examples:
+      farm validate shots/ep01.yaml shots/ep02.yaml
+      farm validate shots/ep01.yaml --json
+    """
+    farm = farm_from(max_shot_seconds=max_shot_seconds, **flags)
+    reports = [farm.validate(path) for path in files]
+    if json_output:
         print_json(
             {
                 "valid": all(report.ok for report in reports),
@@ -50,7 +56,7 @@ def _report_json(report: ValidationReport) -> dict[str, object]:
         "file": display_path(report.path),
         "valid": report.ok,
         "shots": len(report.shot_list.shots) if report.shot_list else None,
-        "findings": [finding.as_dict() for finding in report.findings],
+        "findings": [finding.to_json() for finding in report.findings],
     }
 
 
@@ -81,18 +87,16 @@ def _print_report(report: ValidationReport) -> None:
 @json_option
 @max_seconds_option
 @settings_options
-def plan(file: Path, quality: str | None, as_json: bool, max_shot_seconds: float | None, **flags: object) -> None:
-    """Show the per-shot render tasks a shot list becomes: frames, audio slice, model and cache key."""
-    settings = settings_from(max_shot_seconds=max_shot_seconds, **flags)
-    catalog = ModelCatalog.for_settings(settings)
-    shot_list = load_shot_list(file, catalog=catalog, max_shot_seconds=settings.max_shot_seconds)
-    the_plan = plan_shot_list(
-        shot_list,
-        catalog,
-        quality=Quality(quality) if quality else None,
-        digest_memo=settings.data_dir / "cache" / "weights-digests.json",
-    )
-    if as_json:
+def plan(file: Path, quality: str | None, json_output: bool, max_shot_seconds: float | None, **flags: object) -> None:
+    """Show the per-shot render tasks a shot list becomes: frames, audio slice, model and cache key.
+
+    \b
+    Examples:
+      farm plan shots/ep01.yaml
+      farm plan shots/ep01.yaml --quality final --json
+    """
+    the_plan = farm_from(max_shot_seconds=max_shot_seconds, **flags).plan(file, quality=quality)
+    if json_output:
         print_json(the_plan.to_json())
     else:
         stdout.print(plan_table(the_plan))

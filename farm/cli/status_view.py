@@ -15,20 +15,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from farm.cli.styles import STATE_STYLES, VERDICT_STYLES
 from farm.db.records import EventRecord, JobDetail, JobSummary, ShotCounts, ShotRow
 from farm.db.states import FINISHED_JOB_STATES, JobState, ShotState
-
-STATE_STYLES = {
-    "queued": "cyan",
-    "running": "yellow",
-    "done": "green",
-    "succeeded": "green",
-    "failed": "bold red",
-    "crashed": "red",
-    "cancelled": "dim",
-}
-
-VERDICT_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def state_text(state: str | None, *, cached: bool = False) -> Text:
@@ -253,13 +242,20 @@ def _shots_table(shots: Sequence[ShotRow], now: datetime, *, total: int) -> Rend
             shot.shot_id,
             state_text(shot.state, cached=shot.cached),
             str(shot.attempts),
-            duration(shot.duration_seconds),
+            _duration(shot),
             _worker(shot),
             progress,
             Text(shot.last_error or "", style="red"),
             shot.artifact_path or "",
         )
     return table
+
+
+def _duration(shot: ShotRow) -> str:
+    """The attempt's wall time, and how much of it the model took when the worker measured it."""
+    model = (shot.timings or {}).get("render")
+    text = duration(shot.duration_seconds)
+    return f"{text} (model {duration(model)})" if model is not None and shot.state is not ShotState.RUNNING else text
 
 
 def _worker(shot: ShotRow) -> str:
@@ -273,7 +269,7 @@ def event_lines(events: Sequence[EventRecord], *, color: bool) -> Iterator[str]:
     print for a job with a hundred thousand events."""
     if not events:
         return
-    actor_width = max(len(event.actor) for event in events)
+    by_width = max(len(event.changed_by) for event in events)
     kind_width = max(len(event.kind) for event in events)
     shot_width = max(len(event.shot_id or "") for event in events)
     for event in events:
@@ -282,7 +278,7 @@ def event_lines(events: Sequence[EventRecord], *, color: bool) -> Iterator[str]:
         if event.old_state or event.new_state:
             change = f"{_styled(event.old_state or '(new)', color)} -> {_styled(event.new_state or '', color)}"
         yield (
-            f"{event.id:>7}  {event.at.astimezone():%Y-%m-%d %H:%M:%S}  {event.actor:<{actor_width}}  "
+            f"{event.id:>7}  {event.at.astimezone():%Y-%m-%d %H:%M:%S}  {event.changed_by:<{by_width}}  "
             f"{event.kind:<{kind_width}}  {event.shot_id or '':<{shot_width}} {attempt:>3}  {change}"
             + (f"  {event.message}" if event.message else "")
         ).rstrip()

@@ -66,7 +66,7 @@ def _sqlite_utc(value: str | None) -> datetime | None:
 
 
 class EnumText(TypeDecorator[E]):
-    """A StrEnum stored as its value in a short VARCHAR (a CHECK constraint lists the values).
+    """A StrEnum stored as its value in a VARCHAR of ``length`` (a CHECK constraint lists the values).
 
     Native PostgreSQL enum types would need ALTER TYPE migrations for every new state; text plus a
     named CHECK constraint is portable and just as strict.
@@ -75,8 +75,10 @@ class EnumText(TypeDecorator[E]):
     impl = String(16)
     cache_ok = True
 
-    def __init__(self, enum_class: type[E]) -> None:
+    def __init__(self, enum_class: type[E], length: int = 16) -> None:
         super().__init__()
+        self.impl = String(length)
+        self.length = length
         self.enum_class = enum_class
         self._members: dict[str | None, E | None] = {member.value: member for member in enum_class}
         self._members[None] = None

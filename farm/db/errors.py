@@ -23,3 +23,13 @@ class DatabaseUnavailable(FarmError):
 
 class SchemaVersionError(FarmError):
     """The database's schema is not the one this farm expects (newer than the code, or not yet upgraded)."""
+
+
+class DatabaseMissing(FarmError):
+    """A read found no farm database where it looked (a mistyped --data-dir or --db, or nothing submitted yet).
+
+    Reads never create a database, so a producer with a typo is told which database was read instead of
+    "no jobs yet".
+    """
+
+    exit_code = EXIT_BAD_INPUT

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
-from farm.db.engine import READ_ONLY, create_farm_engine, display_url, is_sqlite
+from farm.db.connect import READ_ONLY, create_sql_engine, display_url, is_sqlite
 from farm.db.errors import SchemaVersionError
 from farm.errors import UsageError
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0003_shot_render_seconds"
+HEAD_REVISION = "0004_job_phases_and_vocabularies"
 """The newest migration in migrations/versions (a test keeps this in step with the files)."""
 VERSION_TABLE = "alembic_version"
 
@@ -138,7 +138,7 @@ def _run(engine: Engine, step: Callable[[Config], None]) -> None:
     # SQLite rebuilds a table to alter it (copy, drop, rename); with foreign keys on, dropping the old
     # table would cascade into the rows that refer to it. So SQLite migrates on a connection with foreign
     # keys off and checks them afterwards, as SQLite's own ALTER TABLE procedure prescribes.
-    migration_engine = create_farm_engine(engine.url, foreign_keys=False) if is_sqlite(engine.url) else engine
+    migration_engine = create_sql_engine(engine.url, foreign_keys=False) if is_sqlite(engine.url) else engine
     try:
         with _ALEMBIC_LOCK, migration_engine.connect() as connection:
             step(alembic_config(connection))

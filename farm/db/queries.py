@@ -1,4 +1,4 @@
-"""Reads for ``farm status``, ``farm events`` and the scheduler, each in one read-only snapshot.
+"""Reads for ``farm status``, ``farm events``, the jobs layer and the scheduler, each in one read-only snapshot.
 
 Aggregates are computed in SQL (one grouped query per question, never a query per shot), and the rows
 come back as frozen dataclasses. On SQLite a read never takes the write lock (deferred BEGIN in WAL
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, case, func, select
 
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
-from farm.db.models import Artifact, Edit, Event, Job, Render, Shot
+from farm.db.kinds import ArtifactKind
 from farm.db.records import (
     ArtifactInfo,
     EditInfo,
@@ -31,7 +31,8 @@ from farm.db.records import (
     from_values,
 )
 from farm.db.session import Database
-from farm.db.states import FINISHED_JOB_STATES, JobState, ShotState
+from farm.db.states import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, JobState, ShotState
+from farm.db.tables import Artifact, Edit, Event, Job, Render, Shot
 
 _JOB_COLUMNS = (
     Job.id,
@@ -264,6 +265,7 @@ def _shot_rows_statement(job_id: int, states: frozenset[ShotState] | None) -> An
             Render.phase,
             Shot.artifact_id,
             Artifact.path,
+            Render.timings,
         )
         .select_from(Shot)
         .outerjoin(Render, Render.id == Shot.current_render_id)
@@ -289,23 +291,25 @@ def _shot_rows(rows: Iterable[Row[Any]], now: datetime) -> tuple[ShotRow, ...]:
     return tuple(shots)
 
 
+_EDIT_FIELDS = field_names(EditInfo)
+_ARTIFACT_FIELDS = field_names(ArtifactInfo)
+
+
+def latest_edit(db: Database, job_id: int) -> EditInfo | None:
+    """The job's newest edit version, or None before its first assembly."""
+    with db.read() as connection:
+        _require_job(connection, job_id)
+        return _latest_edit(connection, job_id)
+
+
 def _latest_edit(connection: Connection, job_id: int) -> EditInfo | None:
     row = connection.execute(
-        select(Edit.__table__).where(Edit.job_id == job_id).order_by(Edit.version.desc()).limit(1)
+        select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
+        .where(Edit.job_id == job_id)
+        .order_by(Edit.version.desc())
+        .limit(1)
     ).one_or_none()
-    if row is None:
-        return None
-    return EditInfo(
-        id=row.id,
-        job_id=row.job_id,
-        version=row.version,
-        video_path=row.video_path,
-        otio_path=row.otio_path,
-        report_path=row.report_path,
-        verdict=row.verdict,
-        summary=row.summary,
-        created_at=row.created_at,
-    )
+    return None if row is None else from_values(EditInfo, _EDIT_FIELDS, row)
 
 
 def _require_job(connection: Connection, job_id: int) -> None:
@@ -375,7 +379,7 @@ def higher_priority_jobs(db: Database, job_id: int, *, stale_after: float) -> tu
             select(Job.id)
             .where(
                 Job.priority > me,
-                Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                Job.state.in_(sorted({JobState.QUEUED, *ACTIVE_JOB_STATES})),
                 Job.driver_heartbeat_at.is_not(None),
                 Job.driver_heartbeat_at > fresh,
             )
@@ -402,7 +406,7 @@ def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[
         select(
             Event.id,
             Event.at,
-            Event.actor,
+            Event.changed_by,
             Event.kind,
             Event.job_id,
             Event.shot_id.label("shot_pk"),
@@ -429,22 +433,12 @@ def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[
     return tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows)
 
 
-def find_artifact(db: Database, cache_key: str, kind: str) -> ArtifactInfo | None:
+def find_artifact(db: Database, cache_key: str, kind: ArtifactKind) -> ArtifactInfo | None:
     """The stored artifact for (cache_key, kind), or None if nothing with that key was ever recorded."""
     with db.read() as connection:
         row = connection.execute(
-            select(Artifact.__table__).where(Artifact.cache_key == cache_key, Artifact.kind == kind)
+            select(*(getattr(Artifact, name) for name in _ARTIFACT_FIELDS)).where(
+                Artifact.cache_key == cache_key, Artifact.kind == kind
+            )
         ).one_or_none()
-    if row is None:
-        return None
-    return ArtifactInfo(
-        id=row.id,
-        cache_key=row.cache_key,
-        kind=row.kind,
-        path=row.path,
-        bytes=row.bytes,
-        sha256=row.sha256,
-        frames=row.frames,
-        duration=row.duration,
-        created_at=row.created_at,
-    )
+    return None if row is None else from_values(ArtifactInfo, _ARTIFACT_FIELDS, row)

@@ -1,7 +1,7 @@
 """What the database layer hands to other layers: frozen dataclasses, never ORM objects.
 
 A record is a snapshot taken in one read transaction; holding one keeps no connection or session open.
-``as_json`` gives the shape ``farm status --json`` prints (timestamps as ISO 8601 UTC), for
+``to_json`` gives the shape ``farm status --json`` prints (timestamps as ISO 8601 UTC), for
 ``farm.cli.options.json_bytes``: plain data, or records whose fields are their JSON shape.
 """
 
@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.states import JobState, ShotState
+from farm.verdicts import Verdict
 
 
 def _json_value(value: Any) -> Any:
@@ -46,7 +48,7 @@ def from_values(cls: type[R], names: tuple[str, ...], values: Iterable[Any]) -> 
 
 
 class _JsonRecord:
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {field.name: _json_value(getattr(self, field.name)) for field in fields(self)}  # type: ignore[arg-type]
 
 
@@ -54,7 +56,7 @@ class _JsonRecord:
 class ArtifactInfo(_JsonRecord):
     id: int
     cache_key: str
-    kind: str
+    kind: ArtifactKind
     path: str
     bytes: int
     sha256: str
@@ -117,8 +119,8 @@ class JobSummary(_JsonRecord):
     def gpu_hours(self) -> float:
         return self.gpu_seconds / 3600.0
 
-    def as_json(self) -> dict[str, Any]:
-        payload = super().as_json()
+    def to_json(self) -> dict[str, Any]:
+        payload = super().to_json()
         payload["shots"] = {**asdict(self.shots), "fraction_done": round(self.shots.fraction_done, 6)}
         payload["gpu_hours"] = round(self.gpu_hours, 6)
         return payload
@@ -153,6 +155,8 @@ class ShotRow(_JsonRecord):
     phase: str | None
     artifact_id: int | None
     artifact_path: str | None
+    timings: dict[str, float] | None
+    """Seconds per stage of the current (or last) attempt, as its worker measured them."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ class SceneRollup(_JsonRecord):
     shots: ShotCounts
     gpu_seconds: float
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "scene_id": self.scene_id,
             "shots": {**asdict(self.shots), "fraction_done": round(self.shots.fraction_done, 6)},
@@ -177,7 +181,7 @@ class EditInfo(_JsonRecord):
     video_path: str
     otio_path: str | None
     report_path: str | None
-    verdict: str
+    verdict: Verdict
     summary: dict[str, Any]
     created_at: datetime
 
@@ -196,17 +200,17 @@ class JobDetail:
     latest_edit: EditInfo | None
     as_of: datetime
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
-            "job": self.job.as_json(),
-            "scenes": [scene.as_json() for scene in self.scenes],
+            "job": self.job.to_json(),
+            "scenes": [scene.to_json() for scene in self.scenes],
             "shot_states": sorted(self.shot_states) if self.shot_states is not None else None,
             # The rows themselves: a ShotRow's fields are its JSON shape, and farm's JSON writer (orjson) writes
             # dataclasses natively, 10,000 rows in ~15 ms instead of ~80 ms building a dict per row first.
             "shots": list(self.shots),
             "failures": [shot.shot_id for shot in self.failures],
-            "latest_edit": self.latest_edit.as_json() if self.latest_edit else None,
+            "latest_edit": self.latest_edit.to_json() if self.latest_edit else None,
         }
 
 
@@ -232,8 +236,8 @@ class ShotRecord:
 class EventRecord(_JsonRecord):
     id: int
     at: datetime
-    actor: str
-    kind: str
+    changed_by: str
+    kind: EventKind
     job_id: int | None
     shot_pk: int | None
     shot_id: str | None

@@ -1,8 +1,10 @@
-"""Opening the database: one ``Database`` per process holds the engine, its sessions and the schema check.
+"""Opening the database: one ``Database`` per process holds the SQL engine, its sessions and the schema check.
 
-``open_database`` is the only way in. It refuses a database written by a newer farm, and migrates a fresh
-or older one up to this farm's schema (an embedded SQLite file needs no separate step; ``farm db
-upgrade`` is the explicit path for a shared PostgreSQL server).
+``open_database`` is the only way in. It refuses a database written by a newer farm. Opened for writing,
+it creates a missing SQLite file and migrates a fresh or older database up to this farm's schema (an
+embedded SQLite file needs no separate step; ``farm db upgrade`` is the explicit path for a shared
+PostgreSQL server). Opened ``read_only``, it never creates or migrates anything: a read that finds no
+database, or one at another schema, says which database it read and what to do.
 """
 
 from __future__ import annotations
@@ -16,28 +18,27 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db import migrate
-from farm.db.engine import READ_ONLY, create_farm_engine, display_url, normalise_url
-from farm.db.errors import DatabaseUnavailable, SchemaVersionError
+from farm.db.connect import READ_ONLY, create_sql_engine, display_url, normalise_url
+from farm.db.errors import DatabaseMissing, DatabaseUnavailable, SchemaVersionError
 
 
 class Database:
-    """The engine and sessions for one database URL.
+    """The SQL engine and sessions for one database URL.
 
-    Writes go through ``write()`` (or ``session()``): one transaction, ``BEGIN IMMEDIATE`` on SQLite.
-    Reads go through ``read()`` (or ``read_session()``): a snapshot that never takes the write lock.
+    Writes go through ``write()`` (or ``session()`` for ORM work): one transaction, ``BEGIN IMMEDIATE`` on
+    SQLite. Reads go through ``read()``: a snapshot that never takes the write lock.
     """
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.sql_engine = engine
         self.url: URL = engine.url
         self._read_engine = engine.execution_options(**{READ_ONLY: True})
         self.sessionmaker: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
-        self._read_sessionmaker: sessionmaker[Session] = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def backend(self) -> str:
         """``sqlite`` or ``postgresql``."""
-        return self.engine.dialect.name
+        return self.sql_engine.dialect.name
 
     @property
     def display_url(self) -> str:
@@ -50,18 +51,9 @@ class Database:
             yield session
 
     @contextmanager
-    def read_session(self) -> Iterator[Session]:
-        """An ORM session for reading; whatever it did is rolled back at the end."""
-        with self._read_sessionmaker() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
-
-    @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction on a Core connection: committed at the end, rolled back on error."""
-        with self.engine.begin() as connection:
+        with self.sql_engine.begin() as connection:
             yield connection
 
     @contextmanager
@@ -73,7 +65,7 @@ class Database:
                 transaction.rollback()
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        self.sql_engine.dispose()
 
     def __enter__(self) -> Database:
         return self
@@ -85,19 +77,20 @@ class Database:
         return f"Database({self.display_url!r})"
 
 
-def open_database(url: str | URL, *, upgrade: bool = True) -> Database:
-    """Connect to ``url``, check its schema version and (``upgrade=True``) migrate it to this farm's schema.
+def open_database(url: str | URL, *, read_only: bool = False) -> Database:
+    """Connect to ``url`` and check its schema version; unless ``read_only``, create and migrate it as needed.
 
     ``postgresql://`` URLs use psycopg 3. Raises DatabaseUnavailable when the database cannot be reached,
-    SchemaVersionError when it is newer than this farm, or older and ``upgrade`` is False.
+    DatabaseMissing when ``read_only`` finds no database (or one farm never wrote to), SchemaVersionError
+    when it is newer than this farm, or older and ``read_only``.
     """
     parsed = normalise_url(url)
     try:
-        engine = create_farm_engine(parsed)
+        engine = create_sql_engine(parsed, create=not read_only)
     except OSError as exc:
         raise DatabaseUnavailable(f"cannot create the database {display_url(parsed)}: {exc}") from exc
     try:
-        _bring_up_to_date(engine, upgrade=upgrade)
+        _bring_up_to_date(engine, upgrade=not read_only)
     except BaseException:
         engine.dispose()
         raise
@@ -106,7 +99,7 @@ def open_database(url: str | URL, *, upgrade: bool = True) -> Database:
 
 def upgrade_database(url: str | URL, revision: str = "head") -> tuple[migrate.SchemaStatus, migrate.SchemaStatus]:
     """``farm db upgrade``: migrate the database at ``url`` to ``revision``; returns (before, after)."""
-    engine = create_farm_engine(normalise_url(url))
+    engine = create_sql_engine(normalise_url(url))
     try:
         before = _reachable_status(engine)
         return before, migrate.upgrade(engine, revision)
@@ -115,8 +108,8 @@ def upgrade_database(url: str | URL, revision: str = "head") -> tuple[migrate.Sc
 
 
 def database_status(url: str | URL) -> migrate.SchemaStatus:
-    """Where the database at ``url`` stands, without changing it."""
-    engine = create_farm_engine(normalise_url(url))
+    """Where the database at ``url`` stands, without changing it (DatabaseMissing if there is no such file)."""
+    engine = create_sql_engine(normalise_url(url), create=False)
     try:
         return _reachable_status(engine)
     finally:
@@ -139,8 +132,13 @@ def _bring_up_to_date(engine: Engine, *, upgrade: bool) -> None:
     migrate.check_not_newer(status)
     if status.up_to_date:
         return
+    if not upgrade and status.current is None:
+        raise DatabaseMissing(
+            f"database {status.url} has no farm tables: nothing was ever submitted to it; check --db / "
+            "FARM_DATABASE_URL (or create the tables with `farm db upgrade`)"
+        )
     if not upgrade:
-        where = f"revision {status.current}" if status.current else "no farm schema yet"
+        where = f"revision {status.current}"
         raise SchemaVersionError(
             f"database {status.url} is at {where}; this farm needs {status.head}. "
             f"Run `farm db upgrade --db {status.url}`"

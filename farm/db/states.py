@@ -1,8 +1,16 @@
 """The states of jobs, shots and render attempts, and the only transitions between them that farm allows.
 
-The tables here are the whole state machine: ``farm.db.transitions`` consults them before touching a row,
-so a state string is never compared ad hoc elsewhere. ``cached`` is not a state of its own: a shot served
-from the artifact cache is ``done`` with the ``cached`` flag set (Prefect's "type vs name" split).
+The tables here are the whole state machine: every writer in ``farm.db`` moves a row through
+``farm.db.machine``, which consults them before touching it, so no state is compared ad hoc elsewhere.
+``cached`` is not a state of its own: a shot served from the artifact cache is ``done`` with the
+``cached`` flag set (Prefect's "type vs name" split).
+
+A job's life (the phases after rendering are why ``done`` means "the edit exists", not "the shots are
+rendered"):
+
+    queued -> rendering -> assembling -> checking -> done
+                  ^                          |
+                  +-------- retaking <-------+        (and failed | cancelled from any active phase)
 """
 
 from __future__ import annotations
@@ -14,14 +22,27 @@ from farm.errors import EXIT_BAD_INPUT, FarmError
 
 
 class JobState(enum.StrEnum):
+    """Where a job is in its life: waiting, one of its phases (a driver works on it), or finished."""
+
     QUEUED = "queued"
-    RUNNING = "running"
+    """Waiting for a driver (new, resumable after Ctrl-C, or re-queued by a retry)."""
+    RENDERING = "rendering"
+    """A driver is rendering its shots."""
+    ASSEMBLING = "assembling"
+    """Every shot is rendered; the edit is being assembled."""
+    CHECKING = "checking"
+    """The edit is assembled; its continuity checks run."""
+    RETAKING = "retaking"
+    """The checks asked for retakes: shots were re-keyed and re-queued, and render again next."""
     DONE = "done"
+    """The edit exists (its verdict, pass, warn or fail, is the edit's, on the edits row)."""
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 class ShotState(enum.StrEnum):
+    """Where one shot is: queued, running (an attempt is current), or finished (done, failed, cancelled)."""
+
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -41,12 +62,23 @@ class AttemptState(enum.StrEnum):
 
 
 JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED}),
-    # running -> queued: the driver was lost and the job waits for another one.
-    JobState.RUNNING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}),
-    # Finished jobs come back only through a retry or a resume.
-    JobState.DONE: frozenset({JobState.QUEUED}),
-    JobState.FAILED: frozenset({JobState.QUEUED}),
+    JobState.QUEUED: frozenset({JobState.RENDERING, JobState.CANCELLED}),
+    # rendering -> assembling | failed follows from the shots (farm.db.machine.settle_job); -> queued when
+    # the driver is interrupted (Ctrl-C) and the job waits to be resumed.
+    JobState.RENDERING: frozenset({JobState.ASSEMBLING, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}),
+    # assembling -> done: a re-assembly that failed leaves the earlier edit standing; -> queued: a shot's video
+    # went missing and the shot renders again.
+    JobState.ASSEMBLING: frozenset(
+        {JobState.CHECKING, JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
+    ),
+    # checking -> assembling: a driver lost while checking; its successor assembles a new version.
+    JobState.CHECKING: frozenset(
+        {JobState.DONE, JobState.RETAKING, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED, JobState.ASSEMBLING}
+    ),
+    JobState.RETAKING: frozenset({JobState.RENDERING, JobState.CANCELLED, JobState.QUEUED}),
+    # A finished job comes back through a retry (-> queued) or a new edit version (-> assembling).
+    JobState.DONE: frozenset({JobState.QUEUED, JobState.ASSEMBLING}),
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.ASSEMBLING}),
     JobState.CANCELLED: frozenset({JobState.QUEUED}),
 }
 
@@ -81,9 +113,10 @@ ATTEMPT_OUTCOME_SHOT_STATES: Mapping[AttemptState, frozenset[ShotState]] = {
 """Which shot state each attempt outcome may lead to: a succeeded attempt finishes its shot, a failed or
 crashed one requeues it (attempts left) or fails it, a cancelled one cancels it (or requeues it)."""
 
+ACTIVE_JOB_STATES = frozenset({JobState.RENDERING, JobState.ASSEMBLING, JobState.CHECKING, JobState.RETAKING})
+"""A driver is working on the job (it holds the job's driver lease)."""
 FINISHED_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
-FINISHED_SHOT_STATES = frozenset({ShotState.DONE, ShotState.FAILED, ShotState.CANCELLED})
-"""Shots that need no more work unless someone retries them."""
+UNFINISHED_SHOT_STATES = frozenset({ShotState.QUEUED, ShotState.RUNNING})
 
 
 class IllegalTransition(FarmError):
@@ -98,12 +131,12 @@ class LostRace(FarmError):
 
 def check_job_transition(old: JobState, new: JobState, subject: str) -> None:
     if new not in JOB_TRANSITIONS[old]:
-        raise IllegalTransition(f"{subject} cannot go from {old} to {new}; {_allowed(JOB_TRANSITIONS[old], old)}")
+        raise IllegalTransition(_refusal(subject, old, new, JOB_TRANSITIONS[old]))
 
 
 def check_shot_transition(old: ShotState, new: ShotState, subject: str) -> None:
     if new not in SHOT_TRANSITIONS[old]:
-        raise IllegalTransition(f"{subject} cannot go from {old} to {new}; {_allowed(SHOT_TRANSITIONS[old], old)}")
+        raise IllegalTransition(_refusal(subject, old, new, SHOT_TRANSITIONS[old]))
 
 
 def check_attempt_outcome(outcome: AttemptState, shot_state: ShotState, subject: str) -> None:
@@ -121,8 +154,12 @@ def check_attempt_outcome(outcome: AttemptState, shot_state: ShotState, subject:
         )
 
 
-def _allowed(targets: frozenset[enum.StrEnum], old: enum.StrEnum) -> str:
-    return f"from {old} it may go to {_names(targets)}" if targets else f"{old} is final"
+def _refusal(subject: str, old: enum.StrEnum, new: enum.StrEnum, allowed: frozenset[enum.StrEnum]) -> str:
+    if old == new:
+        return f"{subject} is already {old}"
+    if not allowed:
+        return f"{subject} cannot go from {old} to {new}: {old} is final"
+    return f"{subject} cannot go from {old} to {new}; from {old} it may go to {_names(allowed)}"
 
 
 def _names(states: frozenset[enum.StrEnum]) -> str:

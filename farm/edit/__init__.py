@@ -10,16 +10,19 @@ The modules, in the order the data flows through them:
 - ``otio_export``: edit.otio (and a CMX 3600 EDL) for editors;
 - ``report``: report.json and report.html;
 - ``retakes``: which shots to render again, and with which seed;
-- ``pipeline``: all of the above for one edit version.
+- ``build``: all of the above for one edit version.
+
+It knows nothing of jobs or the database: ``farm.jobs`` reads a job's shots and hands them over as
+EditShots, and records what comes back.
 """
 
 from farm.edit.assemble import AssemblyResult, assemble_edit
+from farm.edit.build import EditOutcome, build_edit, new_edit_dir
 from farm.edit.checks import CHECKS, CheckResult, Verdict, run_checks
 from farm.edit.otio_export import export_timeline
-from farm.edit.pipeline import EditOutcome, build_edit, new_edit_dir
 from farm.edit.report import write_report
 from farm.edit.retakes import Retake, RetakeMode, RetakePlan, plan_retakes, retake_seed
-from farm.edit.timeline import EditShot, edit_shots_from_plan, edit_shots_from_tasks
+from farm.edit.timeline import EditShot
 
 __all__ = [
     "CHECKS",
@@ -33,8 +36,6 @@ __all__ = [
     "Verdict",
     "assemble_edit",
     "build_edit",
-    "edit_shots_from_plan",
-    "edit_shots_from_tasks",
     "export_timeline",
     "new_edit_dir",
     "plan_retakes",

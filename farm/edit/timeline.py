@@ -9,14 +9,14 @@ encoded once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from farm.errors import UsageError
+from farm.media.audio import AudioSlice
 from farm.media.video import EDIT_AUDIO_RATE
-from farm.plan import AudioSlice, Plan, ShotTask
 
 
 @dataclass(frozen=True)
@@ -97,47 +97,3 @@ def check_edit_order(shots: Sequence[EditShot]) -> None:
     for shot in shots:
         if shot.frames <= 0:
             raise UsageError(f"shot {shot.shot_id}: has {shot.frames} frames; a shot needs at least one")
-
-
-def edit_shots_from_plan(
-    plan: Plan,
-    videos: Mapping[str, Path],
-    *,
-    persons: Mapping[str, str] | None = None,
-) -> list[EditShot]:
-    """The plan's shots in edit order with their rendered videos (``videos``: shot id -> mp4).
-
-    ``persons`` maps character id -> person, overriding what the tasks carry.
-    """
-    return edit_shots_from_tasks(plan.tasks, videos, persons=persons)
-
-
-def edit_shots_from_tasks(
-    tasks: Sequence[ShotTask],
-    videos: Mapping[str, Path],
-    *,
-    persons: Mapping[str, str] | None = None,
-) -> list[EditShot]:
-    """Planned tasks (from a Plan, or rebuilt from the database) in edit order with their videos."""
-    missing = [task.shot_id for task in tasks if task.shot_id not in videos]
-    if missing:
-        raise UsageError(f"no rendered video for shot(s) {', '.join(missing)}; render them before assembling")
-    persons = persons or {}
-    return [
-        EditShot(
-            shot_id=task.shot_id,
-            scene_id=task.scene_id,
-            character_id=task.character_id,
-            order=task.order,
-            video=videos[task.shot_id],
-            cache_key=task.cache_key,
-            frames=task.frames,
-            fps=task.fps,
-            audio=task.audio,
-            person_id=persons.get(task.character_id, task.person_id),
-            reference_image=task.reference_image,
-            seed=task.seed,
-            continues=task.continues,
-        )
-        for task in sorted(tasks, key=lambda task: task.order)
-    ]

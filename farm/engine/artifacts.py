@@ -13,21 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
-SHOT_VIDEO = "shot_video"
-LAST_FRAMES = "last_frames"
+from farm.db.kinds import ArtifactKind
+
+SUFFIXES = {ArtifactKind.SHOT_VIDEO: ".mp4", ArtifactKind.LAST_FRAMES: ".npz"}
 
 
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path_for(self, cache_key: str, kind: str) -> Path:
-        suffix = {SHOT_VIDEO: ".mp4", LAST_FRAMES: ".npz"}[kind]
-        return self.root / cache_key[:2] / f"{cache_key}{suffix}"
+    def path_for(self, cache_key: str, kind: ArtifactKind) -> Path:
+        return self.root / cache_key[:2] / f"{cache_key}{SUFFIXES[kind]}"
 
     def save_last_frames(self, cache_key: str, frames: np.ndarray) -> Path:
         """Write (k, H, W, 3) uint8 frames atomically; returns the final path."""
-        path = self.path_for(cache_key, LAST_FRAMES)
+        path = self.path_for(cache_key, ArtifactKind.LAST_FRAMES)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.npz", dir=path.parent)
         try:

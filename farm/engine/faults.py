@@ -1,49 +1,58 @@
-"""What a failed attempt means, and what happens to the shot next.
+"""What a failed attempt means: foreign errors mapped to farm's at the boundary, then classified.
 
 Crashed is not failed: a lost node or worker says nothing about the shot, so it is retried elsewhere
 without spending the shot's error budget; an out-of-memory error is retried with the model's low-memory
 settings; a rejected input is failed at once; any other error is retried until the budget runs out.
+
+Two steps, each in one place. On the worker, ``as_farm_error`` turns what a model raised into farm's
+errors (a CUDA out-of-memory becomes ``OutOfMemoryError``), keeping the original as ``__cause__``. On the
+driver, ``classify_failure`` reads what an error says of itself (its class and ``retryable``) and what
+Ray's own exceptions mean; it never compares class names.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+import sys
 
-from farm.errors import FarmError, OutOfMemoryError, RenderCancelled, RenderError, RetryableRenderError
+import ray.exceptions
 
+from farm.engine.policy import Failure, FailureKind
+from farm.errors import FarmError, OutOfMemoryError, RenderCancelled, RenderError
 
-class FailureKind(enum.StrEnum):
-    CRASH = "crash"
-    """The worker, its node or the object store went away; the shot itself is not to blame."""
-    OUT_OF_MEMORY = "out_of_memory"
-    ERROR = "error"
-    """The model or the encoder raised: retried up to the attempt budget."""
-    REJECTED = "rejected"
-    """The inputs can never render (a non-retryable RenderError): fail without retrying."""
-    CANCELLED = "cancelled"
+_RAY_CRASHES: tuple[type[BaseException], ...] = (
+    ray.exceptions.RayActorError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.ObjectLostError,
+    ray.exceptions.LocalRayletDiedError,
+    ray.exceptions.RaySystemError,
+)
+"""Ray's ways of saying the infrastructure went away (an actor, its worker process or node, an object)."""
 
-
-@dataclass(frozen=True)
-class Failure:
-    kind: FailureKind
-    error_class: str
-    message: str
+_RAY_OUT_OF_MEMORY: tuple[type[BaseException], ...] = (ray.exceptions.OutOfMemoryError,)
+"""Ray's memory monitor killed the worker: the node ran out of host memory."""
 
 
-_CRASH_ERRORS = {
-    "ActorDiedError",
-    "ActorUnavailableError",
-    "RayActorError",
-    "WorkerCrashedError",
-    "NodeDiedError",
-    "ObjectLostError",
-    "OwnerDiedError",
-    "ObjectFetchTimedOutError",
-    "ReferenceCountingAssertionError",
-    "LocalRayletDiedError",
-    "RaySystemError",
-}
+def as_farm_error(exc: Exception) -> Exception:
+    """What a model or encoder raised, as one of farm's errors where farm knows what it means.
+
+    A device out-of-memory error (torch's ``OutOfMemoryError``, or any error whose message says so, as
+    CUDA and other backends' runtime errors do) becomes ``OutOfMemoryError``; anything else is left alone.
+    """
+    if isinstance(exc, FarmError):
+        return exc
+    if _is_device_out_of_memory(exc):
+        error = OutOfMemoryError(f"{type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _is_device_out_of_memory(exc: Exception) -> bool:
+    torch = sys.modules.get("torch")  # a model that raised torch's error has imported torch already
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return "out of memory" in str(exc).lower()
 
 
 def classify_failure(exc: BaseException) -> Failure:
@@ -53,9 +62,9 @@ def classify_failure(exc: BaseException) -> Failure:
     message = _message(cause)
     if isinstance(cause, RenderCancelled):
         return Failure(FailureKind.CANCELLED, name, message)
-    if isinstance(cause, OutOfMemoryError) or name == "OutOfMemoryError":
+    if isinstance(cause, (OutOfMemoryError, *_RAY_OUT_OF_MEMORY)):
         return Failure(FailureKind.OUT_OF_MEMORY, name, message)
-    if name in _CRASH_ERRORS or isinstance(cause, RetryableRenderError):
+    if isinstance(cause, _RAY_CRASHES) or (isinstance(cause, FarmError) and cause.retryable):
         return Failure(FailureKind.CRASH, name, message)
     if isinstance(cause, RenderError):
         return Failure(FailureKind.REJECTED, name, message)
@@ -64,9 +73,8 @@ def classify_failure(exc: BaseException) -> Failure:
 
 def _unwrap(exc: BaseException) -> BaseException:
     """The worker's own exception inside Ray's RayTaskError wrapper, when it survived pickling."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException) and type(exc).__name__.startswith("RayTaskError"):
-        return cause
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, BaseException):
+        return exc.cause
     return exc
 
 

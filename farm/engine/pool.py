@@ -13,8 +13,8 @@ from typing import Any
 
 import ray
 
-from farm.avatar.manifest import ModelManifest
-from farm.engine.work import WorkerIdentity
+from farm.catalog import ModelManifest
+from farm.engine.messages import WorkerIdentity
 from farm.engine.worker import RenderWorker
 from farm.errors import UsageError
 
@@ -38,13 +38,9 @@ class PooledWorker:
         return self.identity is not None
 
     @property
-    def node_id(self) -> str:
-        return self.identity.node_id if self.identity else "?"
-
-    @property
-    def node(self) -> str:
-        """For people: the node's address and the start of its Ray id (several nodes may share an address)."""
-        return f"{self.identity.node_ip}/{self.identity.node_id[:8]}" if self.identity else "?"
+    def node_id(self) -> str | None:
+        """Ray's id of the node the actor runs on; None while it starts (or restarts, maybe elsewhere)."""
+        return self.identity.node_id if self.identity else None
 
 
 class WorkerPool:
@@ -115,7 +111,7 @@ class WorkerPool:
             for w in self.workers
             if w.model == model
             and w.ready
-            and w.node not in self.blocklisted_nodes
+            and w.node_id not in self.blocklisted_nodes
             and len(w.in_flight) < PREFETCH_DEPTH
         ]
         return sorted(candidates, key=lambda w: len(w.in_flight))
@@ -127,7 +123,7 @@ class WorkerPool:
     def blocklist(self, node_id: str) -> list[PooledWorker]:
         """Take a node out of rotation; its actors are killed and not replaced. Returns them."""
         self.blocklisted_nodes.add(node_id)
-        removed = [w for w in self.workers if w.identity is not None and w.node_id == node_id]
+        removed = [w for w in self.workers if w.node_id == node_id]
         for worker in removed:
             ray.kill(worker.actor, no_restart=True)
             self.workers.remove(worker)

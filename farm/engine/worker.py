@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from farm import defaults
 from farm.avatar.base import Continuation, RenderRequest
-from farm.avatar.manifest import ModelManifest
 from farm.avatar.registry import create_model
+from farm.catalog import ModelManifest
+from farm.db.kinds import ArtifactKind
 from farm.digests import file_sha256
-from farm.engine.artifacts import SHOT_VIDEO, ArtifactStore
-from farm.engine.work import RenderAssignment, RenderOutcome, WorkerIdentity
-from farm.errors import OutOfMemoryError, RenderCancelled, RenderError
-from farm.media.audio import MODEL_SAMPLE_RATE
+from farm.engine.artifacts import ArtifactStore
+from farm.engine.faults import as_farm_error
+from farm.engine.messages import RenderAssignment, RenderOutcome, WorkerIdentity
+from farm.errors import RenderCancelled
 from farm.media.video import ShotVideoWriter
 
 PROGRESS_INTERVAL_SECONDS = 0.25
@@ -75,7 +77,7 @@ class RenderWorker:
         arrived = time.perf_counter()
         request = _request_for(assignment, reference_image, audio, continuation_frames)
         task = assignment.task
-        video_path = self.store.path_for(task.cache_key, SHOT_VIDEO)
+        video_path = self.store.path_for(task.cache_key, ArtifactKind.SHOT_VIDEO)
         with self._slot:
             self._check_cancelled(assignment.render_id)
             started = time.perf_counter()
@@ -88,11 +90,11 @@ class RenderWorker:
                     fps=task.fps,
                     frames=task.frames,
                     audio=audio,
-                    audio_rate=MODEL_SAMPLE_RATE,
+                    audio_rate=defaults.MODEL_SAMPLE_RATE,
                 ) as sink:
                     result = self.model.render(request, sink, self._progress_callback(assignment.render_id))
             except Exception as exc:
-                mapped = _as_farm_error(exc)
+                mapped = as_farm_error(exc)
                 if mapped is exc:
                     raise
                 raise mapped from exc
@@ -103,8 +105,6 @@ class RenderWorker:
         last_frames_path = self.store.save_last_frames(task.cache_key, result.last_frames)
         finished = time.perf_counter()
         return RenderOutcome(
-            render_id=assignment.render_id,
-            shot_pk=assignment.shot_pk,
             cache_key=task.cache_key,
             video_path=str(video_path),
             video_bytes=video_path.stat().st_size,
@@ -115,8 +115,6 @@ class RenderWorker:
             frames=result.frames_written,
             duration=float(task.duration),
             worker=self.identity_info.name,
-            node=self.identity_info.node_ip,
-            device=self.identity_info.device,
             model_seconds=model_seconds,
             timings={
                 "waited_for_slot": started - arrived,
@@ -174,7 +172,7 @@ def _request_for(
         shot_id=task.shot_id,
         reference_image=reference_image,
         audio=audio.astype(np.float32) / 32768.0,
-        sample_rate=MODEL_SAMPLE_RATE,
+        sample_rate=defaults.MODEL_SAMPLE_RATE,
         prompt=task.prompt,
         negative_prompt=task.negative_prompt,
         camera=task.camera,
@@ -189,12 +187,3 @@ def _request_for(
         continuation=Continuation(continuation) if continuation is not None else None,
         params=assignment.params,
     )
-
-
-def _as_farm_error(exc: Exception) -> Exception:
-    """Foreign errors mapped to farm's at the boundary: a CUDA OOM is retryable with low-memory settings."""
-    if isinstance(exc, RenderError | RenderCancelled):
-        return exc
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return OutOfMemoryError(f"{type(exc).__name__}: {exc}")
-    return exc

@@ -15,10 +15,11 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from farm import defaults
 from farm.errors import MediaError
 from farm.media.ffmpeg_exe import ffmpeg_executable
 
-MODEL_SAMPLE_RATE = 16_000
+MODEL_SAMPLE_RATE = defaults.MODEL_SAMPLE_RATE
 _DECODE_CACHE_SIZE = 8
 _decoded: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
 
@@ -34,6 +35,30 @@ class SampleRange:
     @property
     def count(self) -> int:
         return self.end - self.start
+
+
+@dataclass(frozen=True)
+class AudioSlice:
+    """Samples ``[start_sample, end_sample)`` of a track decoded to mono at ``sample_rate``."""
+
+    track_id: str
+    path: Path
+    start_sample: int
+    end_sample: int
+    sha256: str
+    sample_rate: int = MODEL_SAMPLE_RATE
+
+    @property
+    def sample_range(self) -> SampleRange:
+        return SampleRange(self.start_sample, self.end_sample, self.sample_rate)
+
+    @property
+    def start_seconds(self) -> Fraction:
+        return Fraction(self.start_sample, self.sample_rate)
+
+    @property
+    def end_seconds(self) -> Fraction:
+        return Fraction(self.end_sample, self.sample_rate)
 
 
 def decode_audio(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:

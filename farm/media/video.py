@@ -19,10 +19,11 @@ from types import TracebackType
 
 import numpy as np
 
+from farm import defaults
 from farm.errors import MediaError
 from farm.media.ffmpeg_exe import ffmpeg_executable
 
-EDIT_AUDIO_RATE = 48_000
+EDIT_AUDIO_RATE = defaults.EDIT_AUDIO_RATE
 """Sample rate of the AAC audio in every shot and edit file (broadcast standard)."""
 
 
@@ -63,7 +64,7 @@ class ShotVideoWriter:
         fps: Fraction,
         frames: int,
         audio: np.ndarray | None = None,
-        audio_rate: int = 16_000,
+        audio_rate: int = defaults.MODEL_SAMPLE_RATE,
         settings: EncodeSettings = EncodeSettings(),
     ) -> None:
         self.path = path

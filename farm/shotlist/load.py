@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from farm.avatar.manifest import ModelCatalog
+from farm import defaults
+from farm.catalog import ModelCatalog, Quality
 from farm.errors import Finding, ShotListError
-from farm.settings import DEFAULT_MAX_SHOT_SECONDS
+from farm.paths import display_path
 from farm.shotlist.schema_check import schema_findings
 from farm.shotlist.semantic import (
     SemanticContext,
@@ -25,11 +25,8 @@ from farm.shotlist.types import (
     CameraMove,
     CameraSpec,
     Character,
-    CheckConfig,
-    CheckPolicy,
     ContinuityConfig,
     OutputSpec,
-    Quality,
     RenderSettings,
     Scene,
     Shot,
@@ -57,19 +54,11 @@ class ValidationReport:
         return not self.errors
 
 
-def display_path(path: Path) -> str:
-    """The path as the user would type it: relative to the working directory when it is below it."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
-
-
 def validate_shot_list(
     path: Path,
     *,
     catalog: ModelCatalog | None = None,
-    max_shot_seconds: float = DEFAULT_MAX_SHOT_SECONDS,
+    max_shot_seconds: float = defaults.MAX_SHOT_SECONDS,
 ) -> ValidationReport:
     """Every finding for the shot list at ``path``, and the typed ShotList when there are no errors."""
     path = Path(path)
@@ -93,7 +82,7 @@ def load_shot_list(
     path: Path,
     *,
     catalog: ModelCatalog | None = None,
-    max_shot_seconds: float = DEFAULT_MAX_SHOT_SECONDS,
+    max_shot_seconds: float = defaults.MAX_SHOT_SECONDS,
 ) -> ShotList:
     """The validated ShotList; raises ShotListError carrying every finding when it has errors."""
     report = validate_shot_list(path, catalog=catalog, max_shot_seconds=max_shot_seconds)
@@ -147,7 +136,9 @@ def _build_shot_list(document: LocatedDocument, path: Path) -> ShotList:
 def _build_shot(document: LocatedDocument, scene_id: str, raw: dict[str, Any], fps: Fraction, path: tuple) -> Shot:
     audio = raw["audio"]
     camera = raw.get("camera", {})
-    intensity = parse_intensity(camera.get("intensity", 0.5))
+    intensity = parse_intensity(camera.get("intensity", defaults.CAMERA_INTENSITY))
+    if intensity is None:  # validation has refused it already
+        intensity = defaults.CAMERA_INTENSITY
     return Shot(
         id=raw["id"],
         scene_id=scene_id,
@@ -155,7 +146,7 @@ def _build_shot(document: LocatedDocument, scene_id: str, raw: dict[str, Any], f
         audio=AudioCut(audio["track"], parse_timecode(audio["in"], fps), parse_timecode(audio["out"], fps)),
         prompt=raw["prompt"],
         negative_prompt=raw.get("negative_prompt", ""),
-        camera=CameraSpec(CameraMove(camera.get("move", "static")), 0.5 if intensity is None else intensity),
+        camera=CameraSpec(CameraMove(camera.get("move", "static")), intensity),
         continues=raw.get("continues"),
         overrides=_settings(raw.get("overrides", {})),
         notes=raw.get("notes", ""),
@@ -176,15 +167,7 @@ def _settings(raw: dict[str, Any]) -> RenderSettings:
 
 
 def _continuity(raw: dict[str, Any]) -> ContinuityConfig:
-    checks = {
-        name: CheckConfig(
-            enabled=entry.get("enabled", True),
-            threshold=entry.get("threshold"),
-            policy=CheckPolicy(entry["policy"]) if "policy" in entry else None,
-        )
-        for name, entry in raw.get("checks", {}).items()
-    }
-    return ContinuityConfig(max_retakes=raw.get("max_retakes", 2), checks=checks)
+    return ContinuityConfig.from_json(raw)
 
 
 def _media(root: Path, raw: str) -> Path:

@@ -12,17 +12,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from farm.avatar.manifest import ModelCatalog
+from farm.catalog import ModelCatalog
 from farm.errors import Finding, MediaError
 from farm.media.audio import MODEL_SAMPLE_RATE, decode_audio, require_audio_stream
 from farm.media.image import probe_image
 from farm.shotlist.locations import finding_at
 from farm.shotlist.timecode import TimecodeError, parse_frame_rate, parse_timecode
 from farm.shotlist.yaml_source import JsonPath, LocatedDocument
-
-DEFAULT_PREVIEW_MODEL = "previz"
-DEFAULT_FINAL_MODEL = "stableavatar-1.3b"
-DEFAULT_QUALITY = "preview"
 
 
 @dataclass

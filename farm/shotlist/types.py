@@ -8,10 +8,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-
-class Quality(enum.StrEnum):
-    PREVIEW = "preview"
-    FINAL = "final"
+from farm import defaults
+from farm.catalog import Quality
 
 
 class CameraMove(enum.StrEnum):
@@ -95,7 +93,7 @@ class AudioCut:
 @dataclass(frozen=True)
 class CameraSpec:
     move: CameraMove = CameraMove.STATIC
-    intensity: float = 0.5
+    intensity: float = defaults.CAMERA_INTENSITY
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ class CheckConfig:
 
 @dataclass(frozen=True)
 class ContinuityConfig:
-    max_retakes: int = 2
+    max_retakes: int = defaults.MAX_RETAKES
     checks: dict[str, CheckConfig] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -134,7 +132,7 @@ class ContinuityConfig:
             )
             for name, entry in data.get("checks", {}).items()
         }
-        return cls(max_retakes=data.get("max_retakes", 2), checks=checks)
+        return cls(max_retakes=data.get("max_retakes", defaults.MAX_RETAKES), checks=checks)
 
 
 @dataclass(frozen=True)

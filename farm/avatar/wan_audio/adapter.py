@@ -16,7 +16,7 @@ import numpy as np
 
 from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
 from farm.avatar.camera import camera_prompt_phrase, render_camera_video
-from farm.avatar.manifest import ModelManifest
+from farm.catalog import ModelManifest
 from farm.errors import ManifestError, OutOfMemoryError, RenderError
 from farm.shotlist.types import CameraMove
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from farm.db.models import Base
+from farm.db.tables import Base
 
 MIGRATION_LOCK_KEY = 0x6661726D  # "farm"
 

@@ -52,6 +52,8 @@ __all__ = [
     "SubjectKind",
     "Verdict",
     "check_named",
+    "enabled_checks",
+    "needs_faces",
     "run_checks",
 ]
 
@@ -61,6 +63,18 @@ def check_named(name: str) -> ContinuityCheck:
         if check.name == name:
             return check
     raise UsageError(f"no continuity check named {name!r}; use one of {', '.join(c.name for c in CHECKS)}")
+
+
+def enabled_checks(config: ContinuityConfig) -> list[ContinuityCheck]:
+    """The checks ``config`` leaves on, in registry order (UsageError for a name no check has)."""
+    for name in config.checks:
+        check_named(name)
+    return [check for check in CHECKS if config.checks.get(check.name) is None or config.checks[check.name].enabled]
+
+
+def needs_faces(checks: Sequence[ContinuityCheck]) -> bool:
+    """Whether the picture analysis must find faces (the identity check is among ``checks``)."""
+    return any(check.name == IdentityCheck.name for check in checks)
 
 
 def run_checks(
@@ -76,12 +90,9 @@ def run_checks(
     is given; pass it in to share it with the report's thumbnails.
     """
     config = config or ContinuityConfig()
-    for name in config.checks:
-        check_named(name)
-    enabled = [check for check in CHECKS if config.checks.get(check.name) is None or config.checks[check.name].enabled]
+    enabled = enabled_checks(config)
     if analysis is None and any(check.needs_pictures for check in enabled):
-        wants_faces = any(check.name == IdentityCheck.name for check in enabled)
-        analysis = analyse_edit(shots, faces=wants_faces)
+        analysis = analyse_edit(shots, faces=needs_faces(enabled))
     context = CheckContext(shots, assembly, analysis)
     results: list[CheckResult] = []
     for check in enabled:

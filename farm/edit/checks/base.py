@@ -18,14 +18,7 @@ from farm.edit.analysis import EditAnalysis
 from farm.edit.assemble import AssemblyResult
 from farm.edit.timeline import EditShot
 from farm.shotlist.types import CheckConfig, CheckPolicy
-
-
-class Verdict(enum.StrEnum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-    """Nothing to measure (no face found, audio under one 400 ms loudness block)."""
+from farm.verdicts import Verdict
 
 
 class SubjectKind(enum.StrEnum):

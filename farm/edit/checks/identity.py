@@ -10,7 +10,7 @@ import numpy as np
 from farm.edit.analysis import reference_identity
 from farm.edit.checks.base import CheckContext, Measurement, Subject
 from farm.edit.timeline import EditShot
-from farm.media.faces import identity_distance
+from farm.media.faces import SAME_PERSON_DISTANCE, identity_distance
 from farm.shotlist.types import CheckPolicy
 
 
@@ -54,7 +54,7 @@ class IdentityCheck:
                 yield Measurement(
                     subject=subject,
                     value=distance,
-                    detail=f"face distance {distance:.2f} to {anchor_name} (same person is < 0.6)",
+                    detail=f"face distance {distance:.2f} to {anchor_name} (same person is < {SAME_PERSON_DISTANCE})",
                     culprits=(shot.shot_id,),
                     frame=frame,
                     details={"character": shot.character_id, "anchor": anchor_name},

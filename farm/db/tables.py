@@ -27,10 +27,12 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm.db.columns import EnumText, JSONDocument, UTCDateTime, enum_check, utcnow
+from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.states import AttemptState, JobState, ShotState
+from farm.verdicts import Verdict
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -79,8 +81,6 @@ class Job(Base):
     """The scheduler process driving this job; with the heartbeat, how a resume knows the old one is gone."""
     driver_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    shots: Mapped[list[Shot]] = relationship(back_populates="job", order_by="Shot.edit_order")
-
 
 class Shot(Base):
     """One shot of a job: its planned task (``spec``), cache key, state and the attempt now current."""
@@ -117,11 +117,6 @@ class Shot(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    job: Mapped[Job] = relationship(back_populates="shots")
-    renders: Mapped[list[Render]] = relationship(
-        back_populates="shot", foreign_keys="Render.shot_id", order_by="Render.attempt_no"
-    )
-
 
 class Render(Base):
     """One attempt at rendering a shot, on one worker; rows are never reused, so every try stays visible."""
@@ -149,20 +144,23 @@ class Render(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     warnings: Mapped[list[str] | None] = mapped_column(JSONDocument)
-
-    shot: Mapped[Shot] = relationship(back_populates="renders", foreign_keys=[shot_id])
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSONDocument)
+    """Seconds per stage of the attempt, as the worker measured them (waiting for the slot, the model's
+    own stages, encoding): where a render's time went, for ``farm status`` and cost estimates."""
 
 
 class Artifact(Base):
     """A file in the content-addressed store: one row per (cache key, kind), whichever job made it."""
 
     __tablename__ = "artifacts"
-    __table_args__ = (UniqueConstraint("cache_key", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("cache_key", "kind"),
+        CheckConstraint(enum_check("kind", ArtifactKind), name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     cache_key: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
-    """``video`` (the shot), ``tail`` (last frames for a continuation), ..."""
+    kind: Mapped[ArtifactKind] = mapped_column(EnumText(ArtifactKind, length=32))
     path: Mapped[str] = mapped_column(Text)
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -175,7 +173,10 @@ class Edit(Base):
     """One assembled edit of a job; each assembly is a new version, none is overwritten."""
 
     __tablename__ = "edits"
-    __table_args__ = (UniqueConstraint("job_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "version"),
+        CheckConstraint(enum_check("verdict", Verdict), name="verdict"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -183,8 +184,8 @@ class Edit(Base):
     video_path: Mapped[str] = mapped_column(Text)
     otio_path: Mapped[str | None] = mapped_column(Text)
     report_path: Mapped[str | None] = mapped_column(Text)
-    verdict: Mapped[str] = mapped_column(String(32))
-    """The continuity checks' overall verdict (``pass``, ``warn``, ``fail``)."""
+    verdict: Mapped[Verdict] = mapped_column(EnumText(Verdict, length=32))
+    """The continuity checks' overall verdict (pass, warn or fail)."""
     summary: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -196,12 +197,14 @@ class Event(Base):
     __table_args__ = (
         Index(None, "job_id", "id"),
         Index(None, "shot_id"),
+        CheckConstraint(enum_check("kind", EventKind), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    actor: Mapped[str] = mapped_column(String(NAME))
-    kind: Mapped[str] = mapped_column(String(32))
+    changed_by: Mapped[str] = mapped_column(String(NAME))
+    """Who made the change: a login name, or a process such as ``driver@host``."""
+    kind: Mapped[EventKind] = mapped_column(EnumText(EventKind, length=32))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     shot_id: Mapped[int | None] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"))
     render_id: Mapped[int | None] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"))

@@ -1,13 +1,15 @@
-"""Model manifests: one YAML file per model in models/, naming its adapter, weights and resource needs.
+"""The model catalog: the quality tiers, the default model of each, and one YAML manifest per model in models/.
 
 A manifest is what a studio edits to point farm at its weights or to tune a model's speed levers; the
 shot list names the manifest. Loading one checks it fully, so a typo fails at submit time, not on the
-cluster an hour later.
+cluster an hour later. The catalog is configuration, not model code: the shot-list validator, the
+planner and the avatar adapters all read it, so it sits below all of them and imports none of them.
 """
 
 from __future__ import annotations
 
 import difflib
+import enum
 import hashlib
 import json
 import os
@@ -21,7 +23,22 @@ import yaml
 from farm.digests import file_sha256
 from farm.errors import ManifestError
 from farm.settings import Settings
-from farm.shotlist.types import Quality
+
+
+class Quality(enum.StrEnum):
+    """The two tiers a shot renders at: ``preview`` (CPU previz, for timing and blocking) and ``final``."""
+
+    PREVIEW = "preview"
+    FINAL = "final"
+
+    @property
+    def default_model(self) -> str:
+        """The model a shot of this tier uses when the shot list names none."""
+        return DEFAULT_MODELS[self]
+
+
+DEFAULT_QUALITY = Quality.PREVIEW
+DEFAULT_MODELS: dict[Quality, str] = {Quality.PREVIEW: "previz", Quality.FINAL: "stableavatar-1.3b"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,8 @@ class ModelDefaults:
 class ModelManifest:
     name: str
     adapter: str
-    tier: Quality
+    quality: Quality
+    """The tier the model renders (preview or final)."""
     source: Path
     description: str = ""
     weights: Path | None = None
@@ -62,6 +80,7 @@ class ModelManifest:
 _FIELDS = {
     "name",
     "adapter",
+    "quality",
     "tier",
     "description",
     "weights",
@@ -88,14 +107,18 @@ def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
         raise ManifestError(f"{path}: unknown field(s) {', '.join(unknown)}; allowed are {', '.join(sorted(_FIELDS))}")
-    for required in ("name", "adapter", "tier"):
+    if "tier" in raw:  # the field's first name; it means what quality means everywhere else
+        if "quality" in raw:
+            raise ManifestError(f"{path}: give 'quality' only ('tier' is its older name)")
+        raw = {("quality" if key == "tier" else key): value for key, value in raw.items()}
+    for required in ("name", "adapter", "quality"):
         if required not in raw:
             raise ManifestError(f"{path}: missing required field '{required}'")
     try:
         return ModelManifest(
             name=str(raw["name"]),
             adapter=str(raw["adapter"]),
-            tier=Quality(raw["tier"]),
+            quality=Quality(raw["quality"]),
             source=path,
             description=str(raw.get("description", "")),
             weights=_weights_path(path, raw.get("weights"), weights_dir),

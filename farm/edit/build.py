@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm import defaults
 from farm.edit.analysis import analyse_edit
 from farm.edit.assemble import AssemblyResult, assemble_edit
-from farm.edit.checks import CHECKS, CheckResult, run_checks
-from farm.edit.checks.base import Verdict
+from farm.edit.checks import CheckResult, enabled_checks, needs_faces, run_checks
 from farm.edit.otio_export import TimelinePaths, export_timeline
 from farm.edit.report import ReportPaths, write_report
 from farm.edit.retakes import RetakePlan, plan_retakes
 from farm.edit.timeline import EditShot
 from farm.shotlist.types import ContinuityConfig, OutputSpec
+from farm.verdicts import Verdict, overall_verdict
 
 _VERSION_NAME = re.compile(r"^v(\d{3,})$")
 
@@ -35,9 +36,10 @@ class EditOutcome:
     retakes: RetakePlan
 
     @property
-    def failed(self) -> bool:
-        """True when any check failed (policy fail, or retake with nothing left to retake)."""
-        return any(result.verdict is Verdict.FAIL for result in self.results)
+    def verdict(self) -> Verdict:
+        """The edit's verdict: fail if any check failed (policy fail, or retake with nothing left to
+        retake), else warn if any warned, else pass."""
+        return overall_verdict(result.verdict for result in self.results)
 
 
 def build_edit(
@@ -46,16 +48,22 @@ def build_edit(
     *,
     output: OutputSpec,
     continuity: ContinuityConfig | None = None,
-    loudness_lufs: float = -16.0,
-    true_peak_db: float = -1.0,
+    loudness_lufs: float = defaults.LOUDNESS_LUFS,
+    true_peak_db: float = defaults.TRUE_PEAK_DB,
     retake_attempts: Mapping[str, int] | None = None,
     title: str = "edit",
+    on_assembled: Callable[[], None] | None = None,
 ) -> EditOutcome:
-    """Everything for one edit version in ``out_dir``: edit.mp4, edit.otio (+ .edl), report.json/.html."""
+    """Everything for one edit version in ``out_dir``: edit.mp4, edit.otio (+ .edl), report.json/.html.
+
+    ``on_assembled`` is called once edit.mp4 exists, before the checks run (the jobs layer moves the job
+    from assembling to checking there).
+    """
     continuity = continuity or ContinuityConfig()
     assembly = assemble_edit(shots, out_dir, output=output, loudness_lufs=loudness_lufs, true_peak_db=true_peak_db)
-    identity_enabled = continuity.checks.get("identity") is None or continuity.checks["identity"].enabled
-    analysis = analyse_edit(shots, faces=identity_enabled)
+    if on_assembled is not None:
+        on_assembled()
+    analysis = analyse_edit(shots, faces=needs_faces(enabled_checks(continuity)))
     results = run_checks(shots, assembly, continuity, analysis=analysis)
     timeline = export_timeline(shots, assembly, results, out_dir, name=title)
     report = write_report(shots, assembly, results, out_dir, analysis=analysis, title=title)
@@ -79,6 +87,3 @@ def new_edit_dir(edits_root: Path) -> tuple[int, Path]:
             return version, candidate
         except FileExistsError:
             version += 1
-
-
-CHECK_NAMES = tuple(check.name for check in CHECKS)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from farm.db.errors import DatabaseMissing
 from farm.errors import UsageError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -53,10 +54,14 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_farm_engine(url: URL, *, foreign_keys: bool = True) -> Engine:
-    """An engine for ``url`` (already normalised); ``foreign_keys=False`` only for SQLite migrations."""
+def create_sql_engine(url: URL, *, foreign_keys: bool = True, create: bool = True) -> Engine:
+    """An engine for ``url`` (already normalised); ``foreign_keys=False`` only for SQLite migrations.
+
+    ``create=False`` (reads) refuses an SQLite file that does not exist instead of creating it and its
+    folders: DatabaseMissing names the file.
+    """
     if is_sqlite(url):
-        return _sqlite_engine(url, foreign_keys=foreign_keys)
+        return _sqlite_engine(url, foreign_keys=foreign_keys, create=create)
     return create_engine(
         url,
         pool_pre_ping=True,
@@ -65,10 +70,16 @@ def create_farm_engine(url: URL, *, foreign_keys: bool = True) -> Engine:
     )
 
 
-def _sqlite_engine(url: URL, *, foreign_keys: bool) -> Engine:
+def _sqlite_engine(url: URL, *, foreign_keys: bool, create: bool) -> Engine:
     memory = url.database in (None, "", ":memory:")
     if not memory:
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        if not create and not path.is_file():
+            raise DatabaseMissing(
+                f"there is no farm database at {path}: nothing was submitted with this data dir; "
+                "check --data-dir / FARM_DATA_DIR or --db / FARM_DATABASE_URL"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     }

@@ -1,0 +1,209 @@
+"""Jobs: submit one with its shots, move it through its phases, cancel it, retry its shots.
+
+The database knows nothing of shot lists or plans: a job arrives as a ``NewJob`` and its shots as
+``NewShot`` records, built by the jobs layer (``farm.jobs.submit``) from a plan. A shot's ``spec`` is an
+opaque JSON document to this layer; the driver rebuilds its render task from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from farm.db.columns import utcnow
+from farm.db.errors import UnknownShot
+from farm.db.events import event_row, write_events
+from farm.db.kinds import EventKind
+from farm.db.machine import job_state_in, move_job
+from farm.db.machine import settle_job as settle
+from farm.db.products import NewEdit, insert_edit
+from farm.db.session import Database
+from farm.db.shots import cancel_queued_shots, requeue_shots
+from farm.db.states import FINISHED_JOB_STATES, IllegalTransition, JobState, ShotState
+from farm.db.tables import Job, Shot
+
+
+@dataclass(frozen=True)
+class NewShot:
+    shot_id: str
+    scene_id: str
+    edit_order: int
+    spec: dict[str, Any]
+    """Everything the driver needs to render the shot (the plan's task as JSON)."""
+    cache_key: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class NewJob:
+    project: str
+    episode: str
+    shot_list_path: str
+    shot_list_sha256: str
+    quality: str
+    submitted_by: str
+    priority: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    """What the job was submitted with beyond its shots (continuity settings, title, ...)."""
+
+
+def submit_job(db: Database, job: NewJob, shots: Sequence[NewShot]) -> int:
+    """A queued job with its shots queued; returns the job id a person will type."""
+    now = utcnow()
+    with db.write() as connection:
+        job_id = connection.execute(
+            insert(Job)
+            .values(
+                project=job.project,
+                episode=job.episode,
+                shot_list_path=job.shot_list_path,
+                shot_list_sha256=job.shot_list_sha256,
+                quality=job.quality,
+                priority=job.priority,
+                state=JobState.QUEUED,
+                options=job.options,
+                submitted_by=job.submitted_by,
+                submitted_at=now,
+                updated_at=now,
+            )
+            .returning(Job.id)
+        ).scalar_one()
+        shot_pks = _insert_shots(connection, job_id, shots, now)
+        name = job.shot_list_path.replace("\\", "/").rsplit("/", 1)[-1]
+        events = [
+            event_row(
+                at=now,
+                by=job.submitted_by,
+                kind=EventKind.JOB_SUBMITTED,
+                job_id=job_id,
+                new=JobState.QUEUED,
+                message=f"submitted {name}: {len(shots)} shots, {job.quality}, priority {job.priority}",
+                data={"shot_list": job.shot_list_path, "sha256": job.shot_list_sha256},
+            )
+        ]
+        events += [
+            event_row(
+                at=now,
+                by=job.submitted_by,
+                kind=EventKind.SHOT_CREATED,
+                job_id=job_id,
+                shot_pk=pk,
+                new=ShotState.QUEUED,
+            )
+            for pk in shot_pks
+        ]
+        write_events(connection, events)
+    return job_id
+
+
+def _insert_shots(connection: Any, job_id: int, shots: Sequence[NewShot], now: Any) -> list[int]:
+    if not shots:
+        return []
+    rows = [
+        {
+            "job_id": job_id,
+            "shot_id": shot.shot_id,
+            "scene_id": shot.scene_id,
+            "edit_order": shot.edit_order,
+            "spec": shot.spec,
+            "cache_key": shot.cache_key,
+            "frames": shot.frames,
+            "state": ShotState.QUEUED,
+            "cached": False,
+            "attempts": 0,
+            "gpu_seconds": 0.0,
+            "updated_at": now,
+        }
+        for shot in shots
+    ]
+    result = connection.execute(insert(Shot).returning(Shot.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())
+
+
+def transition_job(
+    db: Database,
+    job_id: int,
+    to: JobState,
+    *,
+    by: str,
+    message: str = "",
+    expected: Iterable[JobState] | None = None,
+) -> JobState:
+    """Move a job to ``to`` in one transaction (``farm.db.machine.move_job``); returns the state it left."""
+    with db.write() as connection:
+        return move_job(connection, job_id, JobState(to), by=by, message=message, expected=expected)
+
+
+def settle_job(db: Database, job_id: int, *, by: str) -> JobState:
+    """Bring the job's state in line with its shots (``farm.db.machine.settle_job``); returns it."""
+    with db.write() as connection:
+        return settle(connection, job_id, by=by)
+
+
+def cancel_job(db: Database, job_id: int, *, by: str) -> int:
+    """Cancel a job and its queued shots; returns how many shots were cancelled.
+
+    Running shots stay running: their driver sees the job is cancelled and finishes their attempts as
+    cancelled (it owns them; this process does not).
+    """
+    with db.write() as connection:
+        state = job_state_in(connection, job_id)
+        if state in FINISHED_JOB_STATES:
+            raise IllegalTransition(f"job {job_id} is already {state}; there is nothing to cancel")
+        move_job(connection, job_id, JobState.CANCELLED, by=by, message=f"cancelled by {by}")
+        return len(cancel_queued_shots(connection, job_id, by=by))
+
+
+def retry_job(db: Database, job_id: int, *, by: str, shot_ids: Sequence[str] | None = None) -> int:
+    """Requeue a job's failed and cancelled shots (or exactly ``shot_ids``, which may also name done shots:
+    a retake by hand); a finished job with work queued again is queued itself. Returns how many shots
+    were requeued.
+
+    Refused while the job's edit is being assembled or checked (its driver would assemble shots that are
+    no longer done): wait for it, or cancel the job first.
+    """
+    with db.write() as connection:
+        state = job_state_in(connection, job_id)
+        if state in (JobState.ASSEMBLING, JobState.CHECKING):
+            raise IllegalTransition(
+                f"job {job_id} is {state} its edit; wait for it to finish (farm status {job_id} --watch) "
+                f"or cancel it first (farm cancel {job_id})"
+            )
+        sources = [ShotState.FAILED, ShotState.CANCELLED]
+        if shot_ids is not None:
+            _check_named_shots(connection, job_id, shot_ids)
+            sources.append(ShotState.DONE)
+        return len(requeue_shots(connection, job_id, sources, by=by, shot_ids=shot_ids))
+
+
+def record_checked_edit(db: Database, job_id: int, edit: NewEdit, *, retaking: bool, by: str) -> tuple[int, int]:
+    """Record a checked edit version and end the job's checking phase with it, in one transaction:
+    ``done`` (the edit exists), or ``retaking`` when its checks asked for shots to render again.
+
+    Returns (edit id, version).
+    """
+    with db.write() as connection:
+        recorded = insert_edit(connection, job_id, edit, by=by)
+        to = JobState.RETAKING if retaking else JobState.DONE
+        move_job(connection, job_id, to, by=by, message=f"edit v{recorded[1]}: continuity {edit.verdict}",
+                 expected={JobState.CHECKING})  # fmt: skip
+    return recorded
+
+
+def _check_named_shots(connection: Any, job_id: int, shot_ids: Iterable[str]) -> None:
+    states = dict(
+        connection.execute(
+            select(Shot.shot_id, Shot.state).where(Shot.job_id == job_id, Shot.shot_id.in_(list(shot_ids)))
+        ).all()
+    )
+    missing = sorted(set(shot_ids) - set(states))
+    if missing:
+        raise UnknownShot(f"job {job_id} has no shot {', '.join(missing)}; `farm status {job_id}` lists its shots")
+    running = sorted(shot for shot, state in states.items() if state is ShotState.RUNNING)
+    if running:
+        raise IllegalTransition(
+            f"shot {', '.join(running)} of job {job_id} is running; wait for it to finish or cancel the job first"
+        )

@@ -1,0 +1,91 @@
+"""The driver lease: which process drives a job, proven alive by a heartbeat.
+
+A driver claims the lease before it touches a job's shots and renews it every few seconds; a driver that
+dies stops renewing, and once its heartbeat is older than the staleness limit another driver may take
+the job over (recovering the dead driver's attempts). Claims are compare-and-set, so two drivers resuming
+the same job at once cannot both win. A change of driver is logged as an event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, or_, select, update
+
+from farm.db.columns import utcnow
+from farm.db.errors import UnknownJob
+from farm.db.events import event_row, write_events
+from farm.db.kinds import EventKind
+from farm.db.session import Database
+from farm.db.states import LostRace
+from farm.db.tables import Job
+
+
+def heartbeat(db: Database, job_id: int, driver_id: str) -> None:
+    """Record that ``driver_id`` is alive and driving ``job_id`` (a change of driver is logged as an event)."""
+    now = utcnow()
+    with db.write() as connection:
+        same_driver = connection.execute(
+            update(Job).where(Job.id == job_id, Job.driver_id == driver_id).values(driver_heartbeat_at=now)
+        ).rowcount
+        if same_driver:
+            return
+        _take_over(connection, job_id, driver_id, now, [Job.id == job_id])
+
+
+def claim_driver(db: Database, job_id: int, driver_id: str, *, stale_after: float) -> bool:
+    """Become the driver of ``job_id`` unless another driver's heartbeat is younger than ``stale_after`` s."""
+    now = utcnow()
+    with db.write() as connection:
+        free = or_(
+            Job.driver_id.is_(None),
+            Job.driver_id == driver_id,
+            Job.driver_heartbeat_at.is_(None),
+            Job.driver_heartbeat_at < now - timedelta(seconds=stale_after),
+        )
+        return _take_over(connection, job_id, driver_id, now, [Job.id == job_id, free], must_exist=False)
+
+
+def release_driver(db: Database, job_id: int, driver_id: str) -> bool:
+    """Give up driving ``job_id`` (the driver is finishing), so the next resume needn't wait for staleness."""
+    with db.write() as connection:
+        released = connection.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.driver_id == driver_id)
+            .values(driver_id=None, driver_heartbeat_at=None)
+        ).rowcount
+    return released == 1
+
+
+def _take_over(
+    connection: Connection,
+    job_id: int,
+    driver_id: str,
+    now: datetime,
+    conditions: list[Any],
+    *,
+    must_exist: bool = True,
+) -> bool:
+    previous = connection.execute(select(Job.driver_id).where(Job.id == job_id)).one_or_none()
+    if previous is None:
+        raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+    changed = connection.execute(
+        update(Job).where(*conditions).values(driver_id=driver_id, driver_heartbeat_at=now)
+    ).rowcount
+    if not changed:
+        if must_exist:
+            raise LostRace(f"job {job_id}: another process changed its driver while {driver_id} took over")
+        return False
+    if previous.driver_id != driver_id:
+        message = f"{driver_id} drives the job" + (f" (was {previous.driver_id})" if previous.driver_id else "")
+        event = event_row(
+            at=now,
+            by=driver_id,
+            kind=EventKind.JOB_DRIVER,
+            job_id=job_id,
+            message=message,
+            data={"driver_id": driver_id, "previous": previous.driver_id},
+        )
+        write_events(connection, [event])
+    return True

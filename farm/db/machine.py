@@ -1,0 +1,192 @@
+"""The state machine that decides: every move of a job or a shot, checked against ``farm.db.states``.
+
+``move_job`` and ``move_shots`` are the only code that changes a ``state`` column. Each consults the
+transition table, then writes a conditional UPDATE (compare-and-set: ``... WHERE state = :old``), so if
+another writer got there first nothing changes and the caller hears so. Each writes its event rows in
+the same transaction. ``move_shots`` then settles the job (Flamenco's "update job after task change"):
+a rendering job whose last shot finished moves to ``assembling`` (or ``failed``), and a finished job
+that has shots queued again moves back to ``queued``. No other package decides a job's state from its
+shots.
+
+SQLite serialises these transactions (BEGIN IMMEDIATE + busy timeout); on PostgreSQL a concurrent UPDATE
+of the same row waits and then re-checks the WHERE clause, so exactly one of two racing writers wins.
+All functions here take an open write ``Connection``: they are the steps other ``farm.db`` modules
+compose into one transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, exists, func, select, update
+
+from farm.db.columns import utcnow
+from farm.db.errors import UnknownJob
+from farm.db.events import event_row, write_events
+from farm.db.kinds import EventKind
+from farm.db.states import (
+    FINISHED_JOB_STATES,
+    UNFINISHED_SHOT_STATES,
+    JobState,
+    LostRace,
+    ShotState,
+    check_job_transition,
+    check_shot_transition,
+)
+from farm.db.tables import Job, Shot
+
+CAS_RETRIES = 5
+"""How often a read-then-compare-and-set on a job re-reads after losing to a concurrent writer."""
+
+
+def move_job(
+    connection: Connection,
+    job_id: int,
+    to: JobState,
+    *,
+    by: str,
+    message: str = "",
+    expected: Iterable[JobState] | None = None,
+) -> JobState:
+    """Move a job to ``to``; returns the state it left.
+
+    ``expected``: the states the caller believes the job is in (LostRace if it is not). Raises
+    IllegalTransition if the table forbids the move, UnknownJob if there is no such job. Sets
+    ``started_at`` on the first start of rendering and ``finished_at`` when the job finishes.
+    """
+    wanted = frozenset(expected) if expected is not None else None
+    now = utcnow()
+    values: dict[str, Any] = {"state": to, "updated_at": now}
+    if to is JobState.RENDERING:
+        values["started_at"] = func.coalesce(Job.started_at, now)
+    values["finished_at"] = now if to in FINISHED_JOB_STATES else None
+    for _ in range(CAS_RETRIES):
+        current = job_state_in(connection, job_id)
+        if wanted is not None and current not in wanted:
+            raise LostRace(f"job {job_id} is {current}, not {names(wanted)}: someone else changed it first")
+        check_job_transition(current, to, f"job {job_id}")
+        changed = connection.execute(
+            update(Job).where(Job.id == job_id, Job.state == current).values(**values)
+        ).rowcount
+        if changed == 1:
+            event = event_row(
+                at=now, by=by, kind=EventKind.JOB_STATE, job_id=job_id, old=current, new=to, message=message
+            )
+            write_events(connection, [event])
+            return current
+    raise LostRace(f"job {job_id} kept changing while {by} tried to move it to {to}; try again")
+
+
+def job_state_in(connection: Connection, job_id: int) -> JobState:
+    state = connection.execute(select(Job.state).where(Job.id == job_id)).scalar_one_or_none()
+    if state is None:
+        raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+    return state
+
+
+@dataclass(frozen=True)
+class ShotMove:
+    """One kind of shot move: from ``old`` to ``new``, and what the event says about it."""
+
+    old: ShotState
+    new: ShotState
+    kind: EventKind
+    message: str = ""
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MovedShot:
+    pk: int
+    job_id: int
+    current_render_id: int | None
+
+
+def move_shots(
+    connection: Connection,
+    move: ShotMove,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    by: str,
+    values: dict[str, Any] | None = None,
+    of_attempt: bool = False,
+) -> list[MovedShot]:
+    """Move every shot matching ``where`` that is in ``move.old`` to ``move.new``; returns the shots moved.
+
+    Checked against the shot transition table first. One event per shot moved (``of_attempt``: the move
+    concerns the shot's current attempt, which the event names); then each affected job is settled.
+    Shots that were not in ``move.old`` are left alone: the caller decides whether that means a lost race.
+    """
+    check_shot_transition(move.old, move.new, "a shot")
+    now = utcnow()
+    moved = [
+        MovedShot(row.id, row.job_id, row.current_render_id)
+        for row in connection.execute(
+            update(Shot)
+            .where(*where, Shot.state == move.old)
+            .values(state=move.new, updated_at=now, **(values or {}))
+            .returning(Shot.id, Shot.job_id, Shot.current_render_id)
+        )
+    ]
+    write_events(
+        connection,
+        [
+            event_row(
+                at=now,
+                by=by,
+                kind=move.kind,
+                job_id=shot.job_id,
+                shot_pk=shot.pk,
+                render_id=shot.current_render_id if of_attempt else None,
+                old=move.old,
+                new=move.new,
+                message=move.message,
+                data=move.data,
+            )
+            for shot in moved
+        ],
+    )
+    for job_id in sorted({shot.job_id for shot in moved}):
+        settle_job(connection, job_id, by=by)
+    return moved
+
+
+def settle_job(connection: Connection, job_id: int, *, by: str) -> JobState:
+    """The job's state as its shots now imply; returns the state it is in afterwards.
+
+    A rendering job with no shot queued or running has rendered what it can: ``assembling`` when every shot
+    is done, ``failed`` when some failed (or were cancelled without the job being cancelled). A finished
+    job with a shot queued again (a retry, a retake by hand) is ``queued``. In every other state the job's
+    phase is its driver's to change, and nothing happens here.
+    """
+    state = job_state_in(connection, job_id)
+    if state is JobState.RENDERING:
+        if _any_shot(connection, job_id, UNFINISHED_SHOT_STATES):
+            return state
+        unfinished = _count_shots(connection, job_id, (ShotState.FAILED, ShotState.CANCELLED))
+        if unfinished:
+            move_job(connection, job_id, JobState.FAILED, by=by, message=f"{unfinished} shot(s) failed")
+            return JobState.FAILED
+        move_job(connection, job_id, JobState.ASSEMBLING, by=by, message="every shot is rendered")
+        return JobState.ASSEMBLING
+    if state in FINISHED_JOB_STATES and _any_shot(connection, job_id, (ShotState.QUEUED,)):
+        move_job(connection, job_id, JobState.QUEUED, by=by, message=f"shots re-queued by {by}")
+        return JobState.QUEUED
+    return state
+
+
+def _any_shot(connection: Connection, job_id: int, states: Iterable[ShotState]) -> bool:
+    query = select(exists().where(Shot.job_id == job_id, Shot.state.in_(sorted(states))))
+    return bool(connection.execute(query).scalar())
+
+
+def _count_shots(connection: Connection, job_id: int, states: Iterable[ShotState]) -> int:
+    query = select(func.count()).select_from(Shot).where(Shot.job_id == job_id, Shot.state.in_(sorted(states)))
+    return int(connection.execute(query).scalar_one())
+
+
+def names(states: Iterable[enum.StrEnum]) -> str:
+    return " or ".join(sorted(str(state) for state in states))

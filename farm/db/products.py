@@ -1,0 +1,122 @@
+"""What renders produce, as recorded: artifacts (files in the content-addressed store) and edit versions.
+
+An artifact row is keyed by (cache key, kind) whichever job made it, so the cache spans jobs; recording
+one is idempotent. An edit is a new version per assembly, none overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from farm.db.columns import utcnow
+from farm.db.events import event_row, write_events
+from farm.db.kinds import ArtifactKind, EventKind
+from farm.db.machine import CAS_RETRIES, job_state_in
+from farm.db.session import Database
+from farm.db.tables import Artifact, Edit
+from farm.verdicts import Verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactRecord:
+    """A file in the artifact store, as recorded in the artifacts table."""
+
+    cache_key: str
+    kind: ArtifactKind
+    path: str
+    bytes: int
+    sha256: str
+    frames: int | None = None
+    duration: float | None = None
+
+
+def record_artifact(db: Database, record: ArtifactRecord) -> int:
+    """The artifact row for (cache_key, kind), created if missing; returns its id.
+
+    Idempotent: two workers recording the same key at once keep one row (the first) and both get its id.
+    """
+    with db.write() as connection:
+        return upsert_artifact(connection, record)
+
+
+def upsert_artifact(connection: Connection, record: ArtifactRecord) -> int:
+    """``record_artifact`` inside the caller's transaction (a finished attempt records its files with it)."""
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(Artifact)
+        .values(**dataclasses.asdict(record), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[Artifact.cache_key, Artifact.kind])
+        .returning(Artifact.id)
+    )
+    created = connection.execute(statement).scalar_one_or_none()
+    if created is not None:
+        return created
+    return connection.execute(
+        select(Artifact.id).where(Artifact.cache_key == record.cache_key, Artifact.kind == record.kind)
+    ).scalar_one()
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEdit:
+    """An assembled, checked edit version, as the jobs layer hands it to the database."""
+
+    video_path: str
+    otio_path: str | None
+    report_path: str | None
+    verdict: Verdict
+    summary: dict[str, Any]
+    version: int | None = None
+    """The number the edit's folder already has (its creation is the lock on disk); None: the next free one."""
+
+
+def record_edit(db: Database, job_id: int, edit: NewEdit, *, by: str) -> tuple[int, int]:
+    """A new edit version of ``job_id`` (1, 2, ...; none is overwritten); returns (edit id, version)."""
+    for attempt in range(CAS_RETRIES):
+        try:
+            with db.write() as connection:
+                return insert_edit(connection, job_id, edit, by=by)
+        except IntegrityError:
+            # Two assemblies of the same job picked the same version at once (PostgreSQL); take the next one.
+            if edit.version is not None or attempt == CAS_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str) -> tuple[int, int]:
+    """``record_edit`` inside the caller's transaction (the job's phase changes with it)."""
+    job_state_in(connection, job_id)  # UnknownJob if there is none
+    version = edit.version
+    if version is None:
+        version = connection.execute(
+            select(func.coalesce(func.max(Edit.version), 0) + 1).where(Edit.job_id == job_id)
+        ).scalar_one()
+    now = utcnow()
+    edit_id = connection.execute(
+        insert(Edit)
+        .values(
+            job_id=job_id,
+            version=version,
+            video_path=edit.video_path,
+            otio_path=edit.otio_path,
+            report_path=edit.report_path,
+            verdict=edit.verdict,
+            summary=edit.summary,
+            created_at=now,
+        )
+        .returning(Edit.id)
+    ).scalar_one()
+    event = event_row(
+        at=now,
+        by=by,
+        kind=EventKind.EDIT_RECORDED,
+        job_id=job_id,
+        message=f"edit v{version}: continuity {edit.verdict}",
+        data={"edit_id": edit_id, "version": version, "verdict": edit.verdict.value, "video": edit.video_path},
+    )
+    write_events(connection, [event])
+    return edit_id, version

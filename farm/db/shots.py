@@ -1,0 +1,303 @@
+"""Shots and their render attempts: claim, progress, finish, cache hits, shots that cannot render, retakes.
+
+Each function is one transaction. Shot moves go through ``farm.db.machine.move_shots`` (the transition
+table, compare-and-set, the event, the job settled after it). Finishing an attempt is fenced by the shot's
+``current_render_id``: a late "finished" from an attempt that lost its node cannot overwrite the shot
+after it was handed to another worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, exists, insert, literal, select, update
+
+from farm.db.columns import UTCDateTime, seconds_between, utcnow
+from farm.db.errors import UnknownShot
+from farm.db.events import event_row, write_events
+from farm.db.kinds import EventKind
+from farm.db.machine import MovedShot, ShotMove, move_shots, names
+from farm.db.products import ArtifactRecord, upsert_artifact
+from farm.db.session import Database
+from farm.db.states import AttemptState, LostRace, ShotState, check_attempt_outcome
+from farm.db.tables import Render, Shot
+
+
+def start_attempt(db: Database, shot_pk: int, *, worker: str, node: str, device: str, by: str) -> int:
+    """Claim a queued shot for a new attempt on ``worker``; returns the attempt's render id.
+
+    Raises LostRace if the shot is not queued (another driver or worker claimed it first).
+    """
+    now = utcnow()
+    with db.write() as connection:
+        # FOR UPDATE: on PostgreSQL a second claimer waits here, then sees the shot running (SQLite's
+        # BEGIN IMMEDIATE has serialised the two already).
+        attempt_no = connection.execute(
+            select(Shot.attempts + 1).where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED).with_for_update()
+        ).scalar_one_or_none()
+        if attempt_no is None:
+            raise not_in_state(connection, shot_pk, {ShotState.QUEUED}, "claim it")
+        render_id = connection.execute(
+            insert(Render)
+            .values(
+                shot_id=shot_pk,
+                attempt_no=attempt_no,
+                worker=worker,
+                node=node,
+                device=device,
+                state=AttemptState.RUNNING,
+                started_at=now,
+                progress=0.0,
+                gpu_seconds=0.0,
+            )
+            .returning(Render.id)
+        ).scalar_one()
+        move = ShotMove(
+            ShotState.QUEUED,
+            ShotState.RUNNING,
+            EventKind.SHOT_STARTED,
+            message=f"attempt {attempt_no} on {worker} ({node}, {device})",
+            data={"attempt": attempt_no, "worker": worker, "node": node, "device": device},
+        )
+        claimed = move_shots(
+            connection,
+            move,
+            where=[Shot.id == shot_pk],
+            by=by,
+            values={"attempts": attempt_no, "current_render_id": render_id},
+            of_attempt=True,
+        )
+        if not claimed:  # changed between the read and the update (PostgreSQL): nothing of this stays
+            raise not_in_state(connection, shot_pk, {ShotState.QUEUED}, "claim it")
+    return render_id
+
+
+def report_progress(db: Database, render_id: int, fraction: float, phase: str) -> bool:
+    """Record an attempt's progress (0-1) while it runs; False if the attempt is no longer running.
+
+    Progress is frequent and not a state change, so it writes no event.
+    """
+    with db.write() as connection:
+        changed = connection.execute(
+            update(Render)
+            .where(Render.id == render_id, Render.state == AttemptState.RUNNING)
+            .values(progress=min(max(float(fraction), 0.0), 1.0), phase=phase[:64], progress_at=utcnow())
+        ).rowcount
+    return changed == 1
+
+
+def finish_attempt(
+    db: Database,
+    render_id: int,
+    *,
+    outcome: AttemptState,
+    shot_state: ShotState,
+    by: str,
+    error_class: str | None = None,
+    error_message: str | None = None,
+    gpu_seconds: float = 0.0,
+    warnings: Sequence[str] = (),
+    timings: Mapping[str, float] | None = None,
+    artifacts: Sequence[ArtifactRecord] = (),
+) -> bool:
+    """End attempt ``render_id`` as ``outcome`` and move its shot from running to ``shot_state``.
+
+    ``artifacts`` are recorded in the same transaction; the first becomes a done shot's artifact.
+    ``timings``: seconds per stage, as the worker measured them.
+
+    Fenced: only the shot's current attempt may finish it. A late finish from an attempt that lost its
+    shot (recovered as crashed, handed to another worker) changes nothing and returns False; the caller
+    should discard its result. Returns True when both rows changed (with one event each).
+    Raises IllegalTransition for an outcome and shot state that do not belong together.
+    """
+    outcome, shot_state = AttemptState(outcome), ShotState(shot_state)
+    check_attempt_outcome(outcome, shot_state, f"render {render_id}")
+    now = utcnow()
+    error_text = _error_text(error_class, error_message)
+    current = (Shot.current_render_id == render_id) & (Shot.state == ShotState.RUNNING)
+    with db.write() as connection:
+        artifact_ids = [upsert_artifact(connection, record) for record in artifacts]
+        finished = connection.execute(
+            update(Render)
+            .where(Render.id == render_id, Render.state == AttemptState.RUNNING, exists().where(current))
+            .values(
+                state=outcome,
+                finished_at=now,
+                error_class=error_class,
+                error_message=error_message,
+                gpu_seconds=float(gpu_seconds),
+                warnings=list(warnings) or None,
+                timings=dict(timings) if timings else None,
+                **({"progress": 1.0} if outcome is AttemptState.SUCCEEDED else {}),
+            )
+            .returning(Render.attempt_no, Render.shot_id)
+        ).one_or_none()
+        if finished is None:
+            return False
+        shot_values: dict[str, Any] = {"gpu_seconds": Shot.gpu_seconds + float(gpu_seconds)}
+        if shot_state is ShotState.DONE:
+            started = select(Render.started_at).where(Render.id == render_id).scalar_subquery()
+            shot_values.update(
+                artifact_id=artifact_ids[0] if artifact_ids else None,
+                cached=False,
+                last_error=None,
+                render_seconds=seconds_between(started, literal(now, UTCDateTime())),
+            )
+        elif error_text:
+            shot_values["last_error"] = error_text
+        job_id = _job_of_shot(connection, finished.shot_id)
+        write_events(
+            connection,
+            [
+                event_row(
+                    at=now,
+                    by=by,
+                    kind=EventKind.RENDER_FINISHED,
+                    job_id=job_id,
+                    shot_pk=finished.shot_id,
+                    render_id=render_id,
+                    old=AttemptState.RUNNING,
+                    new=outcome,
+                    message=error_text or f"attempt {finished.attempt_no} {outcome}",
+                    data={"gpu_seconds": float(gpu_seconds), "warnings": list(warnings)},
+                )
+            ],
+        )
+        move = ShotMove(
+            ShotState.RUNNING,
+            shot_state,
+            EventKind.SHOT_FINISHED,
+            message=error_text or "",
+            data={"artifact_id": shot_values["artifact_id"]} if shot_values.get("artifact_id") else None,
+        )
+        moved = move_shots(connection, move, where=[current], by=by, values=shot_values, of_attempt=True)
+        if not moved:  # the shot changed between the two statements (PostgreSQL): undo the attempt's end too
+            raise LostRace(f"render {render_id} lost its shot while finishing; nothing was recorded")
+    return True
+
+
+def mark_cached(db: Database, shot_pk: int, artifact_id: int, *, by: str) -> bool:
+    """A queued shot whose cache key already has an artifact: done without rendering (``cached``).
+
+    False if the shot was not queued (someone else already claimed or finished it).
+    """
+    move = ShotMove(ShotState.QUEUED, ShotState.DONE, EventKind.SHOT_CACHED, "cache hit", {"artifact_id": artifact_id})
+    values = {"cached": True, "artifact_id": artifact_id, "render_seconds": 0.0, "last_error": None}
+    with db.write() as connection:
+        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+
+
+def fail_unrenderable(db: Database, shot_pk: int, *, by: str, reason: str) -> bool:
+    """queued -> failed for a shot that can never render, with ``reason`` as its last error.
+
+    False if the shot was no longer queued (a concurrent cancel or retry got there first).
+    """
+    move = ShotMove(ShotState.QUEUED, ShotState.FAILED, EventKind.SHOT_FAILED, reason)
+    with db.write() as connection:
+        values = {"last_error": f"NotRendered: {reason}"}
+        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+
+
+def retake_shot(db: Database, shot_pk: int, *, spec: dict[str, Any], cache_key: str, by: str, reason: str) -> bool:
+    """done -> queued with a new recipe (a continuity retake: new seed, or a new shot to continue).
+
+    The shot's spec and cache key change with it, so the render that follows is a new artifact and the
+    old one stays in the store for the earlier edit versions. False if the shot was not done.
+    """
+    move = ShotMove(
+        ShotState.DONE,
+        ShotState.QUEUED,
+        EventKind.SHOT_REQUEUED,
+        f"retake: {reason}",
+        {"cache_key": cache_key, "seed": spec.get("seed"), "continues": spec.get("continues")},
+    )
+    values = {"spec": spec, "cache_key": cache_key, "cached": False, "artifact_id": None}
+    with db.write() as connection:
+        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+
+
+def recover_orphans(db: Database, job_id: int, *, by: str) -> int:
+    """For a job whose driver died: crash every running attempt and requeue its shot. Returns the count."""
+    now = utcnow()
+    reason = f"the driver of job {job_id} stopped; attempt abandoned"
+    with db.write() as connection:
+        running = connection.execute(
+            select(Shot.current_render_id).where(Shot.job_id == job_id, Shot.state == ShotState.RUNNING)
+        ).scalars()
+        render_ids = [render_id for render_id in running if render_id is not None]
+        crashed = connection.execute(
+            update(Render)
+            .where(Render.id.in_(render_ids), Render.state == AttemptState.RUNNING)
+            .values(state=AttemptState.CRASHED, finished_at=now, error_class="DriverLost", error_message=reason)
+            .returning(Render.id, Render.shot_id)
+        ).all()
+        write_events(
+            connection,
+            [
+                event_row(
+                    at=now,
+                    by=by,
+                    kind=EventKind.RENDER_FINISHED,
+                    job_id=job_id,
+                    shot_pk=row.shot_id,
+                    render_id=row.id,
+                    old=AttemptState.RUNNING,
+                    new=AttemptState.CRASHED,
+                    message=reason,
+                )
+                for row in crashed
+            ],
+        )
+        move = ShotMove(ShotState.RUNNING, ShotState.QUEUED, EventKind.SHOT_RECOVERED, reason)
+        recovered = move_shots(
+            connection,
+            move,
+            where=[Shot.job_id == job_id],
+            by=by,
+            values={"last_error": f"DriverLost: {reason}"},
+            of_attempt=True,
+        )
+    return len(recovered)
+
+
+def requeue_shots(
+    connection: Connection, job_id: int, sources: Sequence[ShotState], *, by: str, shot_ids: Sequence[str] | None
+) -> list[MovedShot]:
+    """Queue a job's shots in ``sources`` again (all of them, or those named): a retry, or a retake by hand."""
+    where = [Shot.job_id == job_id]
+    if shot_ids is not None:
+        where.append(Shot.shot_id.in_(list(shot_ids)))
+    moved: list[MovedShot] = []
+    for source in sources:
+        message = "retake" if source is ShotState.DONE else "retry"
+        move = ShotMove(source, ShotState.QUEUED, EventKind.SHOT_REQUEUED, message)
+        moved += move_shots(connection, move, where=where, by=by, values={"cached": False})
+    return moved
+
+
+def cancel_queued_shots(connection: Connection, job_id: int, *, by: str) -> list[MovedShot]:
+    move = ShotMove(ShotState.QUEUED, ShotState.CANCELLED, EventKind.SHOT_CANCELLED, "job cancelled")
+    return move_shots(connection, move, where=[Shot.job_id == job_id], by=by)
+
+
+def not_in_state(
+    connection: Connection, shot_pk: int, expected: set[ShotState], purpose: str
+) -> LostRace | UnknownShot:
+    row = connection.execute(select(Shot.shot_id, Shot.job_id, Shot.state).where(Shot.id == shot_pk)).one_or_none()
+    if row is None:
+        return UnknownShot(f"shot {shot_pk} is not in the database")
+    return LostRace(
+        f"shot {row.shot_id} of job {row.job_id} is {row.state}, not {names(expected)}, so this process cannot "
+        f"{purpose}: another worker or driver changed it first"
+    )
+
+
+def _job_of_shot(connection: Connection, shot_pk: int) -> int:
+    return connection.execute(select(Shot.job_id).where(Shot.id == shot_pk)).scalar_one()
+
+
+def _error_text(error_class: str | None, error_message: str | None) -> str | None:
+    if error_class and error_message:
+        return f"{error_class}: {error_message}"
+    return error_class or error_message or None

@@ -1,0 +1,40 @@
+"""Every policy number farm ships with, defined once: the flags, the library and the docs read them here.
+
+Flamenco keeps its ``config/defaults.go`` for the same reason: a default repeated in three places is
+three defaults the day someone changes one. Values a studio configures per run still arrive through
+Settings, command-line flags or the shot list; these are what they fall back to.
+"""
+
+from __future__ import annotations
+
+# --- the edit's sound ------------------------------------------------------------------------------------
+LOUDNESS_LUFS = -16.0
+"""Integrated loudness target of an edit's dialogue (BS.1770), the level streaming platforms normalise to."""
+TRUE_PEAK_DB = -1.0
+"""True-peak ceiling of an edit's dialogue (dBTP), headroom for lossy encoding."""
+
+# --- rendering -------------------------------------------------------------------------------------------
+MODEL_SAMPLE_RATE = 16_000
+"""The rate every avatar model hears speech at (wav2vec2's, and previz's envelope's)."""
+EDIT_AUDIO_RATE = 48_000
+"""The rate of an edit's (and a shot video's) sound: film and broadcast's."""
+MAX_SHOT_SECONDS = 600.0
+"""The longest shot a shot list may ask for before validation refuses it (a typo in a timecode, usually)."""
+CAMERA_INTENSITY = 0.5
+"""How strong a camera move is when the shot list names the move but no intensity."""
+
+# --- faults and the driver -----------------------------------------------------------------------------
+MAX_ATTEMPTS = 3
+"""Errors a shot may have before it fails (lost workers and out-of-memory retries don't count)."""
+MAX_CRASHES = 5
+"""Lost workers or nodes a shot may live through before it fails."""
+BLOCKLIST_AFTER = 3
+"""Consecutive failed shots on one node before the node leaves the rotation for the job."""
+HEARTBEAT_SECONDS = 2.0
+"""How often a driver renews its lease on a job."""
+STALE_AFTER_HEARTBEATS = 3
+"""Missed heartbeats after which a driver counts as dead and another may take its job over."""
+
+# --- continuity ------------------------------------------------------------------------------------------
+MAX_RETAKES = 2
+"""Automatic continuity retakes per shot before its failing check is reported instead."""

@@ -1,0 +1,180 @@
+"""A job's edit: its finished shots from the database in, a checked and recorded edit version out.
+
+The edit library (``farm.edit``) knows nothing of jobs; this module reads a job's shots and their videos,
+hands them over as EditShots, moves the job through its phases (assembling, checking, then done or
+retaking) and records the version. A failed assembly leaves no version folder and no row, and puts the
+job back where it stands without it: done if an earlier edit exists, else failed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm import defaults
+from farm.db.jobs import record_checked_edit, transition_job
+from farm.db.kinds import ArtifactKind
+from farm.db.products import NewEdit
+from farm.db.queries import find_artifact, job_options, job_state, latest_edit, shots_of_job
+from farm.db.session import Database
+from farm.db.states import JobState, ShotState
+from farm.edit.build import EditOutcome, build_edit, new_edit_dir
+from farm.edit.timeline import EditShot
+from farm.errors import UsageError
+from farm.plan import ShotTask
+from farm.settings import Settings
+from farm.shotlist.types import ContinuityConfig, OutputSpec
+from farm.verdicts import Verdict
+
+
+@dataclass(frozen=True)
+class JobEdit:
+    """One recorded edit version of a job, with everything its build produced."""
+
+    job_id: int
+    edit_id: int
+    version: int
+    verdict: Verdict
+    outcome: EditOutcome
+
+
+def job_edits_dir(settings: Settings, job_id: int) -> Path:
+    return settings.edits_dir / f"job-{job_id}"
+
+
+def assemble_job(
+    db: Database,
+    settings: Settings,
+    job_id: int,
+    *,
+    loudness_lufs: float = defaults.LOUDNESS_LUFS,
+    true_peak_db: float = defaults.TRUE_PEAK_DB,
+    retake_attempts: Mapping[str, int] | None = None,
+    by: str,
+) -> JobEdit:
+    """Assemble every shot of a finished job into a new edit version, check it, and record it.
+
+    The job goes assembling -> checking -> done (or retaking, when a check's policy asks for retakes;
+    ``farm.jobs.retake.apply_retakes`` queues them). Refused (UsageError, nothing changed) while a shot
+    is not done or a video is missing from the artifact store.
+    """
+    tasks = finished_tasks(db, job_id)
+    shots = edit_shots(tasks, {task.shot_id: video_of(db, job_id, task) for task in tasks})
+    options = job_options(db, job_id)
+    before = job_state(db, job_id)
+    if before is not JobState.ASSEMBLING:
+        transition_job(db, job_id, JobState.ASSEMBLING, by=by, expected={before}, message="assembling a new edit")
+    first = tasks[0]
+    version, folder = new_edit_dir(job_edits_dir(settings, job_id))
+    try:
+        outcome = build_edit(
+            shots,
+            folder,
+            output=OutputSpec(fps=first.fps, width=first.width, height=first.height),
+            continuity=ContinuityConfig.from_json(options.get("continuity", {})),
+            loudness_lufs=loudness_lufs,
+            true_peak_db=true_peak_db,
+            retake_attempts=retake_attempts,
+            title=options.get("title") or f"job {job_id}",
+            on_assembled=lambda: transition_job(
+                db,
+                job_id,
+                JobState.CHECKING,
+                by=by,
+                expected={JobState.ASSEMBLING},
+                message=f"edit v{version} assembled",
+            ),
+        )
+        edit = NewEdit(
+            video_path=str(outcome.assembly.path),
+            otio_path=str(outcome.timeline.otio),
+            report_path=str(outcome.report.html),
+            verdict=outcome.verdict,
+            summary=_summary(outcome),
+            version=version,
+        )
+        edit_id, _ = record_checked_edit(db, job_id, edit, retaking=bool(outcome.retakes.retakes), by=by)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)  # a failed assembly leaves no half-written version
+        _abandon(db, job_id, exc, by=by)
+        raise
+    return JobEdit(job_id, edit_id, version, outcome.verdict, outcome)
+
+
+def _abandon(db: Database, job_id: int, error: BaseException, *, by: str) -> None:
+    """Put a job whose assembly failed where it stands without the new version."""
+    if isinstance(error, KeyboardInterrupt):
+        to, why = JobState.QUEUED, "interrupted while making its edit; resume with farm render --resume"
+    elif latest_edit(db, job_id) is not None:
+        to, why = JobState.DONE, f"a new edit failed ({error}); the earlier version stands"
+    else:
+        to, why = JobState.FAILED, f"its edit failed: {error}"
+    transition_job(db, job_id, to, by=by, expected={JobState.ASSEMBLING, JobState.CHECKING}, message=why[:2000])
+
+
+def _summary(outcome: EditOutcome) -> dict[str, object]:
+    flagged = [r for r in outcome.results if r.verdict in (Verdict.FAIL, Verdict.WARN)]
+    return {
+        "checks": len(outcome.results),
+        "flagged": [{"check": r.check, "subject": r.subject.label, "verdict": r.verdict.value} for r in flagged],
+        "retakes": [retake.shot_id for retake in outcome.retakes.retakes],
+        "exhausted": list(outcome.retakes.exhausted),
+        "edl": str(outcome.timeline.edl) if outcome.timeline.edl else None,
+        "report_json": str(outcome.report.json),
+    }
+
+
+def finished_tasks(db: Database, job_id: int) -> list[ShotTask]:
+    """The job's tasks in edit order; UsageError naming the shots that are not done yet."""
+    rows = shots_of_job(db, job_id)
+    unfinished = [row.shot_id for row in rows if row.state is not ShotState.DONE]
+    if unfinished:
+        listed = ", ".join(unfinished[:10]) + (" ..." if len(unfinished) > 10 else "")
+        raise UsageError(
+            f"job {job_id} has shots that are not done ({listed}); "
+            f"render them first (farm render --resume {job_id}, or farm retry {job_id})"
+        )
+    return [ShotTask.from_json(row.spec) for row in rows]
+
+
+def video_of(db: Database, job_id: int, task: ShotTask) -> Path:
+    artifact = find_artifact(db, task.cache_key, ArtifactKind.SHOT_VIDEO)
+    if artifact is None or not Path(artifact.path).is_file():
+        raise UsageError(
+            f"job {job_id}: the video of shot {task.shot_id} is missing from the artifact store; "
+            f"re-render it with farm retry {job_id} --shot {task.shot_id}, then farm render --resume {job_id}"
+        )
+    return Path(artifact.path)
+
+
+def edit_shots(
+    tasks: Sequence[ShotTask], videos: Mapping[str, Path], *, persons: Mapping[str, str] | None = None
+) -> list[EditShot]:
+    """Planned tasks (from a Plan, or rebuilt from the database) in edit order with their videos.
+
+    ``persons`` maps character id -> person, overriding what the tasks carry.
+    """
+    missing = [task.shot_id for task in tasks if task.shot_id not in videos]
+    if missing:
+        raise UsageError(f"no rendered video for shot(s) {', '.join(missing)}; render them before assembling")
+    persons = persons or {}
+    return [
+        EditShot(
+            shot_id=task.shot_id,
+            scene_id=task.scene_id,
+            character_id=task.character_id,
+            order=task.order,
+            video=videos[task.shot_id],
+            cache_key=task.cache_key,
+            frames=task.frames,
+            fps=task.fps,
+            audio=task.audio,
+            person_id=persons.get(task.character_id, task.person_id),
+            reference_image=task.reference_image,
+            seed=task.seed,
+            continues=task.continues,
+        )
+        for task in sorted(tasks, key=lambda task: task.order)
+    ]
