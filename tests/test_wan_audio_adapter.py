@@ -129,7 +129,7 @@ def test_a_camera_move_renders_through_its_reference_video(model: WanAudioModel)
 
 
 def test_sizes_that_are_not_multiples_of_16_are_refused_with_the_shot_named(model: WanAudioModel) -> None:
-    with pytest.raises(RenderError, match=r"sc01_010: 40x32 is not a multiple of 16"):
+    with pytest.raises(RenderError, match=r"shot sc01_010: width 40 is not a positive multiple of 16"):
         model.render(request(width=40), ListSink(), lambda *_: None)
 
 
