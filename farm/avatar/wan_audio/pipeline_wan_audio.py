@@ -36,7 +36,7 @@ from transformers import (
 )
 
 from farm.avatar.wan_audio.audio_encoding import encode_speech, latent_frames_for, shot_audio_windows
-from farm.avatar.wan_audio.sliding_window import Window, WindowBlender, plan_windows
+from farm.avatar.wan_audio.sliding_window import WindowBlender, plan_windows
 from farm.avatar.wan_audio.transformer_wan_audio import WanAudioTransformer3DModel
 from farm.avatar.wan_audio.video_vae import decode_latents, encode_video, pixel_chunks
 
@@ -84,6 +84,8 @@ def combine_guidance(predictions: list[torch.Tensor], text_scale: float, audio_s
     return predictions[0]
 
 
+# Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.prompt_clean
+# Differs: its basic_clean and whitespace_clean folded in.
 def prompt_clean(text: str) -> str:
     """Wan's prompt normalisation: fix mojibake, unescape HTML, collapse whitespace."""
     import ftfy
@@ -123,6 +125,10 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     Components: ``vae`` (AutoencoderKLWan), ``text_encoder`` + ``tokenizer`` (UMT5), ``image_encoder`` +
     ``image_processor`` (CLIP vision), ``audio_encoder`` + ``feature_extractor`` (wav2vec2),
     ``transformer`` (WanAudioTransformer3DModel) and ``scheduler`` (flow matching).
+
+    It follows diffusers' ``WanImageToVideoPipeline`` step by step (the zeroed-audio test renders exactly
+    like it); each place adapted from diffusers says so in an ``# Adapted from`` comment, so a fix there
+    can be carried over.
     """
 
     model_cpu_offload_seq = "text_encoder->image_encoder->audio_encoder->transformer->vae"
@@ -185,6 +191,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     # ----------------------------------------------------------------------------------------- inputs
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.check_inputs
+    # Differs: checks this pipeline's own inputs; the size multiple (VAE x DiT patch) is computed as in its
+    # __call__, and a size off it is refused rather than rounded down.
     def check_inputs(
         self,
         audio: np.ndarray,
@@ -212,6 +221,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             if frames.ndim != 4 or frames.shape[1:] != (height, width, 3) or len(frames) == 0:
                 raise ValueError(f"continuation_frames must be (k, {height}, {width}, 3), got {frames.shape}")
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline._get_t5_prompt_embeds
+    # Differs: one prompt, one video; the padding is zeroed through the attention mask instead of slicing and
+    # re-padding; the encoder may be offloaded.
     def encode_prompt(self, prompt: str, device: torch.device, max_sequence_length: int = 512) -> torch.Tensor:
         """(1, max_sequence_length, text_dim) UMT5 states; positions after the prompt's tokens are zero."""
         tokens = self.tokenizer(
@@ -231,6 +243,8 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         mask = tokens.attention_mask.to(states.device).bool()[..., None]
         return states.masked_fill(~mask, 0.0).to(device)
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.encode_image
+    # Differs: one portrait; the encoder may be offloaded.
     def encode_image(self, image: PIL.Image.Image, device: torch.device) -> torch.Tensor:
         """CLIP vision states of the portrait (penultimate layer, as Wan I2V was trained)."""
         with self._component(self.image_encoder):
@@ -254,6 +268,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             context_frames=self.transformer.config.audio_context_frames,
         )
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.prepare_latents
+    # Differs: only its condition half (mask + known-frame latents); any number of known frames open the window
+    # (diffusers: the first frame, optionally the last), encoded by the streaming VAE.
     def prepare_condition(
         self, known_frames: list[np.ndarray | PIL.Image.Image], num_latents: int, device: torch.device
     ) -> torch.Tensor:
@@ -282,9 +299,12 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         mask = mask[None, :, :, None, None].expand(1, -1, -1, *latents.shape[-2:]).to(device, latents.dtype)
         return torch.cat([mask, latents], dim=1)
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.prepare_latents
+    # Differs: only its noise half; one video, sized in latent frames.
     def prepare_latents(
         self, num_latents: int, height: int, width: int, device: torch.device, generator: torch.Generator | None
     ) -> torch.Tensor:
+        """Initial noise (1, z, num_latents, h, w), float32 whatever the transformer's dtype."""
         shape = (
             1,
             self.vae.config.z_dim,
@@ -301,6 +321,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     # ------------------------------------------------------------------------------------- denoising
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.__call__
+    # Differs: the body of its denoising loop, for one window; three-way audio/text guidance (StableAvatar)
+    # instead of cond/uncond, its passes batched into one transformer call.
     def predict_window(
         self,
         window_index: int,
@@ -369,19 +392,91 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     ) -> WanAudioPipelineOutput | tuple:
         r"""Render ``num_frames`` frames of ``image`` speaking ``audio``.
 
+        Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.__call__: the same steps
+        (encode, timesteps, latents, denoise, decode) with speech, sliding windows, a continuation prefix,
+        a camera reference video and streamed decoding added; one video per call, no precomputed embeddings.
+
         Args:
-            image: the reference portrait (PIL or (H, W, 3) uint8); it is centre-cropped to the output shape.
-            audio: mono float samples at ``sample_rate``, ``num_frames / fps`` seconds long.
-            continuation_frames: (k, H, W, 3) uint8, the previous shot's last frames; the first 4n + 1 of
-                the last k are re-encoded and held fixed so this shot starts where that one stopped.
-            camera_video: ``num_frames`` (H, W, 3) uint8 frames of the camera move over the portrait, read
-                lazily; with ``camera_strength`` s < 1 denoising starts from them noised to level s
-                (only the last ``s`` of the schedule runs), so the move shapes the whole shot.
-            window_latent_frames, overlap_latent_frames, blend: the sliding window (see sliding_window.py).
-            guidance_batch: run the guidance passes as one batch (fast) or one at a time (less memory).
-            frame_callback: receives (t, H, W, 3) uint8 chunks in order as the VAE decodes them; the
-                output then carries no frames, so memory stays flat for any length.
-            step_callback: called with (steps done, steps total) after every denoising step.
+            image (`PIL.Image.Image` or `np.ndarray`):
+                The reference portrait, PIL or (H, W, 3) uint8 at any size. It is centre-cropped and resized to
+                the output shape; it is the CLIP image condition and the known first frame of every window
+                (but the first window of a continued shot, which opens on `continuation_frames`).
+            audio (`np.ndarray`):
+                Mono float samples in [-1, 1] at `sample_rate`, `num_frames / fps` seconds long. Its wav2vec2
+                features, one window per latent frame, drive the mouth.
+            prompt (`str`):
+                What the shot shows (camera phrase included); cleaned as Wan cleans prompts, encoded by UMT5.
+            negative_prompt (`str`, defaults to `""`):
+                The text of the guidance passes that do not read `prompt`; encoded unless both guidance
+                scales are 1, when those passes are dropped.
+            height (`int`, defaults to 480):
+                Output height in pixels; a multiple of the VAE's spatial factor times the DiT patch (16 for
+                Wan2.1), else a `ValueError`.
+            width (`int`, defaults to 832):
+                Output width in pixels; the same multiple as `height`.
+            num_frames (`int`, defaults to 81):
+                Frames to return, any count from 1: the pipeline renders up to the next 4n + 1 and trims.
+            fps (`float`, defaults to 25.0):
+                Frame rate of the output; places every frame against its span of `audio`.
+            sample_rate (`int`, defaults to 16000):
+                Sample rate of `audio`. wav2vec2's feature extractor accepts only the rate it was trained at
+                (16 kHz) and raises a `ValueError` for any other.
+            num_inference_steps (`int`, defaults to 40):
+                Steps of the flow-matching schedule. With a camera move only the last `camera_strength`
+                share of them runs.
+            text_guidance_scale (`float`, defaults to 3.0):
+                How hard the prompt pulls: `t` in `uncond + a * (audio - uncond) + t * (full - audio)`.
+                1 (with `audio_guidance_scale` 1) drops the passes it would subtract.
+            audio_guidance_scale (`float`, defaults to 5.0):
+                How hard the speech pulls: `a` above. 1 drops the unconditional pass.
+            generator (`torch.Generator`, *optional*):
+                Seeds the initial noise: the same generator state gives the same frames. Without one the
+                noise comes from torch's global generator.
+            continuation_frames (`np.ndarray`, *optional*):
+                (k, H, W, 3) uint8, the previous shot's last frames. The last 4n + 1 of them (the most that fit
+                in k) are re-encoded and held fixed at every step, then dropped from the output, so this shot
+                starts where that one stopped.
+            camera_video (`Iterable[np.ndarray]`, *optional*):
+                `num_frames` (H, W, 3) uint8 frames of the camera move over the portrait, read lazily. Used only
+                with `camera_strength` < 1.
+            camera_strength (`float`, defaults to 1.0):
+                In [0, 1]: the share of the schedule that runs when `camera_video` is given. Below 1, denoising
+                starts from the camera video noised to that level, so the move shapes the whole shot; 1 starts
+                from pure noise and leaves `camera_video` unused; 0 still runs one step.
+            window_latent_frames (`int`, defaults to 21):
+                Latent frames per sliding window (21 latents are 81 frames, the length Wan2.1 was trained on).
+                A shot no longer than one window is denoised in one pass.
+            overlap_latent_frames (`int`, defaults to 5):
+                Latent frames neighbouring windows share, blended at every step; less than
+                `window_latent_frames`.
+            blend (`str`, defaults to `"log"`):
+                How overlapping windows are weighted across the overlap: `"log"` or `"linear"` (see
+                `sliding_window.blend_weights`).
+            max_sequence_length (`int`, defaults to 512):
+                UMT5 tokens per prompt: longer prompts are truncated, shorter ones padded with zero states.
+            guidance_batch (`bool`, defaults to `True`):
+                Run the guidance passes as one batch (fast) or one at a time (less memory); same frames either way
+                up to floating-point rounding.
+            decode_chunk_latents (`int`, defaults to 4):
+                Latent frames the VAE decodes per chunk (about 4 frames each); fewer use less memory.
+            output_type (`str`, defaults to `"np"`):
+                `"np"` for (F, H, W, 3) uint8 frames, `"latent"` for the final normalised latents, undecoded
+                (continuation prefix and padding included).
+            frame_callback (`Callable[[np.ndarray], None]`, *optional*):
+                Receives (t, H, W, 3) uint8 chunks in order as the VAE decodes them; the output then carries no
+                frames, so memory stays flat for any length.
+            step_callback (`Callable[[int, int], None]`, *optional*):
+                Called with (steps done, steps total) after every denoising step.
+            return_dict (`bool`, defaults to `True`):
+                Return a `WanAudioPipelineOutput` rather than the tuple `(frames,)`.
+
+        Returns:
+            `WanAudioPipelineOutput` or `tuple`: the frames (None when they went to `frame_callback`), or the
+            latents for `output_type="latent"`.
+
+        Raises:
+            ValueError: an input `check_inputs` refuses (size, frame count, fps, sample rate, camera strength,
+                continuation shape), or a `camera_video` with no frames.
         """
         self.check_inputs(audio, height, width, num_frames, fps, sample_rate, camera_strength, continuation_frames)
         device = self.device_for_compute
@@ -407,6 +502,8 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         # 3. Timesteps; a camera move starts part-way down the schedule from its reference video
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        # Adapted from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.StableDiffusionImg2ImgPipeline.get_timesteps  # noqa: E501
+        # Differs: camera_strength plays its strength, and at least one step always runs.
         start_index = 0
         if camera_video is not None and camera_strength < 1.0:
             start_index = num_inference_steps - min(int(num_inference_steps * camera_strength), num_inference_steps)
@@ -523,4 +620,4 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 break
 
 
-__all__ = ["WanAudioPipeline", "WanAudioPipelineOutput", "Window"]
+__all__ = ["WanAudioPipeline", "WanAudioPipelineOutput"]
