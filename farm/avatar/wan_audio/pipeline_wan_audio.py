@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +62,22 @@ class GuidanceBranch:
 UNCONDITIONAL = GuidanceBranch(positive_text=False, hears_audio=False)
 AUDIO_ONLY = GuidanceBranch(positive_text=False, hears_audio=True)
 FULL = GuidanceBranch(positive_text=True, hears_audio=True)
+
+
+@dataclass(frozen=True)
+class GuidanceInputs:
+    """What every window's guided prediction reads that stays the same for the whole shot."""
+
+    text_states: Mapping[bool, torch.Tensor]
+    """UMT5 states by ``GuidanceBranch.positive_text``: the prompt (True) and the negative prompt (False)."""
+    image_states: torch.Tensor
+    """CLIP vision states of the portrait."""
+    branches: tuple[GuidanceBranch, ...]
+    """The passes to run, from ``guidance_branches``."""
+    text_scale: float
+    audio_scale: float
+    batch_branches: bool
+    """Run the passes as one batch (fast) or one at a time (less memory)."""
 
 
 def guidance_branches(text_scale: float, audio_scale: float) -> tuple[GuidanceBranch, ...]:
@@ -331,17 +347,13 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         condition: torch.Tensor,
         timestep: torch.Tensor,
         audio_windows: torch.Tensor,
-        text_states: dict[bool, torch.Tensor],
-        image_states: torch.Tensor,
-        branches: tuple[GuidanceBranch, ...],
-        text_scale: float,
-        audio_scale: float,
-        batch_branches: bool,
+        guidance: GuidanceInputs,
     ) -> torch.Tensor:
         """The guided velocity for one window; guidance passes run as one batch or one by one."""
         dtype = self.transformer.dtype
         model_input = torch.cat([latents, condition], dim=1).to(dtype)
-        groups = [branches] if batch_branches else [(branch,) for branch in branches]
+        branches = guidance.branches
+        groups = [branches] if guidance.batch_branches else [(branch,) for branch in branches]
         predictions: list[torch.Tensor] = []
         for group_index, group in enumerate(groups):
             rows = len(group)
@@ -349,14 +361,14 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 velocity = self.transformer(
                     hidden_states=model_input.expand(rows, -1, -1, -1, -1),
                     timestep=timestep.expand(rows),
-                    encoder_hidden_states=torch.cat([text_states[b.positive_text] for b in group]).to(dtype),
-                    encoder_hidden_states_image=image_states.expand(rows, -1, -1).to(dtype),
+                    encoder_hidden_states=torch.cat([guidance.text_states[b.positive_text] for b in group]).to(dtype),
+                    encoder_hidden_states_image=guidance.image_states.expand(rows, -1, -1).to(dtype),
                     audio_embeds=audio_windows[None].expand(rows, -1, -1, -1).to(dtype),
                     audio_keep=torch.tensor([b.hears_audio for b in group], device=latents.device),
                     return_dict=False,
                 )[0]
             predictions.extend(velocity.float().split(1))
-        return combine_guidance(predictions, text_scale, audio_scale)
+        return combine_guidance(predictions, guidance.text_scale, guidance.audio_scale)
 
     # ------------------------------------------------------------------------------------------ call
 
@@ -530,6 +542,14 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         first_condition = self.prepare_condition(prefix, windows[0].length, device) if prefix else None
 
         # 6. Denoising: every step walks all windows, blends their velocities, and steps once
+        guidance = GuidanceInputs(
+            text_states=text_states,
+            image_states=image_states,
+            branches=branches,
+            text_scale=text_guidance_scale,
+            audio_scale=audio_guidance_scale,
+            batch_branches=guidance_batch,
+        )
         for step, timestep in enumerate(timesteps):
             blender = WindowBlender(latents, blend)
             for index, window in enumerate(windows):
@@ -542,12 +562,7 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                         condition if condition is not None else conditions[window.length],
                         timestep,
                         audio_windows[window.start : window.end],
-                        text_states,
-                        image_states,
-                        branches,
-                        text_guidance_scale,
-                        audio_guidance_scale,
-                        guidance_batch,
+                        guidance,
                     ),
                 )
             latents = self.scheduler.step(blender.output, timestep, latents, return_dict=False)[0]
