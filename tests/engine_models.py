@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import yaml
 
-from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
+from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult, check_request
 from farm.catalog import ModelManifest
 from farm.errors import OutOfMemoryError
 
@@ -44,6 +44,7 @@ class PatternModel:
         self._log("load", device=device)
 
     def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
+        check_request(request, self.manifest)
         params = {**self.params, **request.params}
         self._log("start", shot=request.shot_id)
         attempt = self._count_attempt(request.shot_id, params)
@@ -57,7 +58,8 @@ class PatternModel:
             raise OutOfMemoryError("CUDA out of memory (injected)")
         colour = np.frombuffer(hashlib.sha256(f"{request.prompt}:{request.seed}".encode()).digest()[:3], np.uint8)
         delay = float(params.get("seconds_per_frame", 0.0))
-        last = None
+        keep = self.manifest.continuation_frames
+        last = np.zeros((0, request.height, request.width, 3), np.uint8)
         for start in range(0, request.frames, CHUNK):
             count = min(CHUNK, request.frames - start)
             frames = np.empty((count, request.height, request.width, 3), np.uint8)
@@ -68,7 +70,7 @@ class PatternModel:
             if delay:
                 time.sleep(delay * count)
             sink.write(frames)
-            last = frames[-1:]
+            last = np.concatenate([last, frames])[-keep:] if keep else last
             progress((start + count) / request.frames, "render")
         self._log("finish", shot=request.shot_id)
         return RenderResult(frames_written=request.frames, last_frames=last, timings={})

@@ -59,10 +59,11 @@ def test_an_upward_import_breaks_the_layers_contract(tmp_path: Path) -> None:
 
 def test_every_part_of_farm_is_on_a_floor() -> None:
     named = {name.strip() for layer in layers() for name in layer.replace(":", "|").split("|")}
+    entries = [path for path in (REPO_ROOT / "farm").iterdir() if path.name not in ("__init__.py", "__main__.py")]
     parts = {
         f"farm.{path.stem if path.is_file() else path.name}"
-        for path in (REPO_ROOT / "farm").iterdir()
-        if (path.suffix == ".py" or (path / "__init__.py").is_file()) and path.name not in ("__init__.py", "__main__.py")
+        for path in entries
+        if path.suffix == ".py" or (path / "__init__.py").is_file()
     }
 
     assert parts == named
@@ -70,10 +71,11 @@ def test_every_part_of_farm_is_on_a_floor() -> None:
 
 def test_importing_the_database_layer_loads_no_heavy_library() -> None:
     modules = [f"farm.db.{path.stem}" for path in (REPO_ROOT / "farm" / "db").glob("*.py") if path.stem != "__init__"]
+    heavy = ("torch", "numpy", "PIL", "jsonschema", "yaml", "ray")
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
-        "print(json.dumps(sorted(m for m in ('torch', 'numpy', 'PIL', 'jsonschema', 'yaml', 'ray') if m in sys.modules)))"
+        f"print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True

@@ -21,18 +21,18 @@ from pathlib import Path
 
 import pytest
 import ray
-from farm.db.jobs import cancel_job, retry_job
-from farm.jobs.run import drive_job
-from farm.jobs.submit import submit_shot_list
 from ray.cluster_utils import Cluster
 from sqlalchemy import select
 
+from farm.db.jobs import cancel_job, retry_job
 from farm.db.session import Database, open_database
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.db.tables import Artifact, Render, Shot
 from farm.engine.artifacts import ArtifactStore
 from farm.engine.messages import EngineEvent
 from farm.engine.policy import EngineOptions
+from farm.jobs.run import drive_job
+from farm.jobs.submit import submit_shot_list
 from farm.media.video import probe_video
 from farm.settings import REPO_ROOT, Settings, resolve_settings
 from tests.engine_models import read_log, write_manifest

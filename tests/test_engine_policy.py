@@ -122,10 +122,14 @@ def test_foreign_errors_are_classified_by_what_they_say_of_themselves() -> None:
 
 def test_a_device_out_of_memory_becomes_farms_error_with_its_cause() -> None:
     torch = pytest.importorskip("torch")
-    raised = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    mapped = as_farm_error(raised)
+    raised = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+    mapped = as_farm_error(raised, "shot sc01_010")
 
     assert isinstance(mapped, OutOfMemoryError) and mapped.__cause__ is raised
+    assert str(mapped) == (
+        "shot sc01_010: out of device memory (OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB); "
+        "retrying with the manifest's low_memory settings"
+    )
     assert isinstance(as_farm_error(RuntimeError("HIP out of memory")), OutOfMemoryError)
     plain = RuntimeError("shape mismatch")
     assert as_farm_error(plain) is plain

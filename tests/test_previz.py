@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from farm.avatar.base import AvatarModel, RenderRequest, RenderResult
+from farm.avatar.base import RenderRequest, RenderResult
 from farm.avatar.camera import render_camera_video
 from farm.avatar.previz import CHUNK_FRAMES, NO_FACE_WARNING, PrevizModel, frame_loudness, plan_performance
 from farm.avatar.registry import create_model
@@ -361,9 +361,3 @@ def test_last_frames_are_the_final_frames_written(model: PrevizModel, marcus: np
 
     assert rendered.result.last_frames.shape == (3, HEIGHT, WIDTH, 3)
     assert np.array_equal(rendered.result.last_frames, rendered.frames[-3:])
-
-
-def test_previz_is_an_avatar_model_from_the_registry(model: PrevizModel) -> None:
-    assert isinstance(model, AvatarModel)
-    assert model.manifest.name == "previz"
-    assert model.code_version.startswith("previz-")

@@ -15,7 +15,7 @@ from farm.avatar.wan_audio.audio_encoding import (
     latent_audio_windows,
     latent_frames_for,
 )
-from farm.avatar.wan_audio.pipeline_wan_audio import fit_image, guidance_branches
+from farm.avatar.wan_audio.pipeline_wan_audio import GuidanceInputs, fit_image, guidance_branches
 from farm.avatar.wan_audio.sliding_window import Window, WindowBlender, blend_weights, plan_windows
 from tests.tiny_wan import SIZE, portrait, render, speech, tiny_pipeline
 
@@ -61,11 +61,10 @@ def test_one_window_equals_the_single_pass_over_all_latents() -> None:
     }
     image = pipeline.encode_image(fit_image(portrait(), SIZE, SIZE), cpu)
     latents = pipeline.prepare_latents(num_latents, SIZE, SIZE, cpu, torch.Generator().manual_seed(0))
+    guidance = GuidanceInputs(text, image, guidance_branches(3.0, 4.0), 3.0, 4.0, batch_branches=True)
     pipeline.scheduler.set_timesteps(2)
     for timestep in pipeline.scheduler.timesteps:
-        velocity = pipeline.predict_window(
-            0, latents, condition, timestep, audio, text, image, guidance_branches(3.0, 4.0), 3.0, 4.0, True
-        )
+        velocity = pipeline.predict_window(0, latents, condition, timestep, audio, guidance)
         latents = pipeline.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
 
     torch.testing.assert_close(windowed, latents, rtol=0, atol=0)

@@ -14,7 +14,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from farm import defaults
 from farm.catalog import ModelManifest
+from farm.errors import RenderError
 from farm.shotlist.types import CameraSpec
 
 ProgressCallback = Callable[[float, str], None]
@@ -41,6 +43,7 @@ class RenderRequest:
     audio: np.ndarray
     """float32 mono in [-1, 1] at ``sample_rate``; exactly ``frames / fps`` seconds long (to a sample)."""
     sample_rate: int
+    """Always farm.defaults.MODEL_SAMPLE_RATE: planning cuts and hashes the dialogue at that rate."""
     prompt: str
     negative_prompt: str
     camera: CameraSpec
@@ -55,6 +58,30 @@ class RenderRequest:
     continuation: Continuation | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     """The manifest's render parameters (with its low-memory overlay after an out-of-memory retry)."""
+
+
+def check_request(request: RenderRequest, manifest: ModelManifest) -> None:
+    """Refuse, naming the shot, a request that ``manifest``'s model cannot render as asked.
+
+    Every adapter calls this first in ``render``, so a wrong size or sample rate fails as a RenderError
+    (not retried) that says what to change, instead of as a shape error deep in a model, or as a
+    silently wrong lip sync. The size multiple is the manifest's: the shot-list validator checks the
+    same number, so a shot that passed validation never fails here.
+    """
+    multiple = manifest.size_multiple
+    for dimension, size in (("width", request.width), ("height", request.height)):
+        if size <= 0 or size % multiple:
+            raise RenderError(
+                f"shot {request.shot_id}: {dimension} {size} is not a positive multiple of {multiple} "
+                f"(model {manifest.name}); choose an output size divisible by {multiple}"
+            )
+    if request.sample_rate != defaults.MODEL_SAMPLE_RATE:
+        raise RenderError(
+            f"shot {request.shot_id}: audio is {request.sample_rate} Hz; model {manifest.name} needs "
+            f"{defaults.MODEL_SAMPLE_RATE} Hz mono (farm.media.audio decodes dialogue at that rate)"
+        )
+    if request.frames < 1:
+        raise RenderError(f"shot {request.shot_id}: nothing to render ({request.frames} frames)")
 
 
 @dataclass(frozen=True)
@@ -85,4 +112,9 @@ class AvatarModel(Protocol):
         """Load weights onto ``device`` ("cpu", "cuda", "cuda:1"); called once per worker."""
 
     def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
-        """Render one shot into ``sink``; raise farm.errors.RenderError (or a subclass) on failure."""
+        """Render one shot into ``sink``; raise farm.errors.RenderError (or a subclass) on failure.
+
+        Exactly ``request.frames`` frames, in order; progress fractions that never go down and end at 1;
+        the same frames for the same request and seed; ``check_request`` before any work.
+        tests/test_avatar_contract.py holds every adapter to this.
+        """

@@ -33,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
+from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult, check_request
 from farm.avatar.camera import CameraWindow, Framing, affine_for, camera_trajectory, prepare_source, render_window
 from farm.catalog import ModelManifest
 from farm.media.faces import Face, detect_faces, preload_face_models
@@ -511,6 +511,7 @@ class PrevizModel:
         preload_face_models()
 
     def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
+        check_request(request, self.manifest)
         started = perf_counter()
         source, framing = prepare_source(request.reference_image, request.width, request.height)
         rig, warnings = self._rig_for(np.asarray(source))

@@ -33,16 +33,22 @@ _RAY_OUT_OF_MEMORY: tuple[type[BaseException], ...] = (ray.exceptions.OutOfMemor
 """Ray's memory monitor killed the worker: the node ran out of host memory."""
 
 
-def as_farm_error(exc: Exception) -> Exception:
+def as_farm_error(exc: Exception, subject: str = "") -> Exception:
     """What a model or encoder raised, as one of farm's errors where farm knows what it means.
 
     A device out-of-memory error (torch's ``OutOfMemoryError``, or any error whose message says so, as
-    CUDA and other backends' runtime errors do) becomes ``OutOfMemoryError``; anything else is left alone.
+    CUDA and other backends' runtime errors do) becomes ``OutOfMemoryError``, its message naming
+    ``subject`` (``shot sc01_010``, say); anything else is left alone.
     """
     if isinstance(exc, FarmError):
         return exc
     if _is_device_out_of_memory(exc):
-        error = OutOfMemoryError(f"{type(exc).__name__}: {exc}")
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = f"{subject}: " if subject else ""
+        error = OutOfMemoryError(
+            f"{where}out of device memory ({type(exc).__name__}: {first_line}); retrying with the manifest's "
+            "low_memory settings"
+        )
         error.__cause__ = exc
         return error
     return exc

@@ -94,7 +94,7 @@ class RenderWorker:
                 ) as sink:
                     result = self.model.render(request, sink, self._progress_callback(assignment.render_id))
             except Exception as exc:
-                mapped = as_farm_error(exc)
+                mapped = as_farm_error(exc, f"shot {task.shot_id}")
                 if mapped is exc:
                     raise
                 raise mapped from exc

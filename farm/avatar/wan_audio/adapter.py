@@ -14,15 +14,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult
+from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult, check_request
 from farm.avatar.camera import camera_prompt_phrase, render_camera_video
 from farm.catalog import ModelManifest
-from farm.errors import ManifestError, OutOfMemoryError, RenderError
+from farm.errors import ManifestError, RenderError
 from farm.shotlist.types import CameraMove
 
 from .render_params import RenderParams, RenderParamsError
 
-SAMPLE_RATE = 16000
 DENOISE_SHARE = 0.9
 """Progress fraction given to denoising; decoding gets the rest."""
 
@@ -79,10 +78,10 @@ class WanAudioModel:
     # ---------------------------------------------------------------------------------------- render
 
     def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
+        check_request(request, self.manifest)
         if self._pipeline is None:
             raise RenderError(f"shot {request.shot_id}: model '{self.manifest.name}' was not loaded")
         params = self._parse(request.params or self.manifest.render_params)
-        self._check_request(request)
         if self._params is None or params.levers != self._params.levers:
             self._load(params)
 
@@ -108,12 +107,11 @@ class WanAudioModel:
         step_cache_paused = self._pause_step_cache_if_long(request, params, warnings)
         try:
             self._run(request, params, on_step, on_frames)
-        except torch.OutOfMemoryError as exc:
+        except torch.OutOfMemoryError:
+            # The worker maps the error to farm's (farm.engine.faults.as_farm_error); this model's part is to
+            # give the memory back, so the retry with the low-memory settings starts from an empty device.
             self._free_device_memory()
-            raise OutOfMemoryError(
-                f"shot {request.shot_id}: out of device memory rendering {request.width}x{request.height}, "
-                f"{request.frames} frames ({str(exc).splitlines()[0]}); retry with the manifest's low_memory settings"
-            ) from exc
+            raise
         except ValueError as exc:
             raise RenderError(f"shot {request.shot_id}: {exc}") from exc
         finally:
@@ -129,7 +127,7 @@ class WanAudioModel:
             frames_written=written,
             last_frames=np.stack(list(last_frames)[-keep:])
             if keep
-            else np.zeros((0, request.height, request.width, 3)),
+            else np.zeros((0, request.height, request.width, 3), np.uint8),
             timings=timings,
             warnings=tuple(warnings),
         )
@@ -169,20 +167,6 @@ class WanAudioModel:
         )
 
     # ------------------------------------------------------------------------------------- helpers
-
-    def _check_request(self, request: RenderRequest) -> None:
-        multiple = 16
-        if request.width % multiple or request.height % multiple:
-            raise RenderError(
-                f"shot {request.shot_id}: {request.width}x{request.height} is not a multiple of {multiple} "
-                f"on both sides; set the shot list's output width/height to multiples of {multiple}"
-            )
-        if request.sample_rate != SAMPLE_RATE:
-            raise RenderError(
-                f"shot {request.shot_id}: audio is {request.sample_rate} Hz; this model needs {SAMPLE_RATE} Hz mono"
-            )
-        if request.frames < 1:
-            raise RenderError(f"shot {request.shot_id}: nothing to render ({request.frames} frames)")
 
     def _continuation(self, request: RenderRequest) -> np.ndarray | None:
         if request.continuation is None or len(request.continuation.last_frames) == 0:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +36,7 @@ from transformers import (
 )
 
 from farm.avatar.wan_audio.audio_encoding import encode_speech, latent_frames_for, shot_audio_windows
-from farm.avatar.wan_audio.sliding_window import Window, WindowBlender, plan_windows
+from farm.avatar.wan_audio.sliding_window import WindowBlender, plan_windows
 from farm.avatar.wan_audio.transformer_wan_audio import WanAudioTransformer3DModel
 from farm.avatar.wan_audio.video_vae import decode_latents, encode_video, pixel_chunks
 
@@ -64,6 +64,22 @@ AUDIO_ONLY = GuidanceBranch(positive_text=False, hears_audio=True)
 FULL = GuidanceBranch(positive_text=True, hears_audio=True)
 
 
+@dataclass(frozen=True)
+class GuidanceInputs:
+    """What every window's guided prediction reads that stays the same for the whole shot."""
+
+    text_states: Mapping[bool, torch.Tensor]
+    """UMT5 states by ``GuidanceBranch.positive_text``: the prompt (True) and the negative prompt (False)."""
+    image_states: torch.Tensor
+    """CLIP vision states of the portrait."""
+    branches: tuple[GuidanceBranch, ...]
+    """The passes to run, from ``guidance_branches``."""
+    text_scale: float
+    audio_scale: float
+    batch_branches: bool
+    """Run the passes as one batch (fast) or one at a time (less memory)."""
+
+
 def guidance_branches(text_scale: float, audio_scale: float) -> tuple[GuidanceBranch, ...]:
     """The passes that ``combine_guidance`` needs; scales of 1 drop the passes they would subtract."""
     if audio_scale != 1.0:
@@ -84,6 +100,8 @@ def combine_guidance(predictions: list[torch.Tensor], text_scale: float, audio_s
     return predictions[0]
 
 
+# Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.prompt_clean
+# Differs: its basic_clean and whitespace_clean folded in.
 def prompt_clean(text: str) -> str:
     """Wan's prompt normalisation: fix mojibake, unescape HTML, collapse whitespace."""
     import ftfy
@@ -123,6 +141,10 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     Components: ``vae`` (AutoencoderKLWan), ``text_encoder`` + ``tokenizer`` (UMT5), ``image_encoder`` +
     ``image_processor`` (CLIP vision), ``audio_encoder`` + ``feature_extractor`` (wav2vec2),
     ``transformer`` (WanAudioTransformer3DModel) and ``scheduler`` (flow matching).
+
+    It follows diffusers' ``WanImageToVideoPipeline`` step by step (the zeroed-audio test renders exactly
+    like it); each place adapted from diffusers says so in an ``# Adapted from`` comment, so a fix there
+    can be carried over.
     """
 
     model_cpu_offload_seq = "text_encoder->image_encoder->audio_encoder->transformer->vae"
@@ -185,6 +207,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     # ----------------------------------------------------------------------------------------- inputs
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.check_inputs
+    # Differs: checks this pipeline's own inputs; the size multiple (VAE x DiT patch) is computed as in its
+    # __call__, and a size off it is refused rather than rounded down.
     def check_inputs(
         self,
         audio: np.ndarray,
@@ -212,6 +237,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             if frames.ndim != 4 or frames.shape[1:] != (height, width, 3) or len(frames) == 0:
                 raise ValueError(f"continuation_frames must be (k, {height}, {width}, 3), got {frames.shape}")
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline._get_t5_prompt_embeds
+    # Differs: one prompt, one video; the padding is zeroed through the attention mask instead of slicing and
+    # re-padding; the encoder may be offloaded.
     def encode_prompt(self, prompt: str, device: torch.device, max_sequence_length: int = 512) -> torch.Tensor:
         """(1, max_sequence_length, text_dim) UMT5 states; positions after the prompt's tokens are zero."""
         tokens = self.tokenizer(
@@ -231,6 +259,8 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         mask = tokens.attention_mask.to(states.device).bool()[..., None]
         return states.masked_fill(~mask, 0.0).to(device)
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.encode_image
+    # Differs: one portrait; the encoder may be offloaded.
     def encode_image(self, image: PIL.Image.Image, device: torch.device) -> torch.Tensor:
         """CLIP vision states of the portrait (penultimate layer, as Wan I2V was trained)."""
         with self._component(self.image_encoder):
@@ -254,6 +284,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             context_frames=self.transformer.config.audio_context_frames,
         )
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.prepare_latents
+    # Differs: only its condition half (mask + known-frame latents); any number of known frames open the window
+    # (diffusers: the first frame, optionally the last), encoded by the streaming VAE.
     def prepare_condition(
         self, known_frames: list[np.ndarray | PIL.Image.Image], num_latents: int, device: torch.device
     ) -> torch.Tensor:
@@ -282,9 +315,12 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         mask = mask[None, :, :, None, None].expand(1, -1, -1, *latents.shape[-2:]).to(device, latents.dtype)
         return torch.cat([mask, latents], dim=1)
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.prepare_latents
+    # Differs: only its noise half; one video, sized in latent frames.
     def prepare_latents(
         self, num_latents: int, height: int, width: int, device: torch.device, generator: torch.Generator | None
     ) -> torch.Tensor:
+        """Initial noise (1, z, num_latents, h, w), float32 whatever the transformer's dtype."""
         shape = (
             1,
             self.vae.config.z_dim,
@@ -301,6 +337,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     # ------------------------------------------------------------------------------------- denoising
 
+    # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.__call__
+    # Differs: the body of its denoising loop, for one window; three-way audio/text guidance (StableAvatar)
+    # instead of cond/uncond, its passes batched into one transformer call.
     def predict_window(
         self,
         window_index: int,
@@ -308,17 +347,13 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         condition: torch.Tensor,
         timestep: torch.Tensor,
         audio_windows: torch.Tensor,
-        text_states: dict[bool, torch.Tensor],
-        image_states: torch.Tensor,
-        branches: tuple[GuidanceBranch, ...],
-        text_scale: float,
-        audio_scale: float,
-        batch_branches: bool,
+        guidance: GuidanceInputs,
     ) -> torch.Tensor:
         """The guided velocity for one window; guidance passes run as one batch or one by one."""
         dtype = self.transformer.dtype
         model_input = torch.cat([latents, condition], dim=1).to(dtype)
-        groups = [branches] if batch_branches else [(branch,) for branch in branches]
+        branches = guidance.branches
+        groups = [branches] if guidance.batch_branches else [(branch,) for branch in branches]
         predictions: list[torch.Tensor] = []
         for group_index, group in enumerate(groups):
             rows = len(group)
@@ -326,14 +361,14 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 velocity = self.transformer(
                     hidden_states=model_input.expand(rows, -1, -1, -1, -1),
                     timestep=timestep.expand(rows),
-                    encoder_hidden_states=torch.cat([text_states[b.positive_text] for b in group]).to(dtype),
-                    encoder_hidden_states_image=image_states.expand(rows, -1, -1).to(dtype),
+                    encoder_hidden_states=torch.cat([guidance.text_states[b.positive_text] for b in group]).to(dtype),
+                    encoder_hidden_states_image=guidance.image_states.expand(rows, -1, -1).to(dtype),
                     audio_embeds=audio_windows[None].expand(rows, -1, -1, -1).to(dtype),
                     audio_keep=torch.tensor([b.hears_audio for b in group], device=latents.device),
                     return_dict=False,
                 )[0]
             predictions.extend(velocity.float().split(1))
-        return combine_guidance(predictions, text_scale, audio_scale)
+        return combine_guidance(predictions, guidance.text_scale, guidance.audio_scale)
 
     # ------------------------------------------------------------------------------------------ call
 
@@ -369,19 +404,91 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     ) -> WanAudioPipelineOutput | tuple:
         r"""Render ``num_frames`` frames of ``image`` speaking ``audio``.
 
+        Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.__call__: the same steps
+        (encode, timesteps, latents, denoise, decode) with speech, sliding windows, a continuation prefix,
+        a camera reference video and streamed decoding added; one video per call, no precomputed embeddings.
+
         Args:
-            image: the reference portrait (PIL or (H, W, 3) uint8); it is centre-cropped to the output shape.
-            audio: mono float samples at ``sample_rate``, ``num_frames / fps`` seconds long.
-            continuation_frames: (k, H, W, 3) uint8, the previous shot's last frames; the first 4n + 1 of
-                the last k are re-encoded and held fixed so this shot starts where that one stopped.
-            camera_video: ``num_frames`` (H, W, 3) uint8 frames of the camera move over the portrait, read
-                lazily; with ``camera_strength`` s < 1 denoising starts from them noised to level s
-                (only the last ``s`` of the schedule runs), so the move shapes the whole shot.
-            window_latent_frames, overlap_latent_frames, blend: the sliding window (see sliding_window.py).
-            guidance_batch: run the guidance passes as one batch (fast) or one at a time (less memory).
-            frame_callback: receives (t, H, W, 3) uint8 chunks in order as the VAE decodes them; the
-                output then carries no frames, so memory stays flat for any length.
-            step_callback: called with (steps done, steps total) after every denoising step.
+            image (`PIL.Image.Image` or `np.ndarray`):
+                The reference portrait, PIL or (H, W, 3) uint8 at any size. It is centre-cropped and resized to
+                the output shape; it is the CLIP image condition and the known first frame of every window
+                (but the first window of a continued shot, which opens on `continuation_frames`).
+            audio (`np.ndarray`):
+                Mono float samples in [-1, 1] at `sample_rate`, `num_frames / fps` seconds long. Its wav2vec2
+                features, one window per latent frame, drive the mouth.
+            prompt (`str`):
+                What the shot shows (camera phrase included); cleaned as Wan cleans prompts, encoded by UMT5.
+            negative_prompt (`str`, defaults to `""`):
+                The text of the guidance passes that do not read `prompt`; encoded unless both guidance
+                scales are 1, when those passes are dropped.
+            height (`int`, defaults to 480):
+                Output height in pixels; a multiple of the VAE's spatial factor times the DiT patch (16 for
+                Wan2.1), else a `ValueError`.
+            width (`int`, defaults to 832):
+                Output width in pixels; the same multiple as `height`.
+            num_frames (`int`, defaults to 81):
+                Frames to return, any count from 1: the pipeline renders up to the next 4n + 1 and trims.
+            fps (`float`, defaults to 25.0):
+                Frame rate of the output; places every frame against its span of `audio`.
+            sample_rate (`int`, defaults to 16000):
+                Sample rate of `audio`. wav2vec2's feature extractor accepts only the rate it was trained at
+                (16 kHz) and raises a `ValueError` for any other.
+            num_inference_steps (`int`, defaults to 40):
+                Steps of the flow-matching schedule. With a camera move only the last `camera_strength`
+                share of them runs.
+            text_guidance_scale (`float`, defaults to 3.0):
+                How hard the prompt pulls: `t` in `uncond + a * (audio - uncond) + t * (full - audio)`.
+                1 (with `audio_guidance_scale` 1) drops the passes it would subtract.
+            audio_guidance_scale (`float`, defaults to 5.0):
+                How hard the speech pulls: `a` above. 1 drops the unconditional pass.
+            generator (`torch.Generator`, *optional*):
+                Seeds the initial noise: the same generator state gives the same frames. Without one the
+                noise comes from torch's global generator.
+            continuation_frames (`np.ndarray`, *optional*):
+                (k, H, W, 3) uint8, the previous shot's last frames. The last 4n + 1 of them (the most that fit
+                in k) are re-encoded and held fixed at every step, then dropped from the output, so this shot
+                starts where that one stopped.
+            camera_video (`Iterable[np.ndarray]`, *optional*):
+                `num_frames` (H, W, 3) uint8 frames of the camera move over the portrait, read lazily. Used only
+                with `camera_strength` < 1.
+            camera_strength (`float`, defaults to 1.0):
+                In [0, 1]: the share of the schedule that runs when `camera_video` is given. Below 1, denoising
+                starts from the camera video noised to that level, so the move shapes the whole shot; 1 starts
+                from pure noise and leaves `camera_video` unused; 0 still runs one step.
+            window_latent_frames (`int`, defaults to 21):
+                Latent frames per sliding window (21 latents are 81 frames, the length Wan2.1 was trained on).
+                A shot no longer than one window is denoised in one pass.
+            overlap_latent_frames (`int`, defaults to 5):
+                Latent frames neighbouring windows share, blended at every step; less than
+                `window_latent_frames`.
+            blend (`str`, defaults to `"log"`):
+                How overlapping windows are weighted across the overlap: `"log"` or `"linear"` (see
+                `sliding_window.blend_weights`).
+            max_sequence_length (`int`, defaults to 512):
+                UMT5 tokens per prompt: longer prompts are truncated, shorter ones padded with zero states.
+            guidance_batch (`bool`, defaults to `True`):
+                Run the guidance passes as one batch (fast) or one at a time (less memory); same frames either way
+                up to floating-point rounding.
+            decode_chunk_latents (`int`, defaults to 4):
+                Latent frames the VAE decodes per chunk (about 4 frames each); fewer use less memory.
+            output_type (`str`, defaults to `"np"`):
+                `"np"` for (F, H, W, 3) uint8 frames, `"latent"` for the final normalised latents, undecoded
+                (continuation prefix and padding included).
+            frame_callback (`Callable[[np.ndarray], None]`, *optional*):
+                Receives (t, H, W, 3) uint8 chunks in order as the VAE decodes them; the output then carries no
+                frames, so memory stays flat for any length.
+            step_callback (`Callable[[int, int], None]`, *optional*):
+                Called with (steps done, steps total) after every denoising step.
+            return_dict (`bool`, defaults to `True`):
+                Return a `WanAudioPipelineOutput` rather than the tuple `(frames,)`.
+
+        Returns:
+            `WanAudioPipelineOutput` or `tuple`: the frames (None when they went to `frame_callback`), or the
+            latents for `output_type="latent"`.
+
+        Raises:
+            ValueError: an input `check_inputs` refuses (size, frame count, fps, sample rate, camera strength,
+                continuation shape), or a `camera_video` with no frames.
         """
         self.check_inputs(audio, height, width, num_frames, fps, sample_rate, camera_strength, continuation_frames)
         device = self.device_for_compute
@@ -407,6 +514,8 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         # 3. Timesteps; a camera move starts part-way down the schedule from its reference video
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        # Adapted from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.StableDiffusionImg2ImgPipeline.get_timesteps  # noqa: E501
+        # Differs: camera_strength plays its strength, and at least one step always runs.
         start_index = 0
         if camera_video is not None and camera_strength < 1.0:
             start_index = num_inference_steps - min(int(num_inference_steps * camera_strength), num_inference_steps)
@@ -433,6 +542,14 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         first_condition = self.prepare_condition(prefix, windows[0].length, device) if prefix else None
 
         # 6. Denoising: every step walks all windows, blends their velocities, and steps once
+        guidance = GuidanceInputs(
+            text_states=text_states,
+            image_states=image_states,
+            branches=branches,
+            text_scale=text_guidance_scale,
+            audio_scale=audio_guidance_scale,
+            batch_branches=guidance_batch,
+        )
         for step, timestep in enumerate(timesteps):
             blender = WindowBlender(latents, blend)
             for index, window in enumerate(windows):
@@ -445,12 +562,7 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                         condition if condition is not None else conditions[window.length],
                         timestep,
                         audio_windows[window.start : window.end],
-                        text_states,
-                        image_states,
-                        branches,
-                        text_guidance_scale,
-                        audio_guidance_scale,
-                        guidance_batch,
+                        guidance,
                     ),
                 )
             latents = self.scheduler.step(blender.output, timestep, latents, return_dict=False)[0]
@@ -523,4 +635,4 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 break
 
 
-__all__ = ["WanAudioPipeline", "WanAudioPipelineOutput", "Window"]
+__all__ = ["WanAudioPipeline", "WanAudioPipelineOutput"]
