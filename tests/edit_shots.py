@@ -19,7 +19,8 @@ from farm.avatar.manifest import ModelCatalog
 from farm.edit.timeline import EditShot, edit_shots_from_plan
 from farm.media.audio import cut_audio
 from farm.media.image import load_rgb
-from farm.media.video import ShotVideoWriter, write_wav
+from farm.media.audio import write_wav
+from farm.media.video import ShotVideoWriter
 from farm.plan import AudioSlice, plan_shot_list
 from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import CameraSpec, OutputSpec, ShotList
