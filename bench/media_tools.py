@@ -11,7 +11,9 @@
    ffmpeg process, built by farm.media.ffmpeg) against pydub (AudioSegment.from_file, then pydub's own
    channel mix and resampler), time, peak Python memory, and whether the samples are the same;
 4. finding speech pauses (pydub.silence.detect_silence against the same definition in numpy);
-5. what ffmpeg-python costs: building one command line, and importing it.
+5. what ffmpeg-python costs: building one command line (and, under imports, importing each library);
+6. loudness of the whole track: farm's streaming meter (pyloudnorm's K-weighting run by scipy's lfilter,
+   one second at a time) against pyloudnorm's whole-array meter and ffmpeg's ebur128.
 
 The dialogue is the demo's real speech (lines with pauses between them) repeated to ``--minutes``; the
 shot is the demo portrait panning, written by farm's ShotVideoWriter. Each timing is the best of
@@ -278,6 +280,35 @@ def bench_pauses(wav: Path, repeat: int) -> dict[str, Any]:
     return row
 
 
+# -- 6. loudness -------------------------------------------------------------------------------------
+
+
+def bench_loudness(wav: Path, repeat: int) -> dict[str, Any]:
+    import pyloudnorm
+
+    from farm.edit.loudness import LoudnessMeter, measure_loudness
+
+    samples = decode_audio(wav).astype(np.float64) / 32768.0
+
+    def streaming() -> float | None:
+        meter = LoudnessMeter(MODEL_RATE)
+        for start in range(0, len(samples), MODEL_RATE):
+            meter.feed(samples[start : start + MODEL_RATE])
+        return meter.integrated()
+
+    def whole_array() -> float:
+        return float(pyloudnorm.Meter(MODEL_RATE).integrated_loudness(samples))
+
+    rows: dict[str, Any] = {}
+    for name, work in (("farm_streaming_meter", streaming), ("pyloudnorm_whole_array", whole_array)):
+        seconds, lufs = best_of(repeat, work)
+        memory, _ = python_peak_mib(work)
+        rows[name] = {"seconds": seconds, "python_peak_mib": memory, "lufs": lufs}
+    seconds, measured = best_of(repeat, lambda: measure_loudness(wav, duplicate_mono_to_stereo=False))
+    rows["ffmpeg_ebur128"] = {"seconds": seconds, "lufs": measured.integrated_lufs}
+    return rows
+
+
 # -- 5. ffmpeg-python ---------------------------------------------------------------------------------
 
 
@@ -345,6 +376,7 @@ def main() -> None:
             "frames": bench_frames(shot, args.width, args.height, args.repeat),
             "dialogue": bench_dialogue(files, args.repeat),
             "pauses": bench_pauses(files["wav"], args.repeat),
+            "loudness": bench_loudness(files["wav"], args.repeat),
             "ffmpeg_python": bench_command_builder(work),
             "imports_ms": bench_imports(),
         }
