@@ -17,9 +17,8 @@ from PIL import Image
 from farm.avatar.camera import render_camera_video
 from farm.avatar.manifest import ModelCatalog
 from farm.edit.timeline import EditShot, edit_shots_from_plan
-from farm.media.audio import cut_audio
+from farm.media.audio import cut_audio, write_wav
 from farm.media.image import load_rgb
-from farm.media.audio import write_wav
 from farm.media.video import ShotVideoWriter
 from farm.plan import AudioSlice, plan_shot_list
 from farm.shotlist.load import load_shot_list
