@@ -31,10 +31,9 @@ import contextlib
 
 from farm.edit.assemble import AssemblyResult, assemble_edit
 from farm.edit.timeline import EditShot
-from farm.media.audio import decode_audio
-from farm.media.ffmpeg_exe import ffmpeg_executable
-from farm.media.video import EncodeSettings, ShotVideoWriter, write_concat_list, write_wav
-from farm.media.audio import AudioSlice
+from farm.media.audio import AudioSlice, decode_audio, write_wav
+from farm.media.ffmpeg import ffmpeg_executable
+from farm.media.video import EncodeSettings, ShotVideoWriter, write_concat_list
 from farm.shotlist.types import OutputSpec
 
 DEMO_MEDIA = Path(__file__).resolve().parents[1] / "shots" / "demo" / "media"

@@ -43,11 +43,11 @@ from farm.catalog import ModelCatalog  # noqa: E402
 from farm.cli.options import json_bytes  # noqa: E402
 from farm.cli.status_view import AUTO_LIST_LIMIT, job_view, jobs_table  # noqa: E402
 from farm.db.connect import normalise_url  # noqa: E402
-from farm.db.tables import Artifact, Event, Job, Render, Shot  # noqa: E402
 from farm.db.queries import job_detail, job_events, job_summaries  # noqa: E402
 from farm.db.records import JobDetail  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
 from farm.db.states import ShotState  # noqa: E402
+from farm.db.tables import Artifact, Event, Job, Render, Shot  # noqa: E402
 from farm.plan import plan_shot_list  # noqa: E402
 from farm.shotlist.load import load_shot_list  # noqa: E402
 

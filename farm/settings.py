@@ -83,6 +83,15 @@ def resolve_settings(
     )
 
 
+def ffmpeg_override(environ: Mapping[str, str] | None = None) -> str | None:
+    """``FARM_FFMPEG``: another ffmpeg build to run (a path, or a name on PATH), e.g. a studio's with NVENC.
+
+    Read here like every setting; the media layer asks for it, since Ray workers render where no Settings
+    object was handed down.
+    """
+    return (os.environ if environ is None else environ).get("FARM_FFMPEG") or None
+
+
 def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
     """``FARM_DEBUG`` set: an internal error prints its traceback instead of writing a crash log."""
     return bool((os.environ if environ is None else environ).get("FARM_DEBUG"))

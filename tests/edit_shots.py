@@ -18,9 +18,9 @@ from farm.avatar.camera import render_camera_video
 from farm.catalog import ModelCatalog
 from farm.edit.timeline import EditShot
 from farm.jobs.edit import edit_shots
-from farm.media.audio import AudioSlice, cut_audio
+from farm.media.audio import AudioSlice, cut_audio, write_wav
 from farm.media.image import load_rgb
-from farm.media.video import ShotVideoWriter, write_wav
+from farm.media.video import ShotVideoWriter
 from farm.plan import plan_shot_list
 from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import CameraSpec, OutputSpec, ShotList

@@ -4,6 +4,7 @@ The modules, in the order the data flows through them:
 
 - ``timeline``: EditShot, the plain input (a rendered shot and its slice of the original dialogue);
 - ``assemble``: edit.mp4, stream-copied where possible, audio laid sample-exact and loudness-normalised;
+- ``audio_lay``: the edit's dialogue WAV, each shot's slice of its original track, measured on the way;
 - ``loudness``: BS.1770 measurement (a streaming meter, and ffmpeg's ebur128);
 - ``analysis``: one decoding pass per shot for the picture checks and thumbnails;
 - ``checks``: the registry of continuity checks and their verdicts;

@@ -9,11 +9,13 @@ The pipeline reads top to bottom in ``assemble_edit``:
 3. lay the audio: every shot's slice of its ORIGINAL dialogue track, decoded once per track to a 48 kHz
    WAV on disk and copied chunk by chunk into the edit's WAV, with each shot exactly ``frames / fps``
    long on the timeline (see ``edit_spans``); per-shot loudness and the samples either side of every cut
-   are measured on the way through, for the continuity checks;
+   are measured on the way through, for the continuity checks (``farm.edit.audio_lay``);
 4. measure the edit's loudness (ffmpeg ebur128), pick one linear gain for the target;
 5. mux: the concat demuxer joins the shots' video without decoding it (``-c copy``), the WAV is
    gain-adjusted and encoded to AAC once;
 6. verify the written file (frame count, audio length) and publish it by rename.
+
+The ffmpeg command lines themselves are built, and run, by ``farm.media.ffmpeg``.
 
 Nothing here holds more than one chunk of audio or any decoded frame: memory is flat in the number of
 shots. Work files live in a hidden folder beside the output and are removed however the call ends.
@@ -29,11 +31,9 @@ from __future__ import annotations
 import enum
 import os
 import shutil
-import subprocess
 import tempfile
 import time
-import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -41,13 +41,21 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.edit.loudness import LoudnessMeasurement, LoudnessMeter, Normalisation, measure_loudness, normalisation_gain
+from farm.edit.audio_lay import ShotAudioStats, lay_audio
+from farm.edit.loudness import LoudnessMeasurement, Normalisation, measure_loudness, normalisation_gain
 from farm.edit.timeline import EditShot, EditSpan, check_edit_order, edit_spans, source_start_sample
 from farm.errors import MediaError, UsageError
-from farm.media.ffmpeg_exe import ffmpeg_executable
-from farm.media.video import (
+from farm.media.ffmpeg import (
+    DEFAULT_ENCODE,
+    DUPLICATE_MONO_TO_STEREO,
     EDIT_AUDIO_RATE,
     EncodeSettings,
+    Filter,
+    mux_copied_video,
+    reencode_video,
+    run,
+)
+from farm.media.video import (
     ShotVideoWriter,
     StreamSignature,
     probe_signature,
@@ -59,37 +67,16 @@ from farm.media.video import (
 from farm.shotlist.types import OutputSpec
 
 AAC_FRAME_SAMPLES = 1024
-EDGE_SAMPLES = 240
-"""Samples kept either side of every cut (5 ms at 48 kHz) for the click check."""
-AUDIO_CHUNK_SAMPLES = EDIT_AUDIO_RATE
-"""Audio is copied and measured one second at a time."""
 EDIT_FILE = "edit.mp4"
 EDIT_AAC_CODER = "fast"
 """ffmpeg's AAC coder for the edit's audio: 'fast' encodes an hour of dialogue ~3x quicker than the
 default 'twoloop' (measured 85x vs 31x real time on one core), with no audible difference for speech
 at 192 kb/s; encoding the audio is otherwise the slowest step of a stream-copied assembly."""
-DEFAULT_ENCODE = EncodeSettings()
 
 
 class VideoRoute(enum.StrEnum):
     COPY = "copy"
     REENCODE = "reencode"
-
-
-@dataclass(frozen=True)
-class ShotAudioStats:
-    """What the audio checks need of one shot, measured while its samples passed through assembly."""
-
-    loudness_lufs: float | None
-    """Integrated loudness of the slice (mono, BS.1770); None under 400 ms or silent."""
-    peak: float
-    """Largest absolute sample, full scale 1.0."""
-    head: np.ndarray = field(repr=False)
-    """The first EDGE_SAMPLES samples (float, [-1, 1])."""
-    tail: np.ndarray = field(repr=False)
-    """The last EDGE_SAMPLES samples."""
-    padded_samples: int = 0
-    """Samples of silence added because the slice ran past the end of its track."""
 
 
 @dataclass(frozen=True)
@@ -236,7 +223,7 @@ def assemble_edit(
             conformed = background.submit(
                 _conform_videos, shots, routes, work, output, settings, workers or os.cpu_count() or 1
             )
-            audio_stats = _lay_audio(shots, spans, audio_wav, work)
+            audio_stats = lay_audio(shots, spans, audio_wav, work)
             clock.lap("lay_audio")
             before = measure_loudness(audio_wav)
             clock.lap("measure_loudness")
@@ -381,109 +368,34 @@ def _reencode_shot(
     """
     rate = f"{output.fps.numerator}/{output.fps.denominator}"
     width, height = output.width, output.height
-    chain = [
-        f"setpts=N/({rate})/TB",
-        f"scale={width}:{height}:force_original_aspect_ratio=decrease",
-        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2",
-        "setsar=1",
+    conform = [
+        Filter.of("setpts", f"N/({rate})/TB"),
+        Filter.of("scale", width, height, force_original_aspect_ratio="decrease"),
+        Filter.of("pad", width, height, "(ow-iw)/2", "(oh-ih)/2"),
+        Filter.of("setsar", 1),
     ]
     if file_frames < shot.frames:
-        chain.append(f"tpad=stop_mode=clone:stop={shot.frames - file_frames}")
-    command = [
-        ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(shot.video),
-        "-map", "0:v:0", "-an", *settings.video_args(",".join(chain)), "-r", rate, "-frames:v", str(shot.frames),
-        "-f", "mp4", str(destination),
-    ]  # fmt: skip
-    _run_ffmpeg(command, f"shot {shot.shot_id}: re-encoding {shot.video.name}")
-
-
-# -- 3. audio ---------------------------------------------------------------------------------------
-
-
-def _lay_audio(
-    shots: Sequence[EditShot], spans: Sequence[EditSpan], destination: Path, work: Path
-) -> list[ShotAudioStats]:
-    tracks: dict[Path, Path] = {}
-    stats = []
-    with wave.open(str(destination), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(EDIT_AUDIO_RATE)
-        for shot, span in zip(shots, spans, strict=True):
-            if shot.audio.path not in tracks:
-                tracks[shot.audio.path] = _decode_track(shot.audio.path, work / f"track_{len(tracks):04d}.wav")
-            stats.append(_copy_slice(tracks[shot.audio.path], source_start_sample(shot.audio), span.samples, out))
-    return stats
-
-
-def _decode_track(source: Path, destination: Path) -> Path:
-    """The whole track as 48 kHz mono 16-bit WAV on disk (ffmpeg streams it; nothing held in memory)."""
-    command = [
-        ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
-        "-vn", "-ac", "1", "-ar", str(EDIT_AUDIO_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(destination),
-    ]  # fmt: skip
-    _run_ffmpeg(command, f"{source}: decoding the dialogue track")
-    return destination
-
-
-def _copy_slice(track: Path, start: int, count: int, out: wave.Wave_write) -> ShotAudioStats:
-    meter = LoudnessMeter(EDIT_AUDIO_RATE)
-    head = np.zeros(0, np.float64)
-    tail = np.zeros(0, np.float64)
-    peak = 0.0
-    padded = 0
-    for chunk, silence in _read_samples(track, start, count):
-        out.writeframes(chunk.astype("<i2", copy=False).tobytes())
-        values = chunk.astype(np.float64) / 32768.0
-        meter.feed(values)
-        if len(head) < EDGE_SAMPLES:
-            head = np.concatenate([head, values[: EDGE_SAMPLES - len(head)]])
-        tail = np.concatenate([tail[-EDGE_SAMPLES:], values[-EDGE_SAMPLES:]])[
-            -EDGE_SAMPLES:
-        ].copy()  # no view on the chunk
-        peak = max(peak, float(np.max(np.abs(values)))) if len(values) else peak
-        padded += silence
-    return ShotAudioStats(meter.integrated(), peak, head, tail, padded)
-
-
-def _read_samples(track: Path, start: int, count: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Samples ``[start, start + count)`` of a mono 16-bit WAV in chunks, silence past its end.
-
-    Yields (chunk, how many of its samples are padding).
-    """
-    with wave.open(str(track), "rb") as source:
-        available = source.getnframes()
-        if start < available:
-            source.setpos(start)
-        position, end = start, start + count
-        while position < end:
-            size = min(AUDIO_CHUNK_SAMPLES, end - position)
-            real = np.frombuffer(source.readframes(size), "<i2") if position < available else np.zeros(0, np.int16)
-            missing = size - len(real)
-            if missing:
-                real = np.concatenate([real, np.zeros(missing, np.int16)])
-            yield real, missing
-            position += size
+        conform.append(Filter.of("tpad", stop_mode="clone", stop=shot.frames - file_frames))
+    command = reencode_video(
+        shot.video, destination, filters=conform, fps=output.fps, frames=shot.frames, settings=settings
+    )
+    run(command, f"shot {shot.shot_id}: re-encoding {shot.video.name}")
 
 
 # -- 5-6. mux and verify ----------------------------------------------------------------------------
 
 
 def _mux(concat: Path, audio: Path, gain: Normalisation, destination: Path, settings: EncodeSettings) -> None:
-    """Join the video by stream copy and encode the gain-adjusted dialogue once.
-
-    ``-copyts`` matters: without it ffmpeg shifts the whole input by the earliest timestamp it sees,
-    which for shots carrying their own AAC is the audio's -1024-sample priming, and the edit's video
-    would start 21.3 ms late against its audio.
-    """
-    command = [
-        ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-copyts", "-f", "concat", "-safe", "0", "-i", str(concat), "-i", str(audio),
-        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-        "-af", f"pan=stereo|c0=c0|c1=c0,{gain.audio_filter()}",
-        *settings.audio_args(), "-aac_coder", EDIT_AAC_CODER, "-movflags", "+faststart", "-f", "mp4", str(destination),
-    ]  # fmt: skip
-    _run_ffmpeg(command, "muxing the edit")
+    """Join the video by stream copy and encode the gain-adjusted dialogue, on both channels, once."""
+    command = mux_copied_video(
+        concat,
+        audio,
+        destination,
+        audio_filters=[DUPLICATE_MONO_TO_STEREO, *gain.audio_filters()],
+        settings=settings,
+        aac_coder=EDIT_AAC_CODER,
+    )
+    run(command, "muxing the edit")
 
 
 def _verify(path: Path, frames: int, audio_samples: int, output: OutputSpec) -> float:
@@ -500,10 +412,3 @@ def _verify(path: Path, frames: int, audio_samples: int, output: OutputSpec) -> 
     if info.audio_duration is None or abs(info.audio_duration - expected) > AAC_FRAME_SAMPLES / EDIT_AUDIO_RATE:
         raise MediaError(f"{path.name}: audio lasts {info.audio_duration} s, the timeline {expected:.6f} s")
     return info.audio_duration
-
-
-def _run_ffmpeg(command: list[str], doing: str) -> None:
-    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    if completed.returncode != 0:
-        lines = completed.stderr.decode(errors="replace").strip().splitlines()
-        raise MediaError(f"{doing}: ffmpeg failed ({lines[-1] if lines else f'exit status {completed.returncode}'})")

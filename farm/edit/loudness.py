@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from pyloudnorm.iirfilter import IIRfilter
 from scipy.signal import lfilter, lfilter_zi
 
 from farm.errors import MediaError
-from farm.media.ffmpeg_exe import ffmpeg_executable
+from farm.media.ffmpeg import DUPLICATE_MONO_TO_STEREO, Filter, measure_ebur128, run
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -84,16 +83,9 @@ class LoudnessMeasurement:
 
 def measure_loudness(path: Path, *, duplicate_mono_to_stereo: bool = True) -> LoudnessMeasurement:
     """ffmpeg ebur128 over the first audio stream of ``path``, streamed (flat memory)."""
-    chain = "pan=stereo|c0=c0|c1=c0," if duplicate_mono_to_stereo else ""
-    command = [
-        ffmpeg_executable(), "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-vn", "-map", "0:a:0",
-        "-af", f"{chain}ebur128=peak=true:framelog=quiet", "-f", "null", "-",
-    ]  # fmt: skip
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise MediaError(f"{path}: cannot measure loudness ({tail[0]})")
-    return _parse_ebur128_summary(path, completed.stderr)
+    filters = [DUPLICATE_MONO_TO_STEREO] if duplicate_mono_to_stereo else []
+    log = run(measure_ebur128(path, filters=filters), f"{path}: measuring loudness").log
+    return _parse_ebur128_summary(path, log)
 
 
 def _parse_ebur128_summary(path: Path, text: str) -> LoudnessMeasurement:
@@ -132,13 +124,14 @@ class Normalisation:
     limit_db: float | None = None
     """The limiter's sample-peak ceiling in dBFS, when ``peak_limited``."""
 
-    def audio_filter(self) -> str:
-        """The ffmpeg filter chain that applies this normalisation (delay-compensated: sync is kept)."""
-        chain = f"volume={self.gain_db:.4f}dB"
-        if self.peak_limited and self.limit_db is not None:
-            limit = 10 ** (self.limit_db / 20)
-            chain += f",alimiter=limit={limit:.5f}:attack=1:release=60:level=false:latency=true"
-        return chain
+    def audio_filters(self) -> tuple[Filter, ...]:
+        """The ffmpeg filters that apply this normalisation (the limiter is delay-compensated: sync is kept)."""
+        gain = Filter.of("volume", f"{self.gain_db:.4f}dB")
+        if not (self.peak_limited and self.limit_db is not None):
+            return (gain,)
+        limit = 10 ** (self.limit_db / 20)
+        limiter = Filter.of("alimiter", limit=f"{limit:.5f}", attack=1, release=60, level="false", latency="true")
+        return gain, limiter
 
 
 def normalisation_gain(measured: LoudnessMeasurement, target_lufs: float, true_peak_db: float) -> Normalisation:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from farm.defaults import EDIT_AUDIO_RATE
 from farm.edit.assemble import AssemblyResult
 from farm.edit.checks.base import CheckResult, Verdict
 from farm.edit.timeline import EditShot
-from farm.media.video import EDIT_AUDIO_RATE
 
 TIMELINE_FILE = "edit.otio"
 EDL_FILE = "edit.edl"

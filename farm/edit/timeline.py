@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from farm.defaults import EDIT_AUDIO_RATE
 from farm.errors import UsageError
 from farm.media.audio import AudioSlice
-from farm.media.video import EDIT_AUDIO_RATE
 
 
 @dataclass(frozen=True)

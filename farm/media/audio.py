@@ -1,4 +1,4 @@
-"""Dialogue audio: decode any format ffmpeg reads to mono PCM at a fixed rate, and cut it sample-exactly.
+"""Dialogue audio: decode any format ffmpeg reads to mono PCM at a fixed rate, cut it sample-exactly, write WAV.
 
 Decoding a whole track once and slicing by sample index (rather than asking ffmpeg to seek) keeps every
 cut exact and repeatable: the same shot list always yields the same samples, so cache keys are stable.
@@ -7,17 +7,17 @@ cut exact and repeatable: the same shot list always yields the same samples, so 
 from __future__ import annotations
 
 import hashlib
+import wave
 from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 
 from farm import defaults
 from farm.errors import MediaError
-from farm.media.ffmpeg_exe import ffmpeg_executable
+from farm.media.ffmpeg import decode_to_pcm, run
 
 MODEL_SAMPLE_RATE = defaults.MODEL_SAMPLE_RATE
 _DECODE_CACHE_SIZE = 8
@@ -71,17 +71,7 @@ def decode_audio(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray
     if key in _decoded:
         _decoded.move_to_end(key)
         return _decoded[key]
-    try:
-        raw, _ = (
-            ffmpeg.input(str(path))
-            .output("pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=sample_rate)
-            .global_args("-nostdin", "-v", "error")
-            .run(cmd=ffmpeg_executable(), capture_stdout=True, capture_stderr=True)
-        )
-    except ffmpeg.Error as exc:
-        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else "ffmpeg could not decode it"
-        raise MediaError(f"{path}: not a decodable audio file ({reason})") from exc
+    raw = run(decode_to_pcm(path, sample_rate=sample_rate), f"{path}: decoding audio").stdout
     samples = np.frombuffer(raw, dtype=np.int16)
     samples.flags.writeable = False
     _decoded[key] = samples
@@ -119,3 +109,14 @@ def cut_audio(path: Path, samples: SampleRange) -> np.ndarray:
 def samples_digest(samples: np.ndarray) -> str:
     """sha256 of little-endian int16 PCM: the identity of an audio slice in cache keys."""
     return hashlib.sha256(samples.astype("<i2", copy=False).tobytes()).hexdigest()
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Mono 16-bit WAV from int16 or float ([-1, 1]) samples."""
+    if samples.dtype != np.int16:
+        samples = np.clip(np.round(samples.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(samples.astype("<i2", copy=False).tobytes())

@@ -8,9 +8,7 @@ crash leaves nothing behind but a temp file that is removed on the way out.
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,31 +19,9 @@ import numpy as np
 
 from farm import defaults
 from farm.errors import MediaError
-from farm.media.ffmpeg_exe import ffmpeg_executable
-
-EDIT_AUDIO_RATE = defaults.EDIT_AUDIO_RATE
-"""Sample rate of the AAC audio in every shot and edit file (broadcast standard)."""
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    """x264 settings shared by every shot so that shots concatenate without re-encoding."""
-
-    crf: int = 18
-    preset: str = "veryfast"
-    audio_bitrate: str = "192k"
-
-    def video_args(self, filters: str = "") -> list[str]:
-        """x264 arguments; ``filters`` (an ffmpeg filter chain) runs before the colour conversion."""
-        chain = f"{filters}," if filters else ""
-        return [
-            "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
-            "-vf", f"{chain}scale=out_color_matrix=bt709:out_range=tv",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-        ]  # fmt: skip
-
-    def audio_args(self) -> list[str]:
-        return ["-c:a", "aac", "-b:a", self.audio_bitrate, "-ar", str(EDIT_AUDIO_RATE), "-ac", "2"]
+from farm.media.audio import write_wav
+from farm.media.ffmpeg import DEFAULT_ENCODE, EncodeSettings, FfmpegProcess, encode_rgb_frames, start
+from farm.media.ffmpeg import EDIT_AUDIO_RATE as EDIT_AUDIO_RATE  # the shot files' rate; the edit reads it here
 
 
 class ShotVideoWriter:
@@ -65,7 +41,7 @@ class ShotVideoWriter:
         frames: int,
         audio: np.ndarray | None = None,
         audio_rate: int = defaults.MODEL_SAMPLE_RATE,
-        settings: EncodeSettings = EncodeSettings(),
+        settings: EncodeSettings = DEFAULT_ENCODE,
     ) -> None:
         self.path = path
         self.width, self.height, self.fps = width, height, fps
@@ -80,31 +56,22 @@ class ShotVideoWriter:
         if audio is not None:
             self.audio_file = self.temporary.with_suffix(".wav")
             write_wav(self.audio_file, audio, audio_rate)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: FfmpegProcess | None = None
 
     def __enter__(self) -> ShotVideoWriter:
-        self.process = subprocess.Popen(
-            self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command = encode_rgb_frames(
+            self.temporary,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            audio=self.audio_file,
+            settings=self.settings,
         )
+        self.process = start(command, f"{self.path}: encoding the shot")
         return self
 
-    def _command(self) -> list[str]:
-        rate = f"{self.fps.numerator}/{self.fps.denominator}"
-        command = [
-            ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}", "-framerate", rate,
-            "-i", "pipe:0",
-        ]  # fmt: skip
-        if self.audio_file is not None:
-            command += ["-i", str(self.audio_file), "-map", "0:v:0", "-map", "1:a:0"]
-        command += self.settings.video_args()
-        if self.audio_file is not None:
-            command += self.settings.audio_args()
-        command += ["-r", rate, "-movflags", "+faststart", "-f", "mp4", str(self.temporary)]
-        return command
-
     def write(self, frames: np.ndarray) -> None:
-        if self.process is None or self.process.stdin is None:
+        if self.process is None:
             raise MediaError(f"{self.path}: writer is not open")
         if frames.ndim == 3:
             frames = frames[None]
@@ -115,10 +82,7 @@ class ShotVideoWriter:
             )
         if self.frames_written + len(frames) > self.expected_frames:
             raise MediaError(f"{self.path}: more than the {self.expected_frames} frames promised")
-        try:
-            self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
-        except BrokenPipeError as exc:
-            raise MediaError(f"{self.path}: ffmpeg stopped: {self._stderr()}") from exc
+        self.process.write(np.ascontiguousarray(frames).tobytes())
         self.frames_written += len(frames)
 
     def __exit__(
@@ -127,53 +91,21 @@ class ShotVideoWriter:
         try:
             if kind is None:
                 self._finish()
-            else:
-                self._abort()
+            elif self.process is not None:
+                self.process.kill()
         finally:
             for leftover in (self.temporary, self.audio_file):
                 if leftover is not None:
                     leftover.unlink(missing_ok=True)
 
     def _finish(self) -> None:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.close()
-        code = self.process.wait()
-        if code != 0:
-            raise MediaError(f"{self.path}: ffmpeg failed ({self._stderr()})")
+        assert self.process is not None
+        self.process.finish()
         if self.frames_written != self.expected_frames:
             raise MediaError(f"{self.path}: {self.frames_written} frames written, {self.expected_frames} expected")
         with self.temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(self.temporary, self.path)
-
-    def _abort(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-            if self.process.stderr is not None:
-                self.process.stderr.close()
-
-    def _stderr(self) -> str:
-        if self.process is None or self.process.stderr is None:
-            return "no output"
-        self.process.poll()
-        text = (
-            self.process.stderr.read().decode(errors="replace").strip() if self.process.returncode is not None else ""
-        )
-        return text.splitlines()[-1] if text else f"exit status {self.process.returncode}"
-
-
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Mono 16-bit WAV from int16 or float ([-1, 1]) samples."""
-    if samples.dtype != np.int16:
-        samples = np.clip(np.round(samples.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(samples.astype("<i2", copy=False).tobytes())
 
 
 @dataclass(frozen=True)
