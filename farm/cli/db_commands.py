@@ -155,7 +155,12 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Schema revision to upgrade to.")
 @settings_options
 def upgrade(revision: str, **flags: object) -> None:
-    """Create the tables in a new database, or migrate an older one to this farm's schema."""
+    """Create the tables in a new database, or migrate an older one to this farm's schema.
+
+    \b
+    Example:
+      farm db upgrade --db postgresql://farm@db/farm
+    """
     from farm.db.session import upgrade_database
 
     before, after = upgrade_database(settings_from(**flags).database_url, revision)
@@ -169,7 +174,12 @@ def upgrade(revision: str, **flags: object) -> None:
 @json_option
 @settings_options
 def current(json_output: bool, **flags: object) -> None:
-    """Show which database farm uses and its schema version."""
+    """Show which database farm uses and its schema version (a read: it creates nothing).
+
+    \b
+    Example:
+      farm db current --json
+    """
     from farm.db.session import database_status
 
     state = database_status(settings_from(**flags).database_url)

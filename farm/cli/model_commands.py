@@ -21,7 +21,13 @@ def model() -> None:
 @json_option
 @settings_options
 def list_models(json_output: bool, **flags: object) -> None:
-    """List the model manifests and whether their weights are installed."""
+    """List the model manifests and whether their weights are installed.
+
+    \b
+    Examples:
+      farm model list
+      farm model list --models-dir /studio/models --json
+    """
     settings = settings_from(**flags)
     catalog = ModelCatalog.for_settings(settings)
     rows = []
@@ -64,6 +70,10 @@ def convert(source: Path, destination: Path, variant: str) -> None:
 
     SOURCE is what `huggingface-cli download FrancisRing/StableAvatar` creates (Wan2.1-Fun-V1.1-1.3B-InP/,
     wav2vec2-base-960h/, StableAvatar-1.3B/). Point the manifest's `weights` at DESTINATION.
+
+    \b
+    Example:
+      farm model convert ~/downloads/StableAvatar ~/.local/share/farm/weights/stableavatar-1.3b
     """
     from farm.avatar.wan_audio.convert import ConversionError, convert_stableavatar
 
@@ -82,6 +92,10 @@ def create_tiny(directory: Path, seed: int) -> None:
 
     It runs through exactly the code the real model uses, in seconds on a CPU, but was never trained:
     its pixels are noise.
+
+    \b
+    Example:
+      farm model create-tiny ~/.local/share/farm/weights/tiny-avatar
     """
     if directory.exists() and any(directory.iterdir()):
         raise UsageError(f"farm model create-tiny: {directory} exists and is not empty; choose a new directory")

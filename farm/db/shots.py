@@ -9,6 +9,7 @@ after it was handed to another worker.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, exists, insert, literal, select, update
@@ -147,23 +148,12 @@ def finish_attempt(
         elif error_text:
             shot_values["last_error"] = error_text
         job_id = _job_of_shot(connection, finished.shot_id)
-        write_events(
-            connection,
-            [
-                event_row(
-                    at=now,
-                    by=by,
-                    kind=EventKind.RENDER_FINISHED,
-                    job_id=job_id,
-                    shot_pk=finished.shot_id,
-                    render_id=render_id,
-                    old=AttemptState.RUNNING,
-                    new=outcome,
-                    message=error_text or f"attempt {finished.attempt_no} {outcome}",
-                    data={"gpu_seconds": float(gpu_seconds), "warnings": list(warnings)},
-                )
-            ],
-        )
+        ended = _attempt_ended(
+            now, by, job_id, finished.shot_id, render_id, outcome,
+            error_text or f"attempt {finished.attempt_no} {outcome}",
+            {"gpu_seconds": float(gpu_seconds), "warnings": list(warnings)},
+        )  # fmt: skip
+        write_events(connection, [ended])
         move = ShotMove(
             ShotState.RUNNING,
             shot_state,
@@ -234,20 +224,7 @@ def recover_orphans(db: Database, job_id: int, *, by: str) -> int:
         ).all()
         write_events(
             connection,
-            [
-                event_row(
-                    at=now,
-                    by=by,
-                    kind=EventKind.RENDER_FINISHED,
-                    job_id=job_id,
-                    shot_pk=row.shot_id,
-                    render_id=row.id,
-                    old=AttemptState.RUNNING,
-                    new=AttemptState.CRASHED,
-                    message=reason,
-                )
-                for row in crashed
-            ],
+            [_attempt_ended(now, by, job_id, row.shot_id, row.id, AttemptState.CRASHED, reason) for row in crashed],
         )
         move = ShotMove(ShotState.RUNNING, ShotState.QUEUED, EventKind.SHOT_RECOVERED, reason)
         recovered = move_shots(
@@ -291,6 +268,23 @@ def not_in_state(
         f"shot {row.shot_id} of job {row.job_id} is {row.state}, not {names(expected)}, so this process cannot "
         f"{purpose}: another worker or driver changed it first"
     )
+
+
+def _attempt_ended(
+    at: datetime,
+    by: str,
+    job_id: int,
+    shot_pk: int,
+    render_id: int,
+    outcome: AttemptState,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The event of an attempt that ended (render.finished), running -> ``outcome``."""
+    return event_row(
+        at=at, by=by, kind=EventKind.RENDER_FINISHED, job_id=job_id, shot_pk=shot_pk, render_id=render_id,
+        old=AttemptState.RUNNING, new=outcome, message=message, data=data,
+    )  # fmt: skip
 
 
 def _job_of_shot(connection: Connection, shot_pk: int) -> int:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from farm import defaults
 from farm.edit.audio_lay import ShotAudioStats, lay_audio
 from farm.edit.loudness import LoudnessMeasurement, Normalisation, measure_loudness, normalisation_gain
 from farm.edit.timeline import EditShot, EditSpan, check_edit_order, edit_spans, source_start_sample
@@ -86,6 +87,8 @@ class AssembledShot:
     route: VideoRoute
     reasons: tuple[str, ...]
     """Why it was re-encoded (empty when copied)."""
+    format_differences: tuple[str, ...]
+    """The stream parameters (size, rate, codec...) in which the shot's file differs from the edit's."""
     file_frames: int
     """Frames in the shot's own file (the edit always has exactly the planned frames)."""
     signature: StreamSignature
@@ -191,8 +194,8 @@ def assemble_edit(
     out_dir: Path,
     *,
     output: OutputSpec,
-    loudness_lufs: float = -16.0,
-    true_peak_db: float = -1.0,
+    loudness_lufs: float = defaults.LOUDNESS_LUFS,
+    true_peak_db: float = defaults.TRUE_PEAK_DB,
     settings: EncodeSettings = DEFAULT_ENCODE,
     reencode_all: bool = False,
     workers: int | None = None,
@@ -253,6 +256,7 @@ def assemble_edit(
             span=span,
             route=route.route,
             reasons=route.reasons,
+            format_differences=route.format_differences,
             file_frames=route.file_frames,
             signature=route.signature,
             source_start_sample=source_start_sample(shot.audio),
@@ -299,6 +303,7 @@ class _PhaseClock:
 class _Route:
     route: VideoRoute
     reasons: tuple[str, ...]
+    format_differences: tuple[str, ...]
     file_frames: int
     signature: StreamSignature
 
@@ -324,13 +329,14 @@ def _route_shots(shots: Sequence[EditShot], reference: StreamSignature, reencode
         if not shot.video.is_file():
             raise MediaError(f"shot {shot.shot_id}: video {shot.video} does not exist")
         signature, file_frames = probe_stream(shot.video)
-        reasons = signature.differences(reference)
+        differences = tuple(signature.differences(reference))
+        reasons = list(differences)
         if file_frames != shot.frames:
             reasons.append(f"frames: {file_frames} in the file vs {shot.frames} planned")
         if reencode_all and not reasons:
             reasons.append("re-encode requested")
         route = VideoRoute.REENCODE if reasons else VideoRoute.COPY
-        routes.append(_Route(route, tuple(reasons), file_frames, signature))
+        routes.append(_Route(route, tuple(reasons), differences, file_frames, signature))
     return routes
 
 

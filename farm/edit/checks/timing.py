@@ -60,7 +60,7 @@ class FormatCheck:
     def measure(self, context: CheckContext) -> Iterator[Measurement]:
         for shot in context.shots:
             assembled = context.assembly.shot(shot.shot_id)
-            differences = [reason for reason in assembled.reasons if not reason.startswith(("frames:", "re-encode"))]
+            differences = assembled.format_differences
             shown = "; ".join(differences)
             yield Measurement(
                 subject=Subject.shot(shot.shot_id),
