@@ -459,7 +459,7 @@ def test_retrying_a_job_requeues_failed_and_cancelled_shots_and_the_job(database
     assert states == {"a": ShotState.DONE, "b": ShotState.QUEUED, "c": ShotState.QUEUED}
     assert job_state(database, job_id) is JobState.QUEUED
     messages = [event.message for event in job_events(database, job_id)[-3:]]
-    assert messages == ["retry", "retry", "shots re-queued by editor"]
+    assert messages == ["retry", "retry", "shots queued again"]
 
 
 def test_retrying_named_shots_retakes_done_ones_and_refuses_unknown_or_running(

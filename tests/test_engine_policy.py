@@ -8,7 +8,15 @@ import ray.exceptions
 from farm.db.states import AttemptState, ShotState
 from farm.engine.faults import as_farm_error, classify_failure
 from farm.engine.messages import WorkerIdentity
-from farm.engine.policy import EngineOptions, Failure, FailureKind, NodeHealth, ShotBudget, decide
+from farm.engine.policy import (
+    EngineOptions,
+    Failure,
+    FailureKind,
+    NodeHealth,
+    ShotBudget,
+    counts_against_node,
+    decide,
+)
 from farm.engine.pool import PooledWorker, WorkerPool
 from farm.errors import FarmError, OutOfMemoryError, RenderCancelled, RenderError, RetryableRenderError
 
@@ -64,9 +72,7 @@ def test_rejected_inputs_fail_at_once() -> None:
     assert (decision.shot_state, decision.budget) == (ShotState.FAILED, ShotBudget())
 
 
-@pytest.mark.parametrize(
-    ("job_cancelled", "shot_state"), [(True, ShotState.CANCELLED), (False, ShotState.QUEUED)]
-)
+@pytest.mark.parametrize(("job_cancelled", "shot_state"), [(True, ShotState.CANCELLED), (False, ShotState.QUEUED)])
 def test_a_stopping_driver_cancels_the_attempt_and_queues_the_shot_unless_its_job_was_cancelled(
     job_cancelled: bool, shot_state: ShotState
 ) -> None:
@@ -88,6 +94,12 @@ def test_a_node_is_blocklisted_after_consecutive_failures_and_a_success_resets_i
     assert [health.failed("n1"), health.failed("n1"), health.failed("n1")] == [False, False, True]
     assert health.failed("n1") is False  # blocklisted once, not again
     assert health.blocklisted == {"n1"}
+
+
+def test_only_failures_that_may_be_the_nodes_fault_count_towards_its_blocklisting() -> None:
+    counted = {kind for kind in FailureKind if counts_against_node(failure(kind))}
+
+    assert counted == {FailureKind.CRASH, FailureKind.ERROR, FailureKind.OUT_OF_MEMORY}
 
 
 def test_a_worker_that_restarts_onto_a_blocklisted_node_gets_no_more_shots() -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from farm.avatar.camera import render_camera_video
-from farm.db.jobs import transition_job
+from farm.db.jobs import retry_job, transition_job
 from farm.db.kinds import ArtifactKind
+from farm.db.lease import heartbeat
 from farm.db.products import ArtifactRecord
 from farm.db.queries import find_artifact, job_events, job_state, latest_edit, shots_of_job
 from farm.db.session import Database
 from farm.db.shots import finish_attempt, start_attempt
-from farm.db.states import AttemptState, JobState, ShotState
+from farm.db.states import AttemptState, IllegalTransition, JobState, ShotState
 from farm.digests import file_sha256
 from farm.edit.retakes import Retake, RetakeMode
 from farm.engine.artifacts import ArtifactStore
@@ -209,3 +210,27 @@ def test_edit_shots_come_from_the_plan_in_edit_order_and_need_every_video(tmp_pa
     del videos["sc01_020"]
     with pytest.raises(UsageError, match="sc01_020"):
         edit_shots(plan.tasks, videos)
+
+
+def test_a_missing_video_refuses_the_edit_and_a_retry_of_that_shot_queues_the_job_again(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    settings, job = rendered_job(database, database_url, tmp_path)
+    row = next(row for row in shots_of_job(database, job) if row.shot_id == "b")
+    Path(find_artifact(database, row.cache_key, ArtifactKind.SHOT_VIDEO).path).unlink()
+
+    with pytest.raises(UsageError, match=f"farm retry {job} --shot b"):
+        assemble_job(database, settings, job, by="editor")
+    assert job_state(database, job) is JobState.ASSEMBLING  # refused before anything changed
+
+    assert retry_job(database, job, by="editor", shot_ids=["b"]) == 1
+    assert job_state(database, job) is JobState.QUEUED
+
+
+def test_a_live_driver_making_the_edit_keeps_its_shots(database: Database, database_url: str, tmp_path: Path) -> None:
+    _, job = rendered_job(database, database_url, tmp_path)
+    heartbeat(database, job, "driver@render01-1")
+
+    with pytest.raises(IllegalTransition, match="is assembling its edit; wait for it"):
+        retry_job(database, job, by="editor", shot_ids=["b"])
+    assert job_state(database, job) is JobState.ASSEMBLING

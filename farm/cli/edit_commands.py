@@ -27,7 +27,9 @@ loudness_option = click.option(
 )
 
 
-def print_edit(edit: JobEdit) -> None:
+def print_edit(edit: JobEdit, *, retakes_left_to_render: bool = False) -> None:
+    """One edit version: its verdict, what was flagged, its files; ``retakes_left_to_render``: the retakes it
+    queued were not rendered here (``farm assemble``), so say how to render them."""
     outcome = edit.outcome
     flagged = [r for r in outcome.results if r.verdict in (Verdict.FAIL, Verdict.WARN)]
     stdout.print(
@@ -46,7 +48,7 @@ def print_edit(edit: JobEdit) -> None:
         stdout.print(f"  edl     {outcome.timeline.edl}", highlight=False)
     stdout.print(f"  report  {outcome.report.html}", highlight=False)
     retakes = outcome.retakes.retakes
-    if retakes:
+    if retakes and retakes_left_to_render:
         stdout.print(
             f"  retakes {', '.join(retake.shot_id for retake in retakes)} queued; "
             f"render them with: farm render --resume {edit.job_id}",
@@ -83,7 +85,7 @@ def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> N
             }
         )
     else:
-        print_edit(edit)
+        print_edit(edit, retakes_left_to_render=True)
     raise SystemExit(EXIT_WORK_FAILED if edit.verdict is Verdict.FAIL else EXIT_OK)
 
 

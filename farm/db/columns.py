@@ -1,7 +1,7 @@
 """Column types and SQL expressions that behave the same on SQLite and PostgreSQL.
 
-SQLite has no time zones, no JSONB and no interval arithmetic; these small adapters hide that so models,
-transitions and queries are written once.
+SQLite has no time zones, no JSONB and no interval arithmetic; these small adapters hide that so the
+tables, the writers and the queries are written once.
 """
 
 from __future__ import annotations

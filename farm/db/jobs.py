@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
+from farm import defaults
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownShot
 from farm.db.events import event_row, write_events
@@ -162,12 +164,13 @@ def retry_job(db: Database, job_id: int, *, by: str, shot_ids: Sequence[str] | N
     a retake by hand); a finished job with work queued again is queued itself. Returns how many shots
     were requeued.
 
-    Refused while the job's edit is being assembled or checked (its driver would assemble shots that are
-    no longer done): wait for it, or cancel the job first.
+    Refused while a live driver assembles or checks the job's edit (it would assemble shots that are no
+    longer done): wait for it, or cancel the job first. A job left assembling by a driver that died (a
+    shot's video went missing, say) may be retried: it is queued again.
     """
     with db.write() as connection:
         state = job_state_in(connection, job_id)
-        if state in (JobState.ASSEMBLING, JobState.CHECKING):
+        if state in (JobState.ASSEMBLING, JobState.CHECKING) and _driver_is_live(connection, job_id):
             raise IllegalTransition(
                 f"job {job_id} is {state} its edit; wait for it to finish (farm status {job_id} --watch) "
                 f"or cancel it first (farm cancel {job_id})"
@@ -191,6 +194,15 @@ def record_checked_edit(db: Database, job_id: int, edit: NewEdit, *, retaking: b
         move_job(connection, job_id, to, by=by, message=f"edit v{recorded[1]}: continuity {edit.verdict}",
                  expected={JobState.CHECKING})  # fmt: skip
     return recorded
+
+
+def _driver_is_live(connection: Connection, job_id: int) -> bool:
+    """A driver holds the job's lease and its heartbeat is fresh (farm.defaults' staleness)."""
+    stale = utcnow() - timedelta(seconds=defaults.STALE_AFTER_HEARTBEATS * defaults.HEARTBEAT_SECONDS)
+    beat = connection.execute(
+        select(Job.driver_heartbeat_at).where(Job.id == job_id, Job.driver_id.is_not(None))
+    ).scalar_one_or_none()
+    return beat is not None and beat > stale
 
 
 def _check_named_shots(connection: Any, job_id: int, shot_ids: Iterable[str]) -> None:

@@ -1,6 +1,7 @@
 """The state machine that decides: every move of a job or a shot, checked against ``farm.db.states``.
 
-``move_job`` and ``move_shots`` are the only code that changes a ``state`` column. Each consults the
+``move_job`` and ``move_shots`` are the only code that changes a job's or a shot's state (an attempt's
+ends with its shot's move, in ``farm.db.shots``). Each consults the
 transition table, then writes a conditional UPDATE (compare-and-set: ``... WHERE state = :old``), so if
 another writer got there first nothing changes and the caller hears so. Each writes its event rows in
 the same transaction. ``move_shots`` then settles the job (Flamenco's "update job after task change"):
@@ -37,6 +38,9 @@ from farm.db.states import (
     check_shot_transition,
 )
 from farm.db.tables import Job, Shot
+
+_WAITS_FOR_REQUEUED_SHOTS = FINISHED_JOB_STATES | {JobState.ASSEMBLING, JobState.CHECKING}
+"""Job states that go back to queued when one of their shots is queued again."""
 
 CAS_RETRIES = 5
 """How often a read-then-compare-and-set on a job re-reads after losing to a concurrent writer."""
@@ -159,23 +163,36 @@ def settle_job(connection: Connection, job_id: int, *, by: str) -> JobState:
 
     A rendering job with no shot queued or running has rendered what it can: ``assembling`` when every shot
     is done, ``failed`` when some failed (or were cancelled without the job being cancelled). A finished
-    job with a shot queued again (a retry, a retake by hand) is ``queued``. In every other state the job's
-    phase is its driver's to change, and nothing happens here.
+    job with a shot queued again (a retry, a retake by hand) is ``queued``, and so is one that was making
+    its edit (a shot's video went missing and is rendered again). In every other state the job's phase is
+    its driver's to change, and nothing happens here.
     """
-    state = job_state_in(connection, job_id)
+    for _ in range(CAS_RETRIES):
+        state = job_state_in(connection, job_id)
+        target = _implied_state(connection, job_id, state)
+        if target is None:
+            return state
+        to, message = target
+        try:
+            move_job(connection, job_id, to, by=by, message=message, expected={state})
+        except LostRace:  # another writer settled (or moved) it between the read and the update: read again
+            continue
+        return to
+    raise LostRace(f"job {job_id} kept changing while {by} settled it; try again")
+
+
+def _implied_state(connection: Connection, job_id: int, state: JobState) -> tuple[JobState, str] | None:
+    """Where the job's shots say a job in ``state`` should be, and why; None when it stays."""
     if state is JobState.RENDERING:
         if _any_shot(connection, job_id, UNFINISHED_SHOT_STATES):
-            return state
+            return None
         unfinished = _count_shots(connection, job_id, (ShotState.FAILED, ShotState.CANCELLED))
         if unfinished:
-            move_job(connection, job_id, JobState.FAILED, by=by, message=f"{unfinished} shot(s) failed")
-            return JobState.FAILED
-        move_job(connection, job_id, JobState.ASSEMBLING, by=by, message="every shot is rendered")
-        return JobState.ASSEMBLING
-    if state in FINISHED_JOB_STATES and _any_shot(connection, job_id, (ShotState.QUEUED,)):
-        move_job(connection, job_id, JobState.QUEUED, by=by, message=f"shots re-queued by {by}")
-        return JobState.QUEUED
-    return state
+            return JobState.FAILED, f"{unfinished} shot(s) failed"
+        return JobState.ASSEMBLING, "every shot is rendered"
+    if state in _WAITS_FOR_REQUEUED_SHOTS and _any_shot(connection, job_id, (ShotState.QUEUED,)):
+        return JobState.QUEUED, "shots queued again"
+    return None
 
 
 def _any_shot(connection: Connection, job_id: int, states: Iterable[ShotState]) -> bool:

@@ -51,8 +51,9 @@ class ShotState(enum.StrEnum):
 
 
 class AttemptState(enum.StrEnum):
-    """One render attempt. ``failed`` is the shot's fault (bad input, model error); ``crashed`` is the
-    infrastructure's (lost node, dead driver, out of memory) and is retried without spending the budget."""
+    """One render attempt. ``failed``: the attempt raised (bad input, a model error, out of memory; the first
+    out-of-memory retries with the low-memory settings without spending an attempt); ``crashed``: the
+    infrastructure went away (lost node or worker, dead driver), retried elsewhere without spending one."""
 
     RUNNING = "running"
     SUCCEEDED = "succeeded"

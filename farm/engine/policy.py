@@ -118,6 +118,12 @@ def decide(
     return Decision(ShotState.QUEUED, AttemptState.FAILED, f"{failures}; {more} will fail it", spent)
 
 
+def counts_against_node(failure: Failure) -> bool:
+    """Whether ``failure`` may be the node's fault: a cancel is nobody's, and inputs that can never render
+    are the shot's, so neither moves a node towards the blocklist."""
+    return failure.kind not in (FailureKind.CANCELLED, FailureKind.REJECTED)
+
+
 def _times(count: int) -> str:
     return "1 time" if count == 1 else f"{count} times"
 

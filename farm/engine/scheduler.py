@@ -40,7 +40,15 @@ from farm.engine.messages import (
     RenderOutcome,
     ignore_events,
 )
-from farm.engine.policy import EngineOptions, Failure, FailureKind, NodeHealth, ShotBudget, decide
+from farm.engine.policy import (
+    EngineOptions,
+    Failure,
+    FailureKind,
+    NodeHealth,
+    ShotBudget,
+    counts_against_node,
+    decide,
+)
 from farm.engine.pool import PooledWorker, WorkerPool
 from farm.errors import FarmError
 from farm.plan import ShotTask
@@ -378,7 +386,7 @@ class Scheduler:
         if self.book.apply(pk, decision.shot_state, won):
             message = f"{failure.error_class}: {failure.message}; {decision.note}"
             self.observe(EngineEvent(_ENDING_KIND[decision.shot_state], task.shot_id, 0.0, message))
-        if failure.kind is not FailureKind.CANCELLED and self.nodes.failed(flight.node_id):
+        if counts_against_node(failure) and self.nodes.failed(flight.node_id):
             self._blocklist(flight.node_id, flight.worker)
 
     def _blocklist(self, node_id: str, worker: PooledWorker) -> None:

@@ -180,11 +180,14 @@ class Farm:
         """
         from farm.jobs.edit import assemble_job
         from farm.jobs.retake import apply_retakes
+        from farm.jobs.run import hold_lease
 
         db = self.database(write=True)
-        edit = assemble_job(db, self.settings, job_id, loudness_lufs=loudness_lufs, by=self.settings.user)
-        if edit.outcome.retakes.retakes:
-            apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=self.settings.user)
+        by = self.settings.user
+        with hold_lease(db, job_id, by=by):  # a live driver keeps its job; a dead one's lease is taken over
+            edit = assemble_job(db, self.settings, job_id, loudness_lufs=loudness_lufs, by=by)
+            if edit.outcome.retakes.retakes:
+                apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=by)
         return edit
 
     def cancel(self, job_id: int) -> int:

@@ -53,7 +53,7 @@ def drive_job(
     """Render the job's queued shots and stop there: the job is then assembling (every shot done),
     failed or cancelled, or queued again after Ctrl-C."""
     options = options or EngineOptions()
-    with _lease(db, job_id, options, observer) as lease:
+    with hold_lease(db, job_id, options, observer) as lease:
         return _drive(db, settings, job_id, options, observer, lease.by)
 
 
@@ -79,7 +79,7 @@ def render_job(
     drives: list[JobOutcome] = []
     edits: list[JobEdit] = []
     retakes_so_far: dict[str, int] = {}
-    with _lease(db, job_id, options, notify) as lease:
+    with hold_lease(db, job_id, options, notify) as lease:
         while True:
             state = job_state(db, job_id)
             if state in RENDERABLE_JOB_STATES:
@@ -107,13 +107,23 @@ def render_job(
     return RenderedJob(_whole_run(db, job_id, drives, started), tuple(drives), tuple(edits))
 
 
-def _lease(db: Database, job_id: int, options: EngineOptions, observer: Observer | None) -> DriverLease:
+def hold_lease(
+    db: Database,
+    job_id: int,
+    options: EngineOptions | None = None,
+    observer: Observer | None = None,
+    *,
+    by: str | None = None,
+) -> DriverLease:
+    """The job's driver lease, for ``with``: whatever works on a job (rendering it, making its edit) holds it."""
+    options = options or EngineOptions()
     return DriverLease(
         db,
         job_id,
         heartbeat_seconds=options.heartbeat_seconds,
         stale_after_seconds=options.stale_after_seconds,
         observer=observer or ignore_events,
+        by=by,
     )
 
 
