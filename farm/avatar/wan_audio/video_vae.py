@@ -26,6 +26,8 @@ def _check_supported(vae: AutoencoderKLWan) -> None:
         raise ValueError("streaming VAE coding supports the Wan2.1 VAE (no patchify); this VAE patchifies")
 
 
+# Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.WanImageToVideoPipeline.prepare_latents (the latents_mean /
+# latents_std normalisation). Differs: one helper shared by the streaming encoder and decoder below.
 def latent_statistics(vae: AutoencoderKLWan, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     """(mean, 1 / std) shaped (1, z, 1, 1, 1): the DiT sees (z - mean) * (1 / std).
 
@@ -38,6 +40,8 @@ def latent_statistics(vae: AutoencoderKLWan, device: torch.device, dtype: torch.
     return mean, inverse_std
 
 
+# Adapted from diffusers.models.autoencoders.autoencoder_kl_wan.AutoencoderKLWan._encode. Differs: chunks arrive
+# one at a time (a generator) instead of a whole video tensor, so memory stays flat as the shot grows.
 @torch.no_grad()
 def encode_video(vae: AutoencoderKLWan, chunks: Iterable[torch.Tensor]) -> torch.Tensor:
     """Normalised latent means (1, z, n + 1, h, w) of a video given as pixel chunks in [-1, 1].
@@ -71,6 +75,8 @@ def pixel_chunks(frames: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
 
 
 @torch.no_grad()
+# Adapted from diffusers.models.autoencoders.autoencoder_kl_wan.AutoencoderKLWan._decode (and tiled_decode).
+# Differs: frames are yielded a few latents at a time to a consumer instead of returned as one tensor.
 def decode_latents(vae: AutoencoderKLWan, latents: torch.Tensor, chunk_latents: int = 4) -> Iterator[torch.Tensor]:
     """Yield decoded pixels (1, 3, t, H, W) in [-1, 1] for normalised latents, ``chunk_latents`` at a time."""
     _check_supported(vae)
