@@ -43,7 +43,7 @@ from farm.catalog import ModelCatalog  # noqa: E402
 from farm.cli.options import json_bytes  # noqa: E402
 from farm.cli.status_view import AUTO_LIST_LIMIT, job_view, jobs_table  # noqa: E402
 from farm.db.connect import normalise_url  # noqa: E402
-from farm.db.queries import job_detail, job_events, job_summaries  # noqa: E402
+from farm.db.queries import events_since, job_detail, job_events, job_summaries  # noqa: E402
 from farm.db.records import JobDetail  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
 from farm.db.states import ShotState  # noqa: E402
@@ -225,6 +225,8 @@ def measure(
         results["summaries"] = timed(lambda: job_summaries(db, limit=20), repeat)
         results["summaries_table"] = timed(lambda: sink.print(jobs_table(job_summaries(db), detail.as_of)), repeat)
         results["events"] = timed(lambda: job_events(db, 1), max(3, repeat // 3))
+        results["events_first_page"] = timed(lambda: events_since(db, 1, after=0, limit=500), repeat)
+        results["events_newest"] = timed(lambda: job_events(db, 1, limit=200), repeat)
     finally:
         db.dispose()
     results["cli_status_json"] = subprocess_seconds(
@@ -261,6 +263,8 @@ ROWS = [
     ("summaries", "summary query: job_summaries (ms)"),
     ("summaries_table", "  + rich table: `status` in process (ms)"),
     ("events", "audit log read: job_events, every event (ms)"),
+    ("events_first_page", "  first page of 500: events_since (the API's paging, the stream's replay) (ms)"),
+    ("events_newest", "  newest 200: job_events(limit=200) (the dashboard's log) (ms)"),
     ("cli_status_job", "`python -m farm status JOB` end to end (ms)"),
     ("cli_status_json", "`python -m farm status JOB --json` end to end (ms)"),
     ("cli_status", "`python -m farm status` end to end (ms)"),

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from farm import defaults
 from farm.digests import file_sha256
 from farm.errors import ManifestError
 from farm.settings import Settings
@@ -59,6 +60,71 @@ class ModelDefaults:
 
 
 @dataclass(frozen=True)
+class StuckTimeout:
+    """How long a render of this model may go without reporting progress before it counts as stuck."""
+
+    seconds: float = defaults.STUCK_SECONDS
+    seconds_per_frame: float = defaults.STUCK_SECONDS_PER_FRAME
+
+    def for_frames(self, frames: int) -> float:
+        return self.seconds + self.seconds_per_frame * frames
+
+
+@dataclass(frozen=True)
+class EscalationRung:
+    """One rung of a model's retake escalation: what a retake changes once a shot's new seeds are used up.
+
+    Rungs apply in order, each on top of the ones before: ``steps`` is a floor (a rung never lowers a
+    shot's steps), the guidance scales replace the shot's, and ``render`` is laid over the render
+    parameters (so it is part of the cache key, like them).
+    """
+
+    name: str
+    steps: int | None = None
+    text_guidance: float | None = None
+    audio_guidance: float | None = None
+    render: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SegmentPolicy:
+    """How a take longer than the model's window is split (manifest ``segments:``).
+
+    The planner cuts a long shot at the quietest speech pause between ``min_seconds`` and ``max_seconds``
+    into the segment (a hard cut at ``max_seconds`` when there is no pause); each segment continues from
+    the last frames of the one before, and every ``reanchor_every``-th segment is pulled back to the
+    reference portrait so colour and identity cannot drift over a long take.
+    """
+
+    min_seconds: float
+    max_seconds: float
+    reanchor_every: int = 4
+
+    @classmethod
+    def parse(cls, path: Path, raw: object) -> SegmentPolicy | None:
+        if raw is None:
+            return None
+        where = f"{path}: segments"
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{where} must be a mapping (min_seconds, max_seconds, reanchor_every)")
+        unknown = sorted(set(raw) - {"min_seconds", "max_seconds", "reanchor_every"})
+        if unknown:
+            raise ManifestError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; allowed are max_seconds, min_seconds, reanchor_every"
+            )
+        low, high = raw.get("min_seconds"), raw.get("max_seconds")
+        every = raw.get("reanchor_every", 4)
+        for name, value in (("min_seconds", low), ("max_seconds", high)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ManifestError(f"{where}: {name} must be a positive number of seconds, not {value!r}")
+        if low > high:
+            raise ManifestError(f"{where}: min_seconds {low} is more than max_seconds {high}; swap them")
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ManifestError(f"{where}: reanchor_every must be a whole number of at least 1, not {every!r}")
+        return cls(float(low), float(high), every)
+
+
+@dataclass(frozen=True)
 class ModelManifest:
     name: str
     adapter: str
@@ -75,6 +141,19 @@ class ModelManifest:
     """Adapter parameters that change pixels (window size, dtype, ...); part of every cache key."""
     low_memory: dict[str, Any] = field(default_factory=dict)
     """Render parameters laid over ``render_params`` when a render runs out of device memory."""
+    stuck: StuckTimeout = StuckTimeout()
+    """When a silent render is killed and run elsewhere (scaled by the shot's frames)."""
+    escalation: tuple[EscalationRung, ...] = ()
+    """What a continuity retake tries, rung by rung, once the shot's new seeds are used up."""
+    segments: SegmentPolicy | None = None
+    """How a take longer than the model's window is split; None renders every shot in one piece."""
+
+    def render_params_at(self, escalation: int) -> dict[str, Any]:
+        """The render parameters with the first ``escalation`` rungs' overlays laid over them."""
+        params = dict(self.render_params)
+        for rung in self.escalation[:escalation]:
+            params.update(rung.render)
+        return params
 
 
 _FIELDS = {
@@ -90,7 +169,11 @@ _FIELDS = {
     "continuation_frames",
     "render",
     "low_memory",
+    "stuck",
+    "escalation",
+    "segments",
 }
+_RUNG_FIELDS = {"name", "steps", "text_guidance", "audio_guidance", "render"}
 
 
 WEIGHTS_DIR_VARIABLE = "FARM_WEIGHTS_DIR"
@@ -128,9 +211,53 @@ def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
             continuation_frames=int(raw.get("continuation_frames", 1)),
             render_params=dict(raw.get("render") or {}),
             low_memory=dict(raw.get("low_memory") or {}),
+            stuck=StuckTimeout(**(raw.get("stuck") or {})),
+            escalation=_escalation(path, raw.get("escalation")),
+            segments=SegmentPolicy.parse(path, raw.get("segments")),
         )
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{path}: {exc}") from exc
+
+
+def _escalation(path: Path, raw: object) -> tuple[EscalationRung, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ManifestError(f"{path}: escalation must be a list of rungs (mappings with a name)")
+    rungs = []
+    for index, entry in enumerate(raw, start=1):
+        where = f"{path}: escalation rung {index}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ManifestError(f"{where} must be a mapping with a name (e.g. name: more steps)")
+        unknown = sorted(set(entry) - _RUNG_FIELDS)
+        if unknown:
+            raise ManifestError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; allowed are {', '.join(sorted(_RUNG_FIELDS))}"
+            )
+        render = entry.get("render") or {}
+        if not isinstance(render, dict):
+            raise ManifestError(f"{where}: render must be a mapping of render parameters")
+        steps = entry.get("steps")
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            raise ManifestError(f"{where}: steps must be a whole number of at least 1, not {steps!r}")
+        rungs.append(
+            EscalationRung(
+                name=entry["name"],
+                steps=steps,
+                text_guidance=_optional_float(where, "text_guidance", entry.get("text_guidance")),
+                audio_guidance=_optional_float(where, "audio_guidance", entry.get("audio_guidance")),
+                render=dict(render),
+            )
+        )
+    return tuple(rungs)
+
+
+def _optional_float(where: str, name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ManifestError(f"{where}: {name} must be a number, not {value!r}")
+    return float(value)
 
 
 def _weights_path(manifest_path: Path, value: object, weights_dir: Path | None) -> Path | None:

@@ -34,6 +34,20 @@ HEARTBEAT_SECONDS = 2.0
 """How often a driver renews its lease on a job."""
 STALE_AFTER_HEARTBEATS = 3
 """Missed heartbeats after which a driver counts as dead and another may take its job over."""
+RETRY_BASE_SECONDS = 1.0
+"""The wait before a failed shot's first retry; it doubles with each further failure (with jitter)."""
+RETRY_CAP_SECONDS = 120.0
+"""The longest wait between two attempts of a shot."""
+IDLE_RELEASE_SECONDS = 30.0
+"""How long a resident worker waits with nothing to render before the manager releases its GPU."""
+STUCK_SECONDS = 300.0
+"""A render that reports no progress for this long (plus ``STUCK_SECONDS_PER_FRAME`` per frame) is stuck."""
+STUCK_SECONDS_PER_FRAME = 2.0
+MANAGER_POLL_SECONDS = 0.5
+"""How often ``farm serve`` looks for jobs submitted from another process (one submitted through its own
+API is picked up at once)."""
+API_LISTEN = "127.0.0.1:8765"
+"""Where ``farm serve`` serves the HTTP API unless told otherwise: loopback only."""
 
 # --- continuity ------------------------------------------------------------------------------------------
 MAX_RETAKES = 2

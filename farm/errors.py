@@ -105,3 +105,21 @@ class RetryableRenderError(RenderError):
 
 class OutOfMemoryError(RetryableRenderError):
     """The device ran out of memory; retry with the manifest's low-memory settings."""
+
+
+class InvalidValue(UsageError):
+    """A value a person gave is out of range; ``field`` names it (the HTTP API points a form at it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BundleError(FarmError):
+    """An uploaded bundle (a shot list and its media, as tar.gz or zip) cannot be unpacked safely."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class BundleTooLarge(BundleError):
+    """An uploaded bundle, or what it unpacks to, is over the size the farm accepts."""

@@ -12,20 +12,128 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from farm.avatar.base import pixel_inputs_of
 from farm.avatar.registry import adapter_class
-from farm.catalog import DEFAULT_QUALITY, ModelCatalog, ModelManifest, Quality, weights_digest
+from farm.catalog import DEFAULT_QUALITY, ModelCatalog, ModelManifest, Quality, SegmentPolicy, weights_digest
+from farm.defaults import MODEL_SAMPLE_RATE
 from farm.digests import file_sha256
 from farm.errors import Finding, ManifestError, ShotListError
 from farm.media.audio import AudioSlice, SampleRange, cut_audio, samples_digest, seconds_to_samples
+from farm.media.face_memo import FaceMemo
+from farm.media.framing import Crop, Framing, frame_portrait
+from farm.media.image import load_rgb
+from farm.media.speech import pause_cuts
 from farm.paths import display_path
 from farm.shotlist.timecode import format_clock, format_frame_rate, parse_frame_rate_text
-from farm.shotlist.types import CameraMove, CameraSpec, OutputSpec, RenderSettings, Shot, ShotList
+from farm.shotlist.types import (
+    AudioCut,
+    CameraMove,
+    CameraSpec,
+    OutputSpec,
+    Region,
+    RenderSettings,
+    Shot,
+    ShotList,
+    TwoShotLayout,
+)
 
-CACHE_KEY_VERSION = 1
+CACHE_KEY_VERSION = 3
 """Bump when the set of cache-key inputs changes, so old keys can never match new recipes."""
+
+
+@dataclass(frozen=True)
+class PlannedSpeaker:
+    """One person of a two-shot as planned: who, their portrait, their own audio slice, their face's region."""
+
+    character_id: str
+    person_id: str
+    reference_image: Path
+    reference_sha256: str
+    audio: AudioSlice
+    """Exactly as many samples as the shot's other speaker: both cover the shot's frames."""
+    region: Region
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "character": self.character_id,
+            "person": self.person_id,
+            "reference_image": str(self.reference_image),
+            "reference_sha256": self.reference_sha256,
+            "audio": _audio_json(self.audio),
+            "region": list(self.region),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlannedSpeaker:
+        return cls(
+            character_id=data["character"],
+            person_id=data["person"],
+            reference_image=Path(data["reference_image"]),
+            reference_sha256=data["reference_sha256"],
+            audio=_audio_from_json(data["audio"]),
+            region=tuple(float(v) for v in data["region"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class TwoShotPlan:
+    """A two-shot's people (first speaker first: the shot's own character and audio) and their layout."""
+
+    layout: TwoShotLayout
+    speakers: tuple[PlannedSpeaker, PlannedSpeaker]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layout": self.layout.value, "speakers": [speaker.to_json() for speaker in self.speakers]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TwoShotPlan:
+        first, second = (PlannedSpeaker.from_json(entry) for entry in data["speakers"])
+        return cls(TwoShotLayout(data["layout"]), (first, second))
+
+    def key_json(self) -> dict[str, Any]:
+        """What of the two-shot changes pixels: the layout, and each speaker's portrait, audio and region."""
+        return {
+            "layout": self.layout.value,
+            "speakers": [
+                {
+                    "reference_image": speaker.reference_sha256,
+                    "audio": {"sha256": speaker.audio.sha256, "sample_rate": speaker.audio.sample_rate},
+                    "region": list(speaker.region),
+                }
+                for speaker in self.speakers
+            ],
+        }
+
+
+def _audio_json(audio: AudioSlice) -> dict[str, Any]:
+    return {
+        "track": audio.track_id,
+        "file": str(audio.path),
+        "sample_rate": audio.sample_rate,
+        "start_sample": audio.start_sample,
+        "end_sample": audio.end_sample,
+        "samples": audio.end_sample - audio.start_sample,
+        "in": format_clock(audio.start_seconds),
+        "out": format_clock(audio.end_seconds),
+        "sha256": audio.sha256,
+    }
+
+
+def _audio_from_json(audio: dict[str, Any]) -> AudioSlice:
+    return AudioSlice(
+        track_id=audio["track"],
+        path=Path(audio["file"]),
+        start_sample=audio["start_sample"],
+        end_sample=audio["end_sample"],
+        sha256=audio["sha256"],
+        sample_rate=audio["sample_rate"],
+    )
 
 
 @dataclass(frozen=True)
@@ -55,19 +163,47 @@ class ShotTask:
     line: int = 0
     person_id: str = ""
     """Who the character is (characters may be looks of one person); for continuity checks, not pixels."""
+    from_reference: bool = False
+    """Render from the reference portrait alone although the shot ``continues`` another: a colour retake
+    whose jump came in with the continued frames. The shot then neither waits for nor keys on that shot."""
+    audio_slip: int = 0
+    """Frames the shot's audio is shifted against its picture in the edit (+: sound late); not pixels,
+    so not in the cache key."""
+    escalation: int = 0
+    """How many rungs of its model's escalation ladder a retake has climbed (0: none); their ``render``
+    overlays are part of the model's identity in the cache key."""
+    framing: Framing | None = None
+    """How the reference portrait is framed for the output: the crop the adapter applies, and the face
+    camera moves anchor on (None: the adapter's centre crop)."""
+    two_shot: TwoShotPlan | None = None
+    """A second character in frame with its own audio slice; None for a single-character shot."""
+    segments: tuple[int, ...] = ()
+    """Frames of each segment of a take longer than its model's window, in order (empty: one piece);
+    cut at speech pauses at plan time, so they are part of the cache key and ``farm plan`` shows them."""
+    reanchor_every: int = 0
+    """Every this many segments the take is pulled back to the reference portrait (0: one piece)."""
 
     @property
     def duration(self) -> Fraction:
         return Fraction(self.frames) / self.fps
 
     @property
+    def seam_frames(self) -> tuple[int, ...]:
+        """The first frame of every segment after the first: where a seam check looks."""
+        seams, at = [], 0
+        for count in self.segments[:-1]:
+            at += count
+            seams.append(at)
+        return tuple(seams)
+
+    @property
     def depends_on(self) -> tuple[str, ...]:
-        return (self.continues,) if self.continues else ()
+        """The shot whose last frames this one renders from, if any."""
+        return (self.continues,) if self.continues and not self.from_reference else ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ShotTask:
         """The inverse of ``to_json``: how a driver rebuilds its tasks from the database."""
-        audio = data["audio"]
         return cls(
             shot_id=data["shot"],
             scene_id=data["scene"],
@@ -75,14 +211,7 @@ class ShotTask:
             character_id=data["character"],
             reference_image=Path(data["reference_image"]),
             reference_sha256=data["reference_sha256"],
-            audio=AudioSlice(
-                track_id=audio["track"],
-                path=Path(audio["file"]),
-                start_sample=audio["start_sample"],
-                end_sample=audio["end_sample"],
-                sha256=audio["sha256"],
-                sample_rate=audio["sample_rate"],
-            ),
+            audio=_audio_from_json(data["audio"]),
             prompt=data["prompt"],
             negative_prompt=data["negative_prompt"],
             camera=CameraSpec(CameraMove(data["camera"]["move"]), data["camera"]["intensity"]),
@@ -100,6 +229,13 @@ class ShotTask:
             cache_key=data["cache_key"],
             line=data.get("line", 0),
             person_id=data.get("person", ""),
+            from_reference=data.get("from_reference", False),
+            escalation=data.get("escalation", 0),
+            framing=_framing_from_json(data.get("framing")),
+            two_shot=TwoShotPlan.from_json(data["two_shot"]) if data.get("two_shot") else None,
+            audio_slip=data.get("audio_slip", 0),
+            segments=tuple(data.get("segments", ())),
+            reanchor_every=data.get("reanchor_every", 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -119,17 +255,7 @@ class ShotTask:
             "height": self.height,
             "frames": self.frames,
             "duration_seconds": float(self.duration),
-            "audio": {
-                "track": self.audio.track_id,
-                "file": str(self.audio.path),
-                "sample_rate": self.audio.sample_rate,
-                "start_sample": self.audio.start_sample,
-                "end_sample": self.audio.end_sample,
-                "samples": self.audio.end_sample - self.audio.start_sample,
-                "in": format_clock(self.audio.start_seconds),
-                "out": format_clock(self.audio.end_seconds),
-                "sha256": self.audio.sha256,
-            },
+            "audio": _audio_json(self.audio),
             "camera": {"move": self.camera.move.value, "intensity": self.camera.intensity},
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -138,8 +264,16 @@ class ShotTask:
             "text_guidance": self.text_guidance,
             "audio_guidance": self.audio_guidance,
             "continues": self.continues,
+            "from_reference": self.from_reference,
             "depends_on": list(self.depends_on),
+            "escalation": self.escalation,
+            "framing": self.framing.to_json() if self.framing else None,
+            "audio_slip": self.audio_slip,
+            "segments": list(self.segments),
+            "reanchor_every": self.reanchor_every,
+            "seam_frames": list(self.seam_frames),
             "cache_key": self.cache_key,
+            **({"two_shot": self.two_shot.to_json()} if self.two_shot else {}),
         }
 
 
@@ -179,9 +313,14 @@ def plan_shot_list(
     *,
     quality: Quality | None = None,
     digest_memo: Path | None = None,
+    face_memo: Path | None = None,
 ) -> Plan:
-    """The Plan for ``shot_list``; ``quality`` overrides the tier the shot list asks for."""
+    """The Plan for ``shot_list``; ``quality`` overrides the tier the shot list asks for.
+
+    ``face_memo`` is where portraits' detected faces are memoised (by sha256) across processes.
+    """
     digests = ModelIdentities(catalog, digest_memo)
+    faces = FaceMemo(face_memo)
     file_digests: dict[Path, str] = {}
     keys: dict[str, str] = {}
     tasks: list[ShotTask] = []
@@ -191,6 +330,9 @@ def plan_shot_list(
         try:
             manifest = catalog.get(_model_name(settings, tier))
             task = _plan_shot(shot_list, shot, order, settings, tier, manifest, digests, file_digests, keys)
+            task = replace(task, framing=_framing(shot_list, shot, task.reference_sha256, faces))
+            continues_key = keys[shot.continues] if shot.continues else None
+            task = replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
         except ManifestError as exc:
             raise ShotListError(
                 [
@@ -217,6 +359,36 @@ def plan_shot_list(
     )
 
 
+def _framing(shot_list: ShotList, shot: Shot, sha256: str, faces: FaceMemo) -> Framing:
+    """The shot's framing of its character's portrait for the output size (see farm.media.framing)."""
+    character = shot_list.characters[shot.character]
+    output = (shot_list.output.width, shot_list.output.height)
+    found = faces.faces(character.image, sha256) if character.is_person else None
+    size = found.size if found else _image_size(character.image)
+    return frame_portrait(
+        size,
+        found.faces if found else (),
+        output,
+        hint=character.face_hint,
+        crop=character.crop,
+        person=character.is_person,
+    )
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    height, width = load_rgb(path).shape[:2]  # as loaded: EXIF orientation applied
+    return width, height
+
+
+def _framing_from_json(data: dict[str, Any] | None) -> Framing | None:
+    if not data:
+        return None
+    face = data.get("face")
+    return Framing(
+        Crop(**data["crop"]), float(data["scale"]), tuple(data.get("warnings", ())), Crop(**face) if face else None
+    )
+
+
 def _model_name(settings: RenderSettings, tier: Quality) -> str:
     chosen = settings.preview_model if tier is Quality.PREVIEW else settings.model
     return chosen or tier.default_model
@@ -235,11 +407,7 @@ def _plan_shot(
 ) -> ShotTask:
     fps = shot_list.output.fps
     frames = round(shot.audio.duration * fps)
-    track = shot_list.audio_tracks[shot.audio.track]
-    start = seconds_to_samples(shot.audio.start)
-    count = seconds_to_samples(Fraction(frames) / fps)
-    samples = cut_audio(track.file, SampleRange(start, start + count))
-    audio = AudioSlice(track.id, track.file, start, start + count, samples_digest(samples))
+    audio = _audio_slice(shot_list, shot.audio, frames)
     character = shot_list.characters[shot.character]
     steps = settings.steps or manifest.defaults.steps
     seed = settings.seed if settings.seed is not None else 0
@@ -271,40 +439,182 @@ def _plan_shot(
         continues=shot.continues,
         cache_key="",
         line=shot.line,
+        two_shot=_two_shot_plan(shot_list, shot, frames, audio, reference_sha256, file_digests),
+        audio_slip=shot.audio.slip,
+        # a two-shot renders in one piece (its speakers' takes are not split)
+        segments=_segments(audio, frames, fps, manifest.segments) if shot.two_shot is None else (),
+        reanchor_every=manifest.segments.reanchor_every if manifest.segments and shot.two_shot is None else 0,
     )
     continues_key = keys[shot.continues] if shot.continues else None
     return replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
 
 
-def task_cache_key(task: ShotTask, model_identity: dict[str, Any], continues_key: str | None) -> str:
-    """The cache key of ``task``: everything that changes its pixels, chained to the shot it continues.
+def _audio_slice(shot_list: ShotList, cut: AudioCut, frames: int) -> AudioSlice:
+    """The cut as a sample-exact slice covering exactly ``frames`` frames (every speaker's slice of a shot
+    has this same length, whatever rounding its timecodes needed)."""
+    fps = shot_list.output.fps
+    track = shot_list.audio_tracks[cut.track]
+    start = seconds_to_samples(cut.start)
+    count = seconds_to_samples(Fraction(frames) / fps)
+    samples = cut_audio(track.file, SampleRange(start, start + count))
+    return AudioSlice(track.id, track.file, start, start + count, samples_digest(samples))
 
-    ``model_identity`` is the model's name, adapter, code version, weights digest and render parameters
-    (``ModelIdentities.identity``). Recomputing a key after changing a task (a retake with a new seed)
-    gives exactly the key a shot list asking for that would get.
-    """
-    return cache_key(
-        {
-            "cache_key_version": CACHE_KEY_VERSION,
-            "model": model_identity,
-            "quality": task.quality.value,
-            "reference_image_sha256": task.reference_sha256,
-            "audio_sha256": task.audio.sha256,
-            "audio_sample_rate": task.audio.sample_rate,
-            "prompt": task.prompt,
-            "negative_prompt": task.negative_prompt,
-            "camera": {"move": task.camera.move.value, "intensity": task.camera.intensity},
-            "seed": task.seed,
-            "steps": task.steps,
-            "text_guidance": task.text_guidance,
-            "audio_guidance": task.audio_guidance,
-            "width": task.width,
-            "height": task.height,
-            "fps": format_frame_rate(task.fps),
-            "frames": task.frames,
-            "continues": continues_key,
-        }
+
+def _two_shot_plan(
+    shot_list: ShotList,
+    shot: Shot,
+    frames: int,
+    first_audio: AudioSlice,
+    first_sha256: str,
+    file_digests: dict[Path, str],
+) -> TwoShotPlan | None:
+    if shot.two_shot is None:
+        return None
+    first = shot_list.characters[shot.character]
+    second = shot_list.characters[shot.two_shot.character]
+    first_region, second_region = shot.two_shot.faces
+    return TwoShotPlan(
+        layout=shot.two_shot.layout,
+        speakers=(
+            PlannedSpeaker(first.id, first.person_id, first.image, first_sha256, first_audio, first_region),
+            PlannedSpeaker(
+                second.id,
+                second.person_id,
+                second.image,
+                _file_sha256(second.image, file_digests),
+                _audio_slice(shot_list, shot.two_shot.audio, frames),
+                second_region,
+            ),
+        ),
     )
+
+
+def _segments(audio: AudioSlice, frames: int, fps: Fraction, policy: SegmentPolicy | None) -> tuple[int, ...]:
+    """``take_segments`` of the shot's dialogue, read only for a take longer than one segment."""
+    if policy is None or Fraction(frames) / fps <= Fraction(policy.max_seconds):
+        return ()
+    return take_segments(cut_audio(audio.path, audio.sample_range), frames, fps, policy)
+
+
+def take_segments(samples: np.ndarray, frames: int, fps: Fraction, policy: SegmentPolicy | None) -> tuple[int, ...]:
+    """The frames of each segment of a take cut at its speech pauses; () when it renders in one piece.
+
+    Cuts are found on the shot's own dialogue (``farm.media.speech``) in samples and land on the frame
+    nearest each; a take no longer than the policy's ``max_seconds`` is one piece.
+    """
+    if policy is None or Fraction(frames) / fps <= Fraction(policy.max_seconds):
+        return ()
+    rate = MODEL_SAMPLE_RATE
+    cuts = pause_cuts(samples, rate, round(policy.min_seconds * rate), round(policy.max_seconds * rate))
+    edges = [0]
+    for cut in cuts:
+        frame = min(frames, round(Fraction(cut) * fps / rate))
+        if frame > edges[-1]:
+            edges.append(frame)
+    if edges[-1] < frames:
+        edges.append(frames)
+    counts = tuple(after - before for before, after in pairwise(edges))
+    return counts if len(counts) > 1 else ()
+
+
+def escalated(task: ShotTask, manifest: ModelManifest, level: int) -> ShotTask:
+    """``task`` with its model's escalation rungs up to ``level`` applied (its key is not recomputed).
+
+    Rungs apply in order on top of the task as planned or retaken: steps only ever rise, guidance
+    scales are replaced, and the rungs' render overlays come in through ``task.escalation``.
+    """
+    for rung in manifest.escalation[task.escalation : level]:
+        task = replace(
+            task,
+            steps=max(task.steps, rung.steps) if rung.steps is not None else task.steps,
+            text_guidance=_first(rung.text_guidance, task.text_guidance),
+            audio_guidance=_first(rung.audio_guidance, task.audio_guidance),
+        )
+    return replace(task, escalation=max(task.escalation, level))
+
+
+def escalation_ladder(task: ShotTask, manifest: ModelManifest) -> tuple[tuple[int, str], ...]:
+    """The rungs above ``task``'s that would change its recipe, as (level, description), lowest first.
+
+    A rung that changes nothing for this shot (its steps are already that high, the settings it asks
+    for are the planned ones) is left out: a retake with the same recipe would render the same pixels.
+    """
+    ladder: list[tuple[int, str]] = []
+    current = task
+    for level in range(task.escalation + 1, len(manifest.escalation) + 1):
+        climbed = escalated(current, manifest, level)
+        changes = _recipe_changes(current, climbed, manifest)
+        if changes:
+            ladder.append((level, f"{manifest.escalation[level - 1].name} ({', '.join(changes)})"))
+        current = climbed
+    return tuple(ladder)
+
+
+def _recipe_changes(before: ShotTask, after: ShotTask, manifest: ModelManifest) -> list[str]:
+    changes = [
+        f"{name.replace('_', ' ')} {getattr(before, name):g} -> {getattr(after, name):g}"
+        for name in ("steps", "text_guidance", "audio_guidance")
+        if getattr(before, name) != getattr(after, name)
+    ]
+    old, new = manifest.render_params_at(before.escalation), manifest.render_params_at(after.escalation)
+    changes += [
+        f"{name} {_yaml_value(old.get(name))} -> {_yaml_value(new[name])}"
+        for name in sorted(new)
+        if old.get(name) != new[name]
+    ]
+    return changes
+
+
+def _yaml_value(value: Any) -> str:
+    """A render parameter as the manifest writes it."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+SHOT_FILE_INPUTS = frozenset({"audio", "fps", "width", "height", "frames"})
+"""Keyed whatever the adapter reads: the shot's video file holds its audio and has its size, rate and length."""
+TWO_SHOT_FILE_INPUTS = frozenset({"speakers"})
+"""A two-shot's file carries the mix of its speakers' audio, so their slices are keyed whatever the model reads."""
+
+
+def task_cache_key(task: ShotTask, model: ModelIdentity, continues_key: str | None) -> str:
+    """The cache key of ``task``: the inputs its model's pixels depend on, chained to the shot it continues.
+
+    ``model`` is the model's name, adapter, code version, weights digest and render parameters, and the
+    request inputs its adapter declares (``pixel_inputs``): only those go into the key, so a prompt edit
+    re-renders nothing at preview (previz does not read the prompt) and a shot re-keys with the shot it
+    continues only when its model reads the continuation. The audio slice, size, frame rate and length
+    are always keyed, since the shot's file carries them. Recomputing a key after changing a task (a
+    retake with a new seed) gives exactly the key a shot list asking for that would get.
+    """
+    reads = model.pixel_inputs | SHOT_FILE_INPUTS | TWO_SHOT_FILE_INPUTS
+    values: dict[str, Any] = {
+        "reference_image": task.reference_sha256,
+        "audio": {"sha256": task.audio.sha256, "sample_rate": task.audio.sample_rate},
+        "prompt": task.prompt,
+        "negative_prompt": task.negative_prompt,
+        "camera": {"move": task.camera.move.value, "intensity": task.camera.intensity},
+        "seed": task.seed,
+        "steps": task.steps,
+        "text_guidance": task.text_guidance,
+        "audio_guidance": task.audio_guidance,
+        "width": task.width,
+        "height": task.height,
+        "fps": format_frame_rate(task.fps),
+        "frames": task.frames,
+        "continuation": continues_key if task.depends_on else None,
+        "framing": task.framing.key() if task.framing else None,
+    }
+    if task.two_shot is not None:  # only then: a single-character shot's key is what it always was
+        values["speakers"] = task.two_shot.key_json()
+    inputs: dict[str, Any] = {
+        "cache_key_version": CACHE_KEY_VERSION,
+        "model": model.to_json(),
+        "quality": task.quality.value,
+        "inputs": {name: value for name, value in values.items() if name in reads},
+    }
+    if len(task.segments) > 1:  # keyed only when split, so a one-piece shot keeps the key it always had
+        inputs["take"] = {"segments": list(task.segments), "reanchor_every": task.reanchor_every}
+    return cache_key(inputs)
 
 
 def cache_key(inputs: dict[str, Any]) -> str:
@@ -323,21 +633,48 @@ def _file_sha256(path: Path, memo: dict[Path, str]) -> str:
     return memo[path]
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What of a model goes into its shots' cache keys."""
+
+    name: str
+    adapter: str
+    code_version: str
+    weights_sha256: str
+    render_params: dict[str, Any]
+    pixel_inputs: frozenset[str]
+    """The request inputs its adapter reads (``AvatarModel.pixel_inputs``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "adapter": self.adapter,
+            "code_version": self.code_version,
+            "weights_sha256": self.weights_sha256,
+            "render_params": self.render_params,
+            "pixel_inputs": sorted(self.pixel_inputs),
+        }
+
+
 class ModelIdentities:
     """Each model's identity for cache keys, computed once per model (weights hashing is not free)."""
 
     def __init__(self, catalog: ModelCatalog, memo_file: Path | None) -> None:
         self.catalog = catalog
         self.memo_file = memo_file
-        self._identities: dict[str, dict[str, Any]] = {}
+        self._identities: dict[str, ModelIdentity] = {}
 
-    def identity(self, manifest: ModelManifest) -> dict[str, Any]:
+    def identity(self, manifest: ModelManifest, escalation: int = 0) -> ModelIdentity:
+        """``manifest``'s identity, its render parameters with the first ``escalation`` rungs laid over."""
         if manifest.name not in self._identities:
-            self._identities[manifest.name] = {
-                "name": manifest.name,
-                "adapter": manifest.adapter,
-                "code_version": adapter_class(manifest.adapter).code_version,
-                "weights_sha256": weights_digest(manifest, self.memo_file),
-                "render_params": manifest.render_params,
-            }
-        return self._identities[manifest.name]
+            adapter = adapter_class(manifest.adapter)
+            self._identities[manifest.name] = ModelIdentity(
+                name=manifest.name,
+                adapter=manifest.adapter,
+                code_version=adapter.code_version,
+                weights_sha256=weights_digest(manifest, self.memo_file),
+                render_params=manifest.render_params,
+                pixel_inputs=pixel_inputs_of(adapter),
+            )
+        identity = self._identities[manifest.name]
+        return replace(identity, render_params=manifest.render_params_at(escalation)) if escalation else identity

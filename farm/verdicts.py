@@ -17,7 +17,8 @@ class Verdict(enum.StrEnum):
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"
-    """Nothing to measure (no face found, audio under one 400 ms loudness block)."""
+    """Nothing to measure (audio under one 400 ms loudness block). Not for what could not be measured
+    although it must be there (no face found): that warns, or fails."""
 
 
 def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict:

@@ -18,10 +18,10 @@ from farm.avatar.camera import render_camera_video
 from farm.catalog import ModelCatalog
 from farm.edit.timeline import EditShot
 from farm.jobs.edit import edit_shots
-from farm.media.audio import AudioSlice, cut_audio, write_wav
+from farm.media.audio import AudioSlice, cut_audio, mix_speakers, write_wav
 from farm.media.image import load_rgb
 from farm.media.video import ShotVideoWriter
-from farm.plan import plan_shot_list
+from farm.plan import ShotTask, plan_shot_list
 from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import CameraSpec, OutputSpec, ShotList
 from tests.shotlists import REPO
@@ -142,6 +142,19 @@ def warm_shift(image: np.ndarray, red: float = 1.25, blue: float = 0.7, gain: fl
     return np.clip(shifted, 0, 255).astype(np.uint8)
 
 
+def two_shot_still(task: ShotTask, width: int, height: int) -> np.ndarray:
+    """A two-shot's speakers framed into their regions (farm.avatar.two_shot), as one still."""
+    from farm.avatar.base import Speaker
+    from farm.avatar.two_shot import compose_reference
+
+    assert task.two_shot is not None
+    speakers = tuple(
+        Speaker(s.character_id, load_rgb(s.reference_image), np.zeros(1, np.float32), s.region)
+        for s in task.two_shot.speakers
+    )
+    return compose_reference(speakers, task.two_shot.layout.value, width, height)[0]
+
+
 def render_shot_list_as_camera_moves(
     shot_list_path: Path, out_dir: Path, *, scale: float = 0.5
 ) -> tuple[ShotList, OutputSpec, list[EditShot]]:
@@ -156,10 +169,15 @@ def render_shot_list_as_camera_moves(
     output = OutputSpec(shot_list.output.fps, width, height)
     videos = {}
     for task in plan.tasks:
-        image = load_rgb(task.reference_image)
-        image = np.asarray(Image.fromarray(image).resize((width * 2, height * 2)))
-        frames = portrait_frames(image, task.camera, task.frames, width, height)
-        audio = cut_audio(task.audio.path, task.audio.sample_range)
+        if task.two_shot is not None:  # both portraits laid out as the models lay them out
+            frames = np.repeat(two_shot_still(task, width * 2, height * 2)[None], task.frames, axis=0)
+            frames = np.stack([np.asarray(Image.fromarray(f).resize((width, height))) for f in frames])
+        else:
+            image = load_rgb(task.reference_image)
+            image = np.asarray(Image.fromarray(image).resize((width * 2, height * 2)))
+            frames = portrait_frames(image, task.camera, task.frames, width, height)
+        slices = [task.audio] if task.two_shot is None else [speaker.audio for speaker in task.two_shot.speakers]
+        audio = mix_speakers(np.stack([cut_audio(piece.path, piece.sample_range) for piece in slices]))
         videos[task.shot_id] = write_frames(
             out_dir / f"{task.shot_id}.mp4", [frames], task.frames, width=width, height=height, audio=audio
         )

@@ -25,15 +25,18 @@ CHUNK = 8
 
 
 class PatternModel:
-    """Frames of a colour derived from the shot's prompt and seed, with the frame number as a bar.
+    """Frames of a colour derived from the shot's prompt, seed and the frame it continues from, with the
+    frame number as a bar.
 
     Render parameters: ``seconds_per_frame``, ``load_seconds``, ``log`` (a file to append events to),
     ``fail_first`` (fail the first N attempts of every shot, or of those in ``fail_shots``),
     ``fail_on_env`` (fail when this environment variable is set on the node), ``needs_low_memory``
-    (raise OutOfMemoryError unless ``low_memory``).
+    (raise OutOfMemoryError unless ``low_memory``), ``hang_shots`` (hang the first ``hang_first`` attempts of
+    these shots without reporting progress).
     """
 
-    code_version: ClassVar[str] = "pattern-1"
+    code_version: ClassVar[str] = "pattern-2"
+    pixel_inputs: ClassVar[frozenset[str]] = frozenset({"prompt", "seed", "width", "height", "frames", "continuation"})
 
     def __init__(self, manifest: ModelManifest) -> None:
         self.manifest = manifest
@@ -54,9 +57,15 @@ class PatternModel:
         bad_env = params.get("fail_on_env")
         if bad_env and os.environ.get(bad_env):
             raise RuntimeError(f"this node is bad ({bad_env} is set)")
+        if request.shot_id in params.get("hang_shots", []) and attempt <= int(params.get("hang_first", 1)):
+            progress(0.0, "hanging")
+            time.sleep(3600)  # a render that stops reporting progress: the scheduler must kill it
         if params.get("needs_low_memory") and not params.get("low_memory"):
             raise OutOfMemoryError("CUDA out of memory (injected)")
-        colour = np.frombuffer(hashlib.sha256(f"{request.prompt}:{request.seed}".encode()).digest()[:3], np.uint8)
+        recipe = hashlib.sha256(f"{request.prompt}:{request.seed}".encode())
+        if request.continuation is not None and len(request.continuation.last_frames):
+            recipe.update(np.ascontiguousarray(request.continuation.last_frames[-1]).tobytes())
+        colour = np.frombuffer(recipe.digest()[:3], np.uint8)
         delay = float(params.get("seconds_per_frame", 0.0))
         keep = self.manifest.continuation_frames
         last = np.zeros((0, request.height, request.width, 3), np.uint8)
@@ -87,23 +96,35 @@ class PatternModel:
     def _log(self, event: str, **fields: Any) -> None:
         log = self.params.get("log")
         if log:
-            record = {"event": event, "pid": os.getpid(), "node": os.environ.get("FARM_TEST_NODE", "?"), **fields}
+            node = os.environ.get("FARM_TEST_NODE", "?")
+            record = {"event": event, "model": self.manifest.name, "pid": os.getpid(), "node": node, **fields}
             with open(log, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
 
 
-def write_manifest(models_dir: Path, name: str, *, gpus: float = 1.0, cpus: float = 1.0, **params: Any) -> Path:
+def write_manifest(
+    models_dir: Path,
+    name: str,
+    *,
+    gpus: float = 1.0,
+    cpus: float = 1.0,
+    quality: str = "final",
+    stuck: dict[str, float] | None = None,
+    **params: Any,
+) -> Path:
     """A manifest for PatternModel in ``models_dir`` (plus the repo's previz, so validation can name it)."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {
+    manifest: dict[str, Any] = {
         "name": name,
         "adapter": "tests.engine_models:PatternModel",
-        "quality": "final",
+        "quality": quality,
         "resources": {"gpus": gpus, "cpus": cpus},
         "defaults": {"steps": 1},
         "render": params,
         "low_memory": {"low_memory": True},
     }
+    if stuck is not None:
+        manifest["stuck"] = stuck
     path = models_dir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(manifest))
     return path

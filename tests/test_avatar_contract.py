@@ -4,7 +4,9 @@ What the engine relies on, whatever the model: exactly the requested frames reac
 chunks; the returned last frames are the tail of what was written (the next shot continues from them);
 progress only rises and ends at 1; a request and seed always give the same frames; and a request the
 model cannot honour (a size off the manifest's multiple, audio at another rate, no frames) is refused
-before any work, as a non-retryable RenderError that names the shot.
+before any work, as a non-retryable RenderError that names the shot. And its ``pixel_inputs`` are
+honest: cache keys are built from them, so changing an input it does not declare must leave its frames
+byte-identical, and changing one it declares changes them.
 
 Each case builds a real, small model through the registry, from the manifest a studio would use: the
 repo's models/previz.yaml, the repo's models/tiny-avatar.yaml over a tiny random pipeline saved to a
@@ -23,11 +25,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from farm.avatar.base import AvatarModel, RenderRequest, RenderResult
+from farm.avatar.base import (
+    RENDER_INPUTS,
+    AvatarModel,
+    Continuation,
+    RenderRequest,
+    RenderResult,
+    Speaker,
+    pixel_inputs_of,
+)
 from farm.avatar.registry import adapter_class, create_model
 from farm.catalog import ModelManifest, load_manifest
 from farm.errors import RenderError
 from farm.media.audio import MODEL_SAMPLE_RATE
+from farm.media.framing import Crop, Framing
 from farm.media.image import load_rgb
 from farm.shotlist.types import CameraMove, CameraSpec
 from tests.engine_models import write_manifest
@@ -70,7 +81,7 @@ class AdapterCase:
 
 CASES = [
     AdapterCase("previz", repo_manifest("previz"), width=48, height=64),  # smallest size dlib finds the face at
-    AdapterCase("tiny-avatar", tiny_avatar_manifest, width=16, height=16),  # one latent pixel per DiT patch
+    AdapterCase("tiny-avatar", tiny_avatar_manifest, width=32, height=32),  # at 16x16 the prompt rounds away
     AdapterCase("pattern", pattern_manifest, width=16, height=16),
 ]
 """Every adapter in this list uses its seed; none is seed-independent by design."""
@@ -126,6 +137,34 @@ class Loaded:
         )
         fields.update(changes)
         return RenderRequest(**fields)  # type: ignore[arg-type]
+
+    def variant(self, name: str, rendered: Rendered) -> RenderRequest:
+        """The default request with input ``name`` changed to another plausible value."""
+        base = self.request()
+        if name == "fps":  # the same frames at another rate, with audio to match
+            return replace(base, fps=Fraction(24), audio=speech(FRAMES, fps=24))
+        if name == "continuation":
+            return replace(base, continuation=Continuation(255 - rendered.result.last_frames))
+        if name == "speakers":  # a two-shot: the portrait beside another, each speaking their own track
+            other = load_rgb(DEMO_MEDIA / "walter.jpg")
+            speakers = (
+                Speaker("marcus", self.portrait, speech(FRAMES, fps=int(FPS)), (0.0, 0.0, 0.5, 1.0)),
+                Speaker("walter", other, speech(FRAMES, seed=5, fps=int(FPS)), (0.5, 0.0, 1.0, 1.0)),
+            )
+            return replace(base, speakers=speakers, layout="side_by_side")
+        changed: dict[str, object] = {
+            "reference_image": load_rgb(DEMO_MEDIA / "walter.jpg"),
+            "audio": speech(FRAMES, seed=5, fps=int(FPS)),
+            "prompt": "a woman laughs on a beach at noon",
+            "negative_prompt": "sharp, vivid colours",
+            "camera": CameraSpec(CameraMove.PUSH_IN, 0.6),
+            "seed": SEED + 1,
+            "steps": base.steps + 1,
+            "text_guidance": base.text_guidance + 2.0,
+            "audio_guidance": base.audio_guidance + 2.0,
+            "framing": Framing(Crop(0, 0, 240, 416), 2.0, (), Crop(60, 100, 120, 120)),
+        }
+        return replace(base, **{name: changed[name]})  # type: ignore[arg-type]
 
     def render(self, request: RenderRequest) -> Rendered:
         sink, progress = ListSink(), []
@@ -248,3 +287,28 @@ def test_code_version_is_a_non_empty_string_on_the_class(loaded: Loaded) -> None
 
     assert isinstance(code_version, str) and code_version.strip()
     assert type(loaded.model).code_version == code_version
+
+
+SHAPE_INPUTS = frozenset({"width", "height", "frames"})
+"""Inputs that change the frames' shape or count: every model reads them (their keys always hold them)."""
+
+
+def test_the_declared_pixel_inputs_are_request_inputs_and_include_the_shape(loaded: Loaded) -> None:
+    declared = pixel_inputs_of(adapter_class(loaded.manifest.adapter))
+
+    assert declared <= RENDER_INPUTS
+    assert declared >= SHAPE_INPUTS
+
+
+@pytest.mark.parametrize("name", sorted(RENDER_INPUTS - SHAPE_INPUTS))
+def test_an_input_changes_the_frames_exactly_when_the_adapter_declares_it(
+    loaded: Loaded, rendered: Rendered, name: str
+) -> None:
+    """What keeps a cache key honest: an undeclared input is not in the key, so it must not matter."""
+    declared = name in pixel_inputs_of(adapter_class(loaded.manifest.adapter))
+
+    other = loaded.render(loaded.variant(name, rendered))
+
+    assert other.sink.count == FRAMES
+    same = other.sink.frames.tobytes() == rendered.sink.frames.tobytes()
+    assert same is not declared, f"{loaded.case.name} {'declares' if declared else 'does not declare'} {name}"

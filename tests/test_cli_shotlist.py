@@ -24,7 +24,7 @@ def test_validate_demo_exits_zero(tmp_path: Path) -> None:
     result = farm("validate", "shots/demo/episode.yaml", cwd=REPO_ROOT, data_dir=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "valid (2 scenes, 6 shots" in result.stdout
+    assert "valid (3 scenes, 7 shots" in result.stdout
 
 
 def test_broken_shot_list_exits_two_with_located_lines_and_no_traceback(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_plan_json_lists_frames_audio_slice_and_cache_key(tmp_path: Path) -> Non
 
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert len(plan["shots"]) == 6
+    assert len(plan["shots"]) == 7
     for shot in plan["shots"]:
         assert shot["frames"] > 0 and len(shot["cache_key"]) == 64
         assert shot["audio"]["samples"] == shot["frames"] * 16_000 // 25

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from farm.db.lease import heartbeat
 from farm.db.products import ArtifactRecord, NewEdit, record_artifact, record_edit
 from farm.db.queries import job_events, shots_of_job
 from farm.db.records import ShotRow
-from farm.db.session import open_database
+from farm.db.session import Database, open_database
 from farm.db.shots import finish_attempt, mark_cached, report_progress, start_attempt
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.plan import Plan
@@ -193,8 +194,9 @@ def test_watch_follows_a_job_until_it_finishes(rendered: Rendered) -> None:
     time.sleep(1.5)
     assert watcher.poll() is None, watcher.communicate()
     with open_database(rendered.url) as db:
-        transition_job(db, rendered.job_id, JobState.FAILED, by="driver")
+        # A driver records the edit before it settles the job: the watcher stops at the settle.
         record_edit(db, rendered.job_id, NewEdit("/edits/v1.mp4", None, None, Verdict.WARN, {}), by="driver")
+        transition_job(db, rendered.job_id, JobState.FAILED, by="driver")
     out, err = watcher.communicate(timeout=60)
 
     assert watcher.returncode == 0, err
@@ -305,3 +307,34 @@ def test_a_big_job_lists_its_running_shots_unless_asked_for_all(tmp_path: Path, 
     assert "│ s007 " in default and "│ s008 " not in default
     assert all(f"│ s{i:03d} " in everything for i in range(150))
     assert "Shots (149 of 150)" in queued and "│ s007 " not in queued and "not listed" not in queued
+
+
+def test_a_waiting_job_that_nobody_drives_says_so_instead_of_an_eta(
+    database_url: str, plan: Plan, tmp_path: Path
+) -> None:
+    with open_database(database_url) as db:
+        orphan = submit_plan(db, plan, submitted_by="editor", quality="preview")
+        driven = submit_plan(db, plan, submitted_by="editor", quality="preview")
+        heartbeat(db, driven, "manager@render01-4242")
+        stop = threading.Event()
+        # the driver beats on while the commands run, however long a loaded machine takes to start them
+        beating = threading.Thread(target=_beat, args=(db, driven, stop), daemon=True)
+        beating.start()
+        try:
+            listing = farm("status", data_dir=tmp_path / "data", url=database_url)
+            page = farm("status", str(orphan), data_dir=tmp_path / "data", url=database_url)
+            live = farm("status", str(driven), data_dir=tmp_path / "data", url=database_url)
+        finally:
+            stop.set()
+            beating.join()
+
+    assert listing.returncode == page.returncode == live.returncode == 0, listing.stderr + page.stderr
+    orphan_row = next(line for line in listing.stdout.splitlines() if line.lstrip("│ ").startswith(f"{orphan} "))
+    assert "nobody drives it" in orphan_row
+    assert "no one drives this job: start `farm serve`" in page.stdout
+    assert "no one drives" not in live.stdout and "nobody drives" not in live.stdout
+
+
+def _beat(db: Database, job_id: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        heartbeat(db, job_id, "manager@render01-4242")

@@ -26,6 +26,8 @@ DECLARED_FOR_ANOTHER_REASON = {
     "otio-cmx3600-adapter": "an OpenTimelineIO plug-in, found by its adapter name (cmx_3600) for edit.edl",
     "peft": "diffusers imports it to load the wan_audio model's LoRAs (load_lora_weights)",
     "face-recognition-models": "dlib's model files, located by path; never imported (its __init__ needs pkg_resources)",
+    "python-multipart": "FastAPI parses the multipart bodies of bundle uploads (POST /api/jobs) with it",
+    "audioop-lts": "pydub (farm.media.speech) imports audioop, which left the standard library in Python 3.13",
 }
 """Declared dependencies farm never imports by name, and why each is needed all the same."""
 

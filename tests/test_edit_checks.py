@@ -14,7 +14,15 @@ from farm.edit.checks import CHECKS, CheckResult, Verdict, run_checks
 from farm.edit.timeline import EditShot
 from farm.errors import UsageError
 from farm.media.image import load_rgb
-from farm.shotlist.types import CameraMove, CameraSpec, CheckConfig, CheckPolicy, ContinuityConfig, OutputSpec
+from farm.shotlist.types import (
+    CameraMove,
+    CameraSpec,
+    CheckConfig,
+    CheckPolicy,
+    ContinuityConfig,
+    OutputSpec,
+    UnmeasuredPolicy,
+)
 from tests.edit_shots import (
     FPS,
     SAMPLES_PER_FRAME,
@@ -113,13 +121,45 @@ def test_identity_without_a_reference_anchors_on_the_most_typical_face(tmp_path:
     assert verdicts(results) == {"x in a": Verdict.PASS, "x in b": Verdict.FAIL, "x in c": Verdict.PASS}
 
 
-def test_identity_is_skipped_not_passed_when_no_face_is_found(tmp_path: Path) -> None:
+def test_a_shot_without_a_face_warns_that_its_identity_is_unchecked_or_fails_when_configured(tmp_path: Path) -> None:
     shots = synthetic_edit(tmp_path, [10])
+    assembly = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
 
-    _, results = check(shots, tmp_path / "edit", "identity")
+    (warned,) = run_checks(shots, assembly, only("identity"))
+    (failed,) = run_checks(shots, assembly, only("identity", identity=CheckConfig(unmeasured=UnmeasuredPolicy.FAIL)))
 
-    assert [r.verdict for r in results] == [Verdict.SKIP]
-    assert "no face found" in results[0].message
+    assert warned.verdict is Verdict.WARN and failed.verdict is Verdict.FAIL
+    assert "not measured: no face found in 3 sampled frames" in warned.message
+    assert warned.retake == () == failed.retake
+
+
+def test_a_shot_whose_portrait_is_another_person_asks_for_a_portrait_fix_not_a_retake(tmp_path: Path) -> None:
+    marcus, walter = load_rgb(DEMO_MEDIA / "marcus.jpg"), load_rgb(DEMO_MEDIA / "walter.jpg")
+    track = write_track(tmp_path / "t.wav", tone(3.0))
+    shots = [
+        portrait_shot(
+            tmp_path, "m1", marcus, CameraMove.STATIC, track, 0, character="marcus", reference=DEMO_MEDIA / "marcus.jpg"
+        ),
+        portrait_shot(
+            tmp_path,
+            "w1",
+            walter,
+            CameraMove.STATIC,
+            track,
+            16_000,
+            character="marcus_double",
+            person="marcus",
+            reference=DEMO_MEDIA / "walter.jpg",
+        ),
+    ]
+
+    _, results = check(shots, tmp_path / "edit", "identity", PORTRAIT)
+
+    wrong = {result.subject.shots[0]: result for result in results}["w1"]
+    assert wrong.verdict is Verdict.FAIL and wrong.retake == ()
+    assert "walter.jpg is itself another face" in wrong.message
+    assert "fix characters.marcus_double.image" in wrong.unfixable
+    assert wrong.details["portrait_distance"] > 0.6
 
 
 # -- colour -----------------------------------------------------------------------------------------

@@ -264,8 +264,8 @@ def test_a_failing_shot_is_retried_then_failed_and_farm_retry_requeues_it(farm_f
 
 def test_a_node_that_keeps_failing_is_blocklisted_and_the_job_finishes_elsewhere(farm_factory) -> None:
     farm = farm_factory(fail_on_env="FARM_TEST_BAD_NODE", seconds_per_frame=0.01)
-    job = farm.submit()
-    outcome, events = farm.run(job, max_attempts=5, blocklist_after=2)
+    job = farm.submit(many_shots(12, "s"))  # independent shots: the bad node gets two at once and fails both
+    outcome, events = farm.run(job, max_attempts=5, blocklist_after=2, retry_base_seconds=0.05)
 
     assert outcome.state is JobState.ASSEMBLING
     failed_nodes = {a[3] for a in farm.attempts(job) if a[2] == "failed"}
@@ -378,7 +378,8 @@ def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(far
         assert (info.frames, info.width, info.height) == (shot.frames, 96, 64)
         assert ArtifactStore.load_last_frames(Path(tails[shot.cache_key].path)).shape == (5, 64, 96, 3)
     assert {a[2] for a in farm.attempts(job)} == {"succeeded"}
-    assert len({a[3] for a in farm.attempts(job)}) >= 2  # spread over the fake GPU nodes
+    # (spreading over the nodes is test_shots_spread_over_the_gpu_nodes...'s: here the second worker may
+    # still be loading the model when the first has rendered all three shots, on a loaded machine)
 
 
 def many_shots(count: int, prefix: str, seconds: float = 1.2) -> str:

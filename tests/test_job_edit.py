@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from farm.avatar.camera import render_camera_video
+from farm.catalog import ModelCatalog
 from farm.db.jobs import retry_job, transition_job
 from farm.db.kinds import ArtifactKind
 from farm.db.lease import heartbeat
 from farm.db.products import ArtifactRecord
-from farm.db.queries import find_artifact, job_events, job_state, latest_edit, shots_of_job
+from farm.db.queries import find_artifact, job_detail, job_events, job_state, latest_edit, shots_of_job
 from farm.db.session import Database
 from farm.db.shots import finish_attempt, start_attempt
 from farm.db.states import AttemptState, IllegalTransition, JobState, ShotState
@@ -20,7 +21,7 @@ from farm.edit.retakes import Retake, RetakeMode
 from farm.engine.artifacts import ArtifactStore
 from farm.errors import MediaError, UsageError
 from farm.jobs.edit import assemble_job, edit_shots, job_edits_dir
-from farm.jobs.retake import apply_retakes
+from farm.jobs.retake import apply_retakes, escalations_of
 from farm.jobs.run import render_job
 from farm.jobs.submit import submit_shot_list
 from farm.media.audio import cut_audio
@@ -31,7 +32,11 @@ from farm.settings import REPO_ROOT, Settings, resolve_settings
 from farm.verdicts import Verdict
 from tests.shotlists import TEMPLATE, make_project, replace_once
 
-SMALL = replace_once(TEMPLATE, "width: 480\n  height: 832", "width: 96\n  height: 160")
+SMALL = replace_once(
+    replace_once(TEMPLATE, "width: 480\n  height: 832", "width: 96\n  height: 160"),
+    "scenes:",
+    "continuity:\n  checks:\n    lip_sync: {enabled: false}  # the stand-in renders below do not talk\nscenes:",
+)
 
 
 def settings_for(tmp_path: Path, database_url: str) -> Settings:
@@ -166,7 +171,7 @@ def test_a_driver_that_died_while_checking_leaves_a_job_the_next_one_assembles(
     assert latest_edit(database, job).version == 1
 
 
-def test_a_retake_rekeys_the_shot_and_its_continuation_and_queues_them(
+def test_a_retake_rekeys_the_shot_and_queues_it_with_its_reason(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
     settings, job = rendered_job(database, database_url, tmp_path)
@@ -174,21 +179,64 @@ def test_a_retake_rekeys_the_shot_and_its_continuation_and_queues_them(
         transition_job(database, job, phase, by="driver")
     before = {row.shot_id: row for row in shots_of_job(database, job)}
 
-    retake = Retake("a", attempt=1, seed=1234, mode=RetakeMode.NEW_SEED, continues=None, checks=("identity",))
+    retake = Retake(
+        "a", attempt=1, seed=1234, mode=RetakeMode.NEW_SEED, continues=None, checks=("identity",), reason="why a"
+    )
     queued = apply_retakes(database, settings, job, (retake,), by="driver")
 
     after = {row.shot_id: row for row in shots_of_job(database, job)}
-    assert queued == ["a", "c"]  # c continues a, so its key changes too
+    assert queued == ["a"]  # c continues a, but previz does not read the continuation: c keeps its key
     assert after["a"].cache_key != before["a"].cache_key and after["a"].spec["seed"] == 1234
-    assert after["c"].cache_key != before["c"].cache_key and after["c"].spec["seed"] == before["c"].spec["seed"]
-    assert after["b"].cache_key == before["b"].cache_key and after["b"].state is ShotState.DONE
-    assert {after[s].state for s in "ac"} == {ShotState.QUEUED}
-    assert job_state(database, job) is JobState.RETAKING
+    assert after["c"].cache_key == before["c"].cache_key and after["c"].state is ShotState.DONE
+    assert after["a"].state is ShotState.QUEUED and job_state(database, job) is JobState.RETAKING
+    status = {shot.shot_id: shot for shot in job_detail(database, job).shots}
+    assert status["a"].retake_reason == "why a" and status["a"].to_json()["retake_reason"] == "why a"
+    assert status["b"].retake_reason is None
+    assert any(e.message == "retake: why a" and e.data["reason"] == "why a" for e in job_events(database, job))
 
     render_without_ray(database, settings, job)
     assert job_state(database, job) is JobState.ASSEMBLING
     edit = assemble_job(database, settings, job, by="driver")
     assert edit.version == 1 and job_state(database, job) is JobState.DONE
+
+
+FINAL = replace_once(SMALL, "quality: preview", "quality: final\n  model: tiny-avatar")
+
+
+def test_at_final_a_retake_rekeys_its_continuation_and_a_climb_or_a_reference_render_changes_the_recipe(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path, database_url)
+    weights = settings.weights_dir / "tiny-avatar"  # planning hashes the folder; nothing here loads it
+    weights.mkdir(parents=True)
+    (weights / "model_index.json").write_text("{}")
+    job = submit_shot_list(database, settings, make_project(tmp_path / "p", FINAL)).job_id
+    render_without_ray(database, settings, job)
+    for phase in (JobState.CHECKING, JobState.RETAKING):
+        transition_job(database, job, phase, by="driver")
+    before = {row.shot_id: row for row in shots_of_job(database, job)}
+    tasks = [ShotTask.from_json(row.spec) for row in before.values()]
+    assert {
+        shot: [e.name for e in rungs]
+        for shot, rungs in escalations_of(tasks, ModelCatalog.for_settings(settings)).items()
+    } == {shot: ["more steps (steps 2 -> 4)"] for shot in "abc"}
+
+    climb = Retake("a", 3, 7, RetakeMode.ESCALATE, None, ("identity",), "climb", escalation=1)
+    from_reference = Retake("c", 1, 7, RetakeMode.FROM_REFERENCE, "a", ("colour",), "ref", from_reference=True)
+    queued = apply_retakes(database, settings, job, (climb, from_reference), by="driver")
+
+    after = {row.shot_id: row for row in shots_of_job(database, job)}
+    assert queued == ["a", "c"]
+    assert (after["a"].spec["steps"], after["a"].spec["escalation"]) == (4, 1)
+    assert after["c"].spec["from_reference"] is True and after["c"].spec["depends_on"] == []
+    assert after["c"].spec["continues"] == "a" and after["c"].spec["seed"] == before["c"].spec["seed"]
+    assert {shot: after[shot].cache_key != before[shot].cache_key for shot in "abc"} == {
+        "a": True,
+        "b": False,
+        "c": True,
+    }
+    status = {shot.shot_id: shot.retake_reason for shot in job_detail(database, job).shots}
+    assert status == {"a": "climb", "b": None, "c": "ref"}
 
 
 def test_edit_shots_come_from_the_plan_in_edit_order_and_need_every_video(tmp_path: Path) -> None:

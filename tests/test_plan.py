@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from farm.catalog import ModelCatalog, Quality
-from farm.errors import ShotListError
+from farm.catalog import ModelCatalog, Quality, load_manifest
+from farm.errors import ManifestError, ShotListError
 from farm.media.audio import cut_audio, samples_digest
-from farm.plan import Plan, plan_shot_list
+from farm.plan import ModelIdentities, Plan, escalated, escalation_ladder, plan_shot_list, task_cache_key
 from farm.settings import REPO_ROOT
 from farm.shotlist.load import load_shot_list
 from tests.shotlists import TEMPLATE, make_project, replace_once
@@ -71,16 +72,12 @@ def test_same_inputs_give_the_same_keys_wherever_the_project_lives(tmp_path: Pat
 @pytest.mark.parametrize(
     ("old", "new", "changed"),
     [
-        ("prompt: Another man answers", "prompt: Another man shouts", {"b"}),
-        ("prompt: A man speaks", "prompt: A man whispers", {"a", "c"}),  # c continues a
-        ("move: push_in, intensity: 30%", "move: push_in, intensity: 31%", {"a", "c"}),
-        ("move: push_in", "move: pan_left", {"a", "c"}),
+        ("move: push_in, intensity: 30%", "move: push_in, intensity: 31%", {"a"}),  # previz ignores continuations
+        ("move: push_in", "move: pan_left", {"a"}),
         ("in: 4.56, out: 7.68", "in: 4.6, out: 7.68", {"c"}),
         ("seed: 7", "seed: 8", {"a", "b", "c"}),
         ("width: 480", "width: 512", {"a", "b", "c"}),
         ("fps: 25", "fps: 24", {"a", "b", "c"}),
-        ("quality: preview", "quality: preview\n  steps: 3", {"a", "b", "c"}),
-        ("prompt: The first man again", "prompt: The first man again\n        negative_prompt: blur", {"c"}),
     ],
 )
 def test_a_pixel_changing_edit_changes_exactly_the_affected_keys(
@@ -98,6 +95,11 @@ def test_a_pixel_changing_edit_changes_exactly_the_affected_keys(
         ("project: Test Show", "project: Renamed Show"),
         ("prompt: A man speaks", "prompt: A man speaks\n        notes: director likes this one"),
         ("    image: media/walter.jpg", "    image: media/walter.jpg\n    description: grey hair"),
+        # what previz does not read: a preview re-renders nothing for these
+        ("prompt: Another man answers", "prompt: Another man shouts"),
+        ("prompt: A man speaks", "prompt: A man whispers"),
+        ("prompt: The first man again", "prompt: The first man again\n        negative_prompt: blur"),
+        ("quality: preview", "quality: preview\n  steps: 3"),
     ],
 )
 def test_edits_that_do_not_change_pixels_keep_the_keys(tmp_path: Path, old: str, new: str) -> None:
@@ -105,6 +107,47 @@ def test_edits_that_do_not_change_pixels_keep_the_keys(tmp_path: Path, old: str,
     after = keys(plan_text(tmp_path / "after", replace_once(TEMPLATE, old, new)))
 
     assert before == after
+
+
+FINAL = replace_once(TEMPLATE, "quality: preview", "quality: final\n  model: tiny-avatar")
+
+
+def plan_final(root: Path, text: str = FINAL) -> Plan:
+    """``text`` planned at final quality on tiny-avatar, whose weights folder only needs to exist to be hashed."""
+    weights = root / "weights" / "tiny-avatar"
+    weights.mkdir(parents=True, exist_ok=True)
+    (weights / "model_index.json").write_text("{}")
+    catalog = ModelCatalog(REPO_ROOT / "models", weights_dir=root / "weights")
+    return plan_shot_list(load_shot_list(make_project(root, text), catalog=catalog), catalog)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ("prompt: Another man answers", "prompt: Another man shouts", {"b"}),
+        ("prompt: A man speaks", "prompt: A man whispers", {"a", "c"}),  # c continues a
+        ("move: push_in", "move: pan_left", {"a", "c"}),
+        ("prompt: The first man again", "prompt: The first man again\n        negative_prompt: blur", {"c"}),
+        ("model: tiny-avatar", "model: tiny-avatar\n  steps: 3", {"a", "b", "c"}),
+    ],
+)
+def test_at_final_quality_the_prompt_steps_and_continuation_change_the_keys(
+    tmp_path: Path, old: str, new: str, changed: set[str]
+) -> None:
+    before = keys(plan_final(tmp_path / "before"))
+    after = keys(plan_final(tmp_path / "after", replace_once(FINAL, old, new)))
+
+    assert {shot for shot in before if before[shot] != after[shot]} == changed
+
+
+def test_switching_a_shot_list_from_preview_to_final_re_keys_every_shot(tmp_path: Path) -> None:
+    preview = keys(plan_text(tmp_path / "preview"))
+    final = keys(plan_final(tmp_path / "final"))
+    same_model = replace_once(FINAL, "quality: final", "quality: preview\n  preview_model: tiny-avatar")
+    previewed_on_the_final_model = keys(plan_final(tmp_path / "same-model", same_model))
+
+    assert all(preview[shot] != final[shot] for shot in preview)
+    assert all(previewed_on_the_final_model[shot] != final[shot] for shot in final)  # the tier is keyed too
 
 
 def test_a_changed_portrait_pixel_changes_the_keys_of_its_shots(tmp_path: Path) -> None:
@@ -169,5 +212,48 @@ def test_demo_plans(tmp_path: Path) -> None:
     shutil.copytree(REPO_ROOT / "shots" / "demo", demo)
     plan = plan_shot_list(load_shot_list(demo / "episode.yaml", catalog=CATALOG), CATALOG)
 
-    assert len(plan.tasks) == 6
+    assert len(plan.tasks) == 7
     assert all(task.frames > 0 for task in plan.tasks)
+
+
+def final_on(model: str, root: Path, models_dir: Path = REPO_ROOT / "models") -> tuple[Plan, ModelCatalog]:
+    """The template planned at final quality on ``model``, whose weights folder only needs to exist."""
+    weights = root / "weights" / model
+    weights.mkdir(parents=True, exist_ok=True)
+    (weights / "model_index.json").write_text("{}")
+    catalog = ModelCatalog(models_dir, weights_dir=root / "weights")
+    text = replace_once(TEMPLATE, "quality: preview", f"quality: final\n  model: {model}")
+    return plan_shot_list(load_shot_list(make_project(root, text), catalog=catalog), catalog), catalog
+
+
+def test_the_escalation_ladder_climbs_only_the_rungs_that_change_a_shots_recipe(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models", models)
+    shipped = (models / "stableavatar-1.3b.yaml").read_text()
+    distilled = shipped.replace("stableavatar-1.3b", "distilled").replace("lora: null ", "lora: x.pt ")
+    (models / "distilled.yaml").write_text(distilled.replace("steps: 40  ", "steps: 6   ", 1))
+    full_plan, full_catalog = final_on("stableavatar-1.3b", tmp_path / "full", models)
+    distilled_plan, catalog = final_on("distilled", tmp_path / "distilled", models)
+    full, fast = full_plan.tasks[0], distilled_plan.tasks[0]
+    manifest = catalog.get("distilled")
+
+    assert escalation_ladder(full, full_catalog.get(full.model)) == ((1, "more steps (steps 40 -> 60)"),)
+    assert escalation_ladder(fast, manifest) == (
+        (1, "more steps (steps 6 -> 60)"),
+        (2, "non-distilled (lora x.pt -> null)"),
+    )
+    climbed = escalated(fast, manifest, 2)
+    assert (climbed.steps, climbed.escalation) == (60, 2)
+    assert escalation_ladder(climbed, manifest) == ()
+    identities = ModelIdentities(catalog, None)
+    assert identities.identity(manifest, 2).render_params["lora"] is None
+    climbed_key = task_cache_key(climbed, identities.identity(manifest, 2), None)
+    assert climbed_key != task_cache_key(replace(climbed, escalation=0), identities.identity(manifest), None)
+
+
+def test_a_misspelt_escalation_rung_is_refused_naming_the_manifest_and_the_field(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("name: m\nadapter: previz\nquality: preview\nescalation:\n  - name: more\n    stpes: 4\n")
+
+    with pytest.raises(ManifestError, match=r"m\.yaml: escalation rung 1: unknown field\(s\) stpes"):
+        load_manifest(manifest)

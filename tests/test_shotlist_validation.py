@@ -296,8 +296,39 @@ def test_demo_shot_list_is_valid() -> None:
 
     assert report.ok, [f.format() for f in report.findings]
     shot_list = report.shot_list
-    assert len(shot_list.scenes) == 2 and len(shot_list.shots) >= 5
-    assert len(shot_list.characters) == 2
+    assert len(shot_list.scenes) == 3 and len(shot_list.shots) >= 5
+    assert [shot.id for shot in shot_list.shots if shot.two_shot] == ["sc03_010"]
+    assert len(shot_list.characters) == 3
     assert len({shot.camera.move for shot in shot_list.shots}) >= 4
     assert any(shot.continues for shot in shot_list.shots)
     assert (REPO_ROOT / "shots" / "demo" / "episode.yaml").read_text().startswith("# yaml-language-server: $schema=")
+
+
+def test_a_look_of_a_person_whose_portrait_is_someone_else_is_a_located_warning(tmp_path: Path) -> None:
+    looks = (
+        "  marcus_graded:\n    image: media/marcus_graded.jpg\n    person: marcus\n"  # the same face, graded
+        "  marcus_double:\n    image: media/walter.jpg\n    person: marcus\n"  # another face
+        "audio_tracks:"
+    )
+    path = make_project(tmp_path, replace_once(TEMPLATE, "audio_tracks:", looks))
+    shutil.copy(DEMO_MEDIA / "marcus_graded.jpg", tmp_path / "media" / "marcus_graded.jpg")
+
+    report = validate_shot_list(path, catalog=CATALOG)
+
+    assert report.ok
+    (warning,) = [w for w in report.warnings if w.field.endswith(".image")]  # the others: unused looks
+    assert (warning.line, warning.field) == (20, "characters.marcus_double.image")
+    assert "'media/walter.jpg' shows another face than 'media/marcus.jpg' (characters.marcus)" in warning.message
+    assert "person 'marcus'" in warning.message and "a render cannot fix a wrong portrait" in warning.hint
+
+
+def test_the_portrait_comparison_follows_the_files_contents_not_their_names(tmp_path: Path) -> None:
+    text = replace_once(TEMPLATE, "    image: media/walter.jpg", "    image: media/walter.jpg\n    person: marcus")
+    path = make_project(tmp_path, text)
+    flagged = validate_shot_list(path, catalog=CATALOG)
+    shutil.copy(DEMO_MEDIA / "marcus.jpg", tmp_path / "media" / "walter.jpg")  # now a portrait of marcus
+
+    fixed = validate_shot_list(path, catalog=CATALOG)
+
+    assert [w.field for w in flagged.warnings] == ["characters.walter.image"]
+    assert fixed.warnings == ()

@@ -185,7 +185,7 @@ def test_importing_the_adapter_does_not_import_torch() -> None:
     code = "import sys, farm.avatar.wan_audio.adapter as a; print(a.WanAudioModel.code_version, 'torch' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
 
-    assert output.stdout.split() == ["wan-audio-1", "False"]
+    assert output.stdout.split() == ["wan-audio-2", "False"]
 
 
 def test_the_model_list_shows_the_stableavatar_manifest() -> None:

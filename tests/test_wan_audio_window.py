@@ -131,3 +131,13 @@ def test_long_speech_is_encoded_in_chunks_at_the_same_instants_as_one_pass() -> 
     assert chunked.features.shape == whole.features.shape
     assert torch.all(chunked.times[1:] > chunked.times[:-1])
     torch.testing.assert_close(again.features, whole.features)  # a clip within one chunk is one pass
+
+
+def test_seams_are_the_middles_of_the_window_overlaps_in_the_shots_frames() -> None:
+    from farm.avatar.wan_audio.sliding_window import seam_frames
+
+    windows = plan_windows(41, 21, 5)  # latents 0-21, 16-37 and 20-41 (the last flush with the end)
+
+    assert seam_frames(windows, 0, 161) == [71, 111]  # latents 18.5 and 28.5: 4 * n - 3
+    assert seam_frames(windows, 5, 156) == [66, 106]
+    assert seam_frames(plan_windows(21, 21, 5), 0, 81) == []

@@ -16,7 +16,8 @@ import numpy as np
 
 from farm import defaults
 from farm.catalog import ModelManifest
-from farm.errors import RenderError
+from farm.errors import ManifestError, RenderError
+from farm.media.framing import Framing, crop_image
 from farm.shotlist.types import CameraSpec
 
 ProgressCallback = Callable[[float, str], None]
@@ -33,6 +34,20 @@ class Continuation:
 
     last_frames: np.ndarray
     """(k, H, W, 3) uint8: the previous shot's final frames, oldest first; the last is the colour reference."""
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One person in a two-shot: their portrait, their own speech, and where their face goes in frame."""
+
+    character_id: str
+    reference_image: np.ndarray
+    """(H, W, 3) uint8 RGB portrait of this speaker alone, at its own size."""
+    audio: np.ndarray
+    """float32 mono at the request's sample rate, as long as the request's ``audio``; drives only this face."""
+    region: tuple[float, float, float, float]
+    """(left, top, right, bottom) fractions of the frame holding this speaker's face; speakers' regions
+    never overlap (validation refuses it)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +71,88 @@ class RenderRequest:
     text_guidance: float
     audio_guidance: float
     continuation: Continuation | None = None
+    framing: Framing | None = None
+    """How to frame ``reference_image`` (its crop, and the face camera moves anchor on), planned from the
+    face; None: the adapter's own centre crop. Adapters apply it with ``farm.media.framing.crop_image``."""
     params: Mapping[str, Any] = field(default_factory=dict)
     """The manifest's render parameters (with its low-memory overlay after an out-of-memory retry)."""
+    speakers: tuple[Speaker, ...] = ()
+    """A two-shot's people, first speaker first; empty for a single-character shot. When set,
+    ``reference_image`` is the first speaker's portrait and ``audio`` the mix of every speaker's audio
+    (what the shot's file carries), so a model that renders one face still renders something sensible;
+    ``layout`` says how they are composed."""
+    layout: str = ""
+    """A two-shot's layout (farm.shotlist.types.TwoShotLayout value); empty for one speaker."""
+
+    take_offset: int = 0
+    """Frames of the take before this request's first: a segment of a long take (farm.engine.takes)
+    starts here, so camera moves and blinks run on across its seams. 0 for a shot rendered in one piece."""
+    take_frames: int = 0
+    """Frames of the whole take this request is a segment of; 0 means the request is the whole take."""
+
+    @property
+    def take_length(self) -> int:
+        """Frames of the whole take (the request's own when it is not a segment)."""
+        return max(self.take_frames, self.take_offset + self.frames)
+
+
+def framed_reference(request: RenderRequest) -> np.ndarray:
+    """The reference portrait cut to the request's framing, Lanczos-upscaled to at least the output size.
+
+    Without a framing the portrait comes back as is (the adapter centre-crops it, as before framing).
+    """
+    if request.framing is None:
+        return request.reference_image
+    return crop_image(request.reference_image, request.framing.crop, (request.width, request.height))
+
+
+def face_anchor(request: RenderRequest) -> tuple[float, float, float, float] | None:
+    """The head in fractions of the framed portrait, for anchoring camera moves; None without a face."""
+    return request.framing.head_fractions() if request.framing else None
+
+
+RENDER_INPUTS = frozenset(
+    {
+        "reference_image",
+        "audio",
+        "prompt",
+        "negative_prompt",
+        "camera",
+        "fps",
+        "width",
+        "height",
+        "frames",
+        "seed",
+        "steps",
+        "text_guidance",
+        "audio_guidance",
+        "continuation",
+        "framing",
+        "speakers",
+    }
+)
+"""The RenderRequest fields an adapter may name in ``pixel_inputs``. ``params`` is not among them: the
+manifest's render parameters are part of every model's identity, hence of every cache key."""
+
+
+def pixel_inputs_of(adapter: type) -> frozenset[str]:
+    """The request inputs that change ``adapter``'s pixels: its ``pixel_inputs``, checked.
+
+    An adapter written before adapters declared them gets every input, the safe answer (a cache key
+    with an input too many only costs a render; one with an input too few reuses wrong pixels). A name
+    that is not a RenderRequest input is refused, so a typo cannot drop an input from the key.
+    """
+    declared = getattr(adapter, "pixel_inputs", None)
+    if declared is None:
+        return RENDER_INPUTS
+    unknown = sorted(set(declared) - RENDER_INPUTS)
+    if unknown:
+        raise ManifestError(
+            f"adapter {adapter.__module__}.{adapter.__qualname__}: pixel_inputs names {', '.join(unknown)}, "
+            f"which {'is not a request input' if len(unknown) == 1 else 'are not request inputs'}; "
+            f"use names from {', '.join(sorted(RENDER_INPUTS))}"
+        )
+    return frozenset(declared)
 
 
 def check_request(request: RenderRequest, manifest: ModelManifest) -> None:
@@ -82,6 +177,12 @@ def check_request(request: RenderRequest, manifest: ModelManifest) -> None:
         )
     if request.frames < 1:
         raise RenderError(f"shot {request.shot_id}: nothing to render ({request.frames} frames)")
+    for speaker in request.speakers:
+        if len(speaker.audio) != len(request.audio):
+            raise RenderError(
+                f"shot {request.shot_id}: speaker {speaker.character_id}'s audio has {len(speaker.audio)} samples, "
+                f"the shot's {len(request.audio)}; cut every speaker's dialogue to the shot's length"
+            )
 
 
 @dataclass(frozen=True)
@@ -105,6 +206,11 @@ class AvatarModel(Protocol):
 
     code_version: ClassVar[str]
     """Bumped whenever a change alters the pixels a model produces for the same inputs (cache keys use it)."""
+
+    pixel_inputs: ClassVar[frozenset[str]]
+    """The RenderRequest inputs (names from RENDER_INPUTS) that change the frames; a shot's cache key is
+    built from exactly these, so an input left out must never change a pixel (the contract test changes
+    each one left out and expects identical frames)."""
 
     def __init__(self, manifest: ModelManifest) -> None: ...
 

@@ -140,14 +140,67 @@ CAMERA_PROMPTS: dict[CameraMove, str] = {
 }
 
 
-def camera_trajectory(camera: CameraSpec, frames: int, *, aspect: float, seed: int = 0) -> list[CameraWindow]:
+FaceAnchor = tuple[float, float, float, float]
+"""The head ``(left, top, right, bottom)`` in fractions of the base window (0..1 from its top-left)."""
+FACE_MARGIN = 0.04
+"""Anchored moves keep the head this share of the window inside each of its edges."""
+
+
+def camera_trajectory(
+    camera: CameraSpec, frames: int, *, aspect: float, seed: int = 0, face: FaceAnchor | None = None
+) -> list[CameraWindow]:
     """One window per frame for ``camera`` at output ``aspect`` (width / height).
 
-    Deterministic for a seed; intensity 0 is the static shot for every move.
+    Deterministic for a seed; intensity 0 is the static shot for every move. With ``face`` the move is
+    anchored on it: a push ends centred on the face (as far as the portrait allows), and every window is
+    shifted the least that keeps the head inside it, so no intensity takes the face out of frame.
     """
     if frames < 0:
         raise ValueError("frames must not be negative")
-    return CAMERA_MOVES[camera.move](float(camera.intensity), frames, seed, aspect)
+    windows = CAMERA_MOVES[camera.move](float(camera.intensity), frames, seed, aspect)
+    if face is None:
+        return windows
+    if camera.move in (CameraMove.PUSH_IN, CameraMove.PUSH_OUT) and windows:
+        widest, tightest = min(w.zoom for w in windows), max(w.zoom for w in windows)
+        windows = [_toward_face(window, face, widest, tightest) for window in windows]
+    return [_keep_face(window, face) for window in windows]
+
+
+def _toward_face(window: CameraWindow, face: FaceAnchor, widest: float, tightest: float) -> CameraWindow:
+    """A push's window moved toward the face in step with its zoom: centred on it at the tight end."""
+    progress = (window.zoom - widest) / (tightest - widest) if tightest > widest else 0.0
+    centre_x, centre_y = (face[0] + face[2]) / 2 - 0.5, (face[1] + face[3]) / 2 - 0.5
+    return CameraWindow(
+        window.zoom,
+        window.offset_x + progress * centre_x,
+        window.offset_y + progress * centre_y,
+        window.roll_degrees,
+    )
+
+
+def _keep_face(window: CameraWindow, face: FaceAnchor) -> CameraWindow:
+    """``window`` shifted the least that keeps the head (with margin) inside it and it inside the base."""
+    half = 0.5 / window.zoom
+    margin = FACE_MARGIN / window.zoom
+    return CameraWindow(
+        window.zoom,
+        _clamp_axis(window.offset_x, face[0], face[2], half, margin),
+        _clamp_axis(window.offset_y, face[1], face[3], half, margin),
+        window.roll_degrees,
+    )
+
+
+def _clamp_axis(offset: float, low: float, high: float, half: float, margin: float) -> float:
+    """One axis: the window [0.5 + offset - half, 0.5 + offset + half] must hold [low, high] and stay in [0, 1].
+
+    When the head is larger than the window, the window is centred on it (the base bound still wins).
+    """
+    base = max(0.0, 0.5 - half)
+    lowest, highest = high + margin - 0.5 - half, low - margin - 0.5 + half
+    if lowest > highest:
+        lowest = highest = (low + high) / 2 - 0.5
+    clamped = min(max(offset, lowest), highest)
+    return min(max(clamped, -base), base)
 
 
 def camera_prompt_phrase(camera: CameraSpec) -> str:
@@ -223,9 +276,18 @@ def prepare_source(image: np.ndarray, width: int, height: int, headroom: float =
 
 
 def render_camera_video(
-    image: np.ndarray, camera: CameraSpec, frames: int, width: int, height: int, seed: int = 0
+    image: np.ndarray,
+    camera: CameraSpec,
+    frames: int,
+    width: int,
+    height: int,
+    seed: int = 0,
+    face: FaceAnchor | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield the frames a camera move sees of a still portrait (the diffusion model's camera reference)."""
+    """Yield the frames a camera move sees of a still portrait (the diffusion model's camera reference).
+
+    ``image`` is the portrait already framed (cropped to the output aspect); ``face`` anchors the move.
+    """
     source, framing = prepare_source(image, width, height)
-    for window in camera_trajectory(camera, frames, aspect=width / height, seed=seed):
+    for window in camera_trajectory(camera, frames, aspect=width / height, seed=seed, face=face):
         yield render_window(source, framing, window, width, height)

@@ -17,7 +17,8 @@ The pipeline, per shot:
 
 A portrait with no detectable face renders the camera move alone, with a warning on the shot. The
 previous shot's frames (``request.continuation``) are not used: previz always starts from the reference
-portrait, so consecutive shots of one character already match in colour.
+portrait, so consecutive shots of one character already match in colour. A segment of a long take
+(``request.take_offset``) blinks, sways and moves its camera where the whole take would.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from time import perf_counter
@@ -33,8 +35,17 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult, check_request
+from farm.avatar.base import (
+    FrameSink,
+    ProgressCallback,
+    RenderRequest,
+    RenderResult,
+    check_request,
+    face_anchor,
+    framed_reference,
+)
 from farm.avatar.camera import CameraWindow, Framing, affine_for, camera_trajectory, prepare_source, render_window
+from farm.avatar.two_shot import background, frame_speaker, lay_tiles, pixel_box, tile_alphas
 from farm.catalog import ModelManifest
 from farm.media.faces import Face, detect_faces, preload_face_models
 
@@ -121,10 +132,14 @@ def mouth_opening(loudness: np.ndarray) -> np.ndarray:
     return np.convolve(padded, SMOOTHING_KERNEL, mode="valid")
 
 
-def blink_closure(frames: int, fps: Fraction, rng: np.random.Generator) -> np.ndarray:
-    """Per-frame eyelid closure 0..1: quick blinks at seeded, irregular intervals of a few seconds."""
-    times = np.arange(frames) / float(fps)
-    duration = frames / float(fps)
+def blink_closure(frames: int, fps: Fraction, rng: np.random.Generator, offset: int = 0) -> np.ndarray:
+    """Per-frame eyelid closure 0..1: quick blinks at seeded, irregular intervals of a few seconds.
+
+    ``offset`` frames of the take come before these: a segment of a long take blinks where the whole
+    take would, so a blink runs on across a seam.
+    """
+    times = (offset + np.arange(frames)) / float(fps)
+    duration = (offset + frames) / float(fps)
     closure = np.zeros(frames)
     start = rng.uniform(*FIRST_BLINK)
     while start < duration:
@@ -160,19 +175,25 @@ class Performance:
     """Head roll in degrees (positive: counter-clockwise on screen)."""
 
 
-def plan_performance(audio: np.ndarray, sample_rate: int, fps: Fraction, frames: int, seed: int) -> Performance:
-    """Audio and seed -> per-frame curves; blinks and sway draw from separate seeded streams."""
+def plan_performance(
+    audio: np.ndarray, sample_rate: int, fps: Fraction, frames: int, seed: int, offset: int = 0
+) -> Performance:
+    """Audio and seed -> per-frame curves; blinks and sway draw from separate seeded streams.
+
+    ``offset``: the frames of the take before these (a segment of a long take), so blinks and sway are
+    the whole take's, continuous across its seams; the mouth follows the segment's own audio.
+    """
     if frames <= 0:
         return Performance(*(np.zeros(0) for _ in range(5)))
     mouth = mouth_opening(frame_loudness(audio, sample_rate, fps, frames))
     blink_rng, sway_rng = (np.random.default_rng([seed % 2**63, stream]) for stream in (1, 2))
-    times = np.arange(frames) / float(fps)
+    times = (offset + np.arange(frames)) / float(fps)
     half_second = max(1, round(float(fps) / 2))
     emphasis = np.convolve(np.pad(mouth, half_second, mode="edge"), np.ones(2 * half_second + 1), mode="valid")
     emphasis /= 2 * half_second + 1
     return Performance(
         mouth=mouth,
-        blink=blink_closure(frames, fps, blink_rng),
+        blink=blink_closure(frames, fps, blink_rng, offset),
         head_x=HEAD_SWAY[0] * _sway(times, sway_rng),
         head_y=HEAD_SWAY[1] * _sway(times, sway_rng) + SPEECH_NOD * emphasis,
         head_roll=HEAD_ROLL_DEGREES * _sway(times, sway_rng),
@@ -500,7 +521,11 @@ _RIG_CACHE_SIZE = 16
 class PrevizModel:
     """The ``previz`` adapter: CPU only, no weights; dlib's landmark model is its only file."""
 
-    code_version: ClassVar[str] = "previz-2"
+    code_version: ClassVar[str] = "previz-3"
+    pixel_inputs: ClassVar[frozenset[str]] = frozenset(
+        {"reference_image", "audio", "camera", "fps", "width", "height", "frames", "seed", "framing", "speakers"}
+    )
+    """No prompt, negative prompt, steps or guidance, and no continuation: a prompt edit re-renders nothing."""
 
     def __init__(self, manifest: ModelManifest) -> None:
         self.manifest = manifest
@@ -513,26 +538,22 @@ class PrevizModel:
     def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
         check_request(request, self.manifest)
         started = perf_counter()
-        source, framing = prepare_source(request.reference_image, request.width, request.height)
-        rig, warnings = self._rig_for(np.asarray(source))
+        if request.speakers:
+            chunks, warnings = self._two_shot_chunks(request)
+        else:
+            chunks, warnings = self._chunks(
+                framed_reference(request), request.audio, request, request.width, request.height, request.seed,
+                face=face_anchor(request),
+            )  # fmt: skip
         detected = perf_counter()
-
-        performance = plan_performance(request.audio, request.sample_rate, request.fps, request.frames, request.seed)
-        windows = camera_trajectory(
-            request.camera, request.frames, aspect=request.width / request.height, seed=request.seed
-        )
-        animator = PortraitAnimator(source, framing, rig, request.width, request.height)
         keep = max(1, self.manifest.continuation_frames)
         last_frames = np.zeros((0, request.height, request.width, 3), np.uint8)
-
-        for start in range(0, request.frames, CHUNK_FRAMES):
-            stop = min(start + CHUNK_FRAMES, request.frames)
-            chunk = np.empty((stop - start, request.height, request.width, 3), np.uint8)
-            for index in range(start, stop):
-                chunk[index - start] = animator.frame(windows[index], performance, index)
+        written = 0
+        for chunk in chunks:
             sink.write(chunk)
+            written += len(chunk)
             last_frames = np.concatenate([last_frames, chunk[-keep:]])[-keep:]
-            progress(stop / request.frames, "animate")
+            progress(written / request.frames, "animate")
 
         finished = perf_counter()
         return RenderResult(
@@ -541,6 +562,65 @@ class PrevizModel:
             timings={"detect": detected - started, "animate": finished - detected, "total": finished - started},
             warnings=warnings,
         )
+
+    def _chunks(
+        self,
+        portrait: np.ndarray,
+        audio: np.ndarray,
+        request: RenderRequest,
+        width: int,
+        height: int,
+        seed: int,
+        *,
+        face: tuple[float, float, float, float] | None = None,
+    ) -> tuple[Iterator[np.ndarray], tuple[str, ...]]:
+        """One face animated by ``audio`` at ``width`` x ``height``: the rig now, the frames lazily in chunks.
+        ``face``: the head in fractions of the portrait, which camera moves keep in frame."""
+        source, framing = prepare_source(portrait, width, height)
+        rig, warnings = self._rig_for(np.asarray(source))
+        offset = request.take_offset
+        performance = plan_performance(audio, request.sample_rate, request.fps, request.frames, seed, offset)
+        # A segment of a long take takes its stretch of the whole take's camera move.
+        windows = camera_trajectory(
+            request.camera, request.take_length, aspect=width / height, seed=request.seed, face=face
+        )[offset : offset + request.frames]
+        animator = PortraitAnimator(source, framing, rig, width, height)
+
+        def frames() -> Iterator[np.ndarray]:
+            for start in range(0, request.frames, CHUNK_FRAMES):
+                stop = min(start + CHUNK_FRAMES, request.frames)
+                chunk = np.empty((stop - start, height, width, 3), np.uint8)
+                for index in range(start, stop):
+                    chunk[index - start] = animator.frame(windows[index], performance, index)
+                yield chunk
+
+        return frames(), warnings
+
+    def _two_shot_chunks(self, request: RenderRequest) -> tuple[Iterator[np.ndarray], tuple[str, ...]]:
+        """Each speaker framed on their own face in their own region and animated by their own speech
+        (their own blinks and sway too: seeds differ per speaker), composited over the layout's
+        background; the camera move is the shot's, the same in every region."""
+        boxes = [pixel_box(speaker.region, request.width, request.height) for speaker in request.speakers]
+        streams, warnings = [], []
+        for index, (speaker, box) in enumerate(zip(request.speakers, boxes, strict=True)):
+            framed, framing, framing_warnings = frame_speaker(speaker, box)
+            stream, rig_warnings = self._chunks(
+                framed, speaker.audio, request, box.width, box.height, request.seed + index,
+                face=framing.head_fractions(),
+            )  # fmt: skip
+            streams.append(stream)
+            warnings += [*framing_warnings, *(f"{speaker.character_id}: {w}" for w in rig_warnings)]
+        canvas = background(request.speakers, request.layout, request.width, request.height)
+        alphas = tile_alphas(boxes, request.layout, request.width, request.height)
+
+        def frames() -> Iterator[np.ndarray]:
+            for tiles in zip(*streams, strict=True):
+                chunk = np.repeat(canvas[None], len(tiles[0]), axis=0)
+                for index in range(len(chunk)):
+                    lay_tiles(chunk[index], [tile[index] for tile in tiles], boxes, request.layout, alphas)
+                yield chunk
+
+        return frames(), tuple(warnings)
 
     def _rig_for(self, portrait: np.ndarray) -> tuple[FaceRig | None, tuple[str, ...]]:
         """The face rig of a prepared portrait, memoised: a worker renders many shots of the same few faces."""

@@ -30,10 +30,16 @@ _COMMAND_MODULES = {
     "cancel": "render_commands",
     "retry": "render_commands",
     "assemble": "edit_commands",
+    "review": "edit_commands",
     "status": "db_commands",
     "events": "db_commands",
+    "notifications": "db_commands",
+    "logs": "log_commands",
+    "token": "admin_commands",
+    "show": "admin_commands",
     "db": "db_commands",
     "model": "model_commands",
+    "serve": "serve_commands",
 }
 
 

@@ -1,4 +1,5 @@
-"""``farm assemble``: a new edit version of a finished job, with its continuity report."""
+"""``farm assemble``: a new edit version of a finished job, with its continuity report; ``farm review``: a
+producer's decision on it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import TYPE_CHECKING
 import click
 
 from farm import defaults
-from farm.cli.options import farm_from, json_option, print_json, settings_options, stdout
+from farm.cli.options import (
+    client_from,
+    farm_from,
+    json_option,
+    print_json,
+    server_options,
+    settings_options,
+    stdout,
+)
 from farm.cli.styles import VERDICT_STYLES
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED
 from farm.jobs import Verdict
@@ -89,4 +98,45 @@ def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> N
     raise SystemExit(EXIT_WORK_FAILED if edit.verdict is Verdict.FAIL else EXIT_OK)
 
 
-COMMANDS = [assemble]
+@click.command()
+@click.argument("job", type=int)
+@click.argument("decision", type=click.Choice(["approve", "retake"]))
+@click.option("--shot", "shots", multiple=True, metavar="ID", help="For a retake: a shot to render again (repeatable).")
+@click.option("--comment", "-m", default="", metavar="TEXT", help="What to change (a retake naming shots needs one).")
+@click.option("--version", type=click.IntRange(min=1), default=None, help="The edit version (default: the newest).")
+@settings_options
+@server_options
+def review(
+    job: int,
+    decision: str,
+    shots: tuple[str, ...],
+    comment: str,
+    version: int | None,
+    server: str | None,
+    token: str | None,
+    **flags: object,
+) -> None:
+    """Approve a job's newest edit, or send shots back: they render again with new seeds, and the next edit
+    version waits for review in turn.
+
+    \b
+    Examples:
+      farm review 12 approve -m "lovely"
+      farm review 12 retake --shot sc01_020 -m "too stiff, more energy"
+      farm review 12 approve --server http://farm-head:8765
+    """
+    choice = "approved" if decision == "approve" else "retake"
+    client = client_from(server, token, flags)
+    if client is not None:
+        with client:
+            answer = client.review(job, choice, comment=comment, shots=shots, version=version)
+        edit_version, status = answer["edit"]["version"], answer["producer_status"]
+    else:
+        farm = farm_from(**flags)
+        edit_version = farm.review(job, choice, comment=comment, shots=shots, version=version).version
+        status = farm.status(job, shot_states=()).job.producer_status.value
+    sent = f"; {', '.join(shots)} render again" if shots else ""
+    stdout.print(f"job {job}: edit v{edit_version} {choice}{sent} (producer status: {status})", highlight=False)
+
+
+COMMANDS = [assemble, review]

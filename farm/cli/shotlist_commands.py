@@ -11,7 +11,7 @@ from farm.cli.options import farm_from, json_option, print_json, settings_option
 from farm.errors import EXIT_BAD_INPUT, EXIT_OK
 from farm.jobs import Quality
 from farm.paths import display_path
-from farm.plan import Plan
+from farm.plan import Plan, ShotTask
 from farm.shotlist.load import ValidationReport
 from farm.shotlist.timecode import format_clock
 from farm.shotlist.types import CameraMove, CameraSpec
@@ -108,6 +108,13 @@ def describe_camera(camera: CameraSpec) -> str:
     return f"{camera.move.value} {camera.intensity:.0%}"
 
 
+def describe_segments(task: ShotTask) -> str:
+    """A long take's segments as '3: 512+498+90' (frames each); empty for a shot rendered in one piece."""
+    if len(task.segments) < 2:
+        return ""
+    return f"{len(task.segments)}: " + "+".join(str(count) for count in task.segments)
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
@@ -120,11 +127,13 @@ def plan_table(the_plan: Plan) -> Table:
         "shot",
         "character",
         "camera",
+        "framing",
         "frames",
         "audio in-out",
         "model",
         "cache key",
         "continues",
+        "segments",
     ):
         table.add_column(column, justify="right" if column in {"#", "frames"} else "left")
     for task in the_plan.tasks:
@@ -132,17 +141,41 @@ def plan_table(the_plan: Plan) -> Table:
             str(task.order + 1),
             task.scene_id,
             task.shot_id,
-            task.character_id,
+            _characters_cell(task),
             describe_camera(task.camera),
+            task.framing.describe() if task.framing else "centre",
             str(task.frames),
-            f"{format_clock(task.audio.start_seconds)}-{format_clock(task.audio.end_seconds)}",
+            _audio_cell(task),
             f"{task.model} ({task.quality.value})",
             task.cache_key[:12],
             task.continues or "",
+            describe_segments(task),
         )
     seconds = the_plan.total_frames / the_plan.output.fps
-    table.caption = f"{len(the_plan.tasks)} shots, {the_plan.total_frames} frames, {format_clock(seconds)}"
+    caption = f"{len(the_plan.tasks)} shots, {the_plan.total_frames} frames, {format_clock(seconds)}"
+    notes = [f"{task.shot_id}: {w}" for task in the_plan.tasks if task.framing for w in task.framing.warnings]
+    table.caption = "\n".join([caption, *notes])
     return table
+
+
+def _characters_cell(task: ShotTask) -> str:
+    """The shot's character; a two-shot's both, with its layout and each face's region."""
+    if task.two_shot is None:
+        return task.character_id
+    lines = [f"two-shot, {task.two_shot.layout.value.replace('_', ' ')}"]
+    lines += [
+        f"{speaker.character_id} [{', '.join(f'{v:g}' for v in speaker.region)}]" for speaker in task.two_shot.speakers
+    ]
+    return "\n".join(lines)
+
+
+def _audio_cell(task: ShotTask) -> str:
+    """The shot's audio span; a two-shot's one per speaker, each labelled with its track."""
+    slices = [task.audio] if task.two_shot is None else [speaker.audio for speaker in task.two_shot.speakers]
+    spans = [f"{format_clock(piece.start_seconds)}-{format_clock(piece.end_seconds)}" for piece in slices]
+    if task.two_shot is None:
+        return spans[0]
+    return "\n".join(["", *(f"{piece.track_id} {span}" for piece, span in zip(slices, spans, strict=True))])
 
 
 COMMANDS = [validate, plan]

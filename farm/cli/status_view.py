@@ -6,8 +6,10 @@ job's progress bar, ETA and GPU-hours, then scenes and shots. Times are shown in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Group, RenderableType
@@ -15,9 +17,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from farm.cli.styles import STATE_STYLES, VERDICT_STYLES
+from farm import defaults
+from farm.cli.styles import PRODUCER_LABELS, PRODUCER_STYLES, STATE_STYLES, VERDICT_STYLES
 from farm.db.records import EventRecord, JobDetail, JobSummary, ShotCounts, ShotRow
 from farm.db.states import FINISHED_JOB_STATES, JobState, ShotState
+from farm.jobs import ProducerStatus
+
+if TYPE_CHECKING:
+    from farm.db.notifications import NotificationRecord
 
 
 def state_text(state: str | None, *, cached: bool = False) -> Text:
@@ -51,6 +58,8 @@ def duration(seconds: float | None) -> str:
 def eta(job: JobSummary, now: datetime) -> str:
     if job.state in FINISHED_JOB_STATES:
         return "-"
+    if not driven(job, now):
+        return "none: nobody drives it (start farm serve)"
     if job.eta_seconds is None:
         return "unknown"
     if job.eta_seconds == 0:
@@ -58,43 +67,107 @@ def eta(job: JobSummary, now: datetime) -> str:
     return f"{duration(job.eta_seconds)} (~{local_time(now + timedelta(seconds=job.eta_seconds), now)})"
 
 
+def driven(job: JobSummary, now: datetime) -> bool:
+    """Whether a live process (a farm manager, a farm render) drives the job: its lease's heartbeat is fresh."""
+    stale_after = defaults.STALE_AFTER_HEARTBEATS * defaults.HEARTBEAT_SECONDS
+    beat = job.driver_heartbeat_at
+    return job.driver_id is not None and beat is not None and (now - beat).total_seconds() < stale_after
+
+
 def progress_label(shots: ShotCounts) -> str:
     cached = f" ({shots.cached} cached)" if shots.cached else ""
     return f"{shots.done}/{shots.total}{cached}"
 
 
-def jobs_table(jobs: Sequence[JobSummary], now: datetime) -> RenderableType:
+@dataclass(frozen=True)
+class _Column:
+    """A column of the jobs table: its header, how it aligns, how important it is (1 = always shown),
+    and the cell it shows for a job."""
+
+    header: str
+    justify: str
+    rank: int
+    cell: Callable[[JobSummary, datetime], RenderableType]
+    width: Callable[[JobSummary, datetime], int] | None = None
+    """Cell width when the cell is not text (a progress bar); text cells are measured."""
+
+
+_JOB_COLUMNS: tuple[_Column, ...] = (
+    _Column("job", "right", 1, lambda job, now: str(job.id)),
+    _Column("project / episode", "left", 1, lambda job, now: f"{job.project} {job.episode}".strip()),
+    _Column("status", "left", 1, lambda job, now: producer_text(job)),
+    _Column("edit", "left", 2, lambda job, now: edit_text(job)),
+    _Column("done", "right", 1, lambda job, now: progress_label(job.shots)),
+    _Column("failed", "right", 2, lambda job, now: failed_text(job.shots)),
+    _Column("state", "left", 3, lambda job, now: state_text(job.state)),
+    _Column("ETA", "left", 4, lambda job, now: eta(job, now)),
+    _Column("GPU-h", "right", 5, lambda job, now: f"{job.gpu_hours:.2f}"),
+    _Column("submitted", "left", 6, lambda job, now: local_time(job.submitted_at, now)),
+    _Column("by", "left", 6, lambda job, now: job.submitted_by),
+    _Column("running", "right", 7, lambda job, now: str(job.shots.running)),
+    _Column(
+        "progress",
+        "left",
+        8,
+        lambda job, now: ProgressBar(total=1.0, completed=job.shots.fraction_done, width=20),
+        width=lambda job, now: 20,
+    ),
+)
+"""In the order shown; a narrow terminal drops the highest ranks first (80 columns keeps ranks 1-4)."""
+
+
+def failed_text(shots: ShotCounts) -> Text:
+    return Text(str(shots.failed), style="bold red" if shots.failed else "")
+
+
+def producer_text(job: JobSummary) -> Text:
+    status = job.producer_status
+    return Text(PRODUCER_LABELS[status], style=PRODUCER_STYLES[status])
+
+
+def edit_text(job: JobSummary) -> Text:
+    """``v3 fail``: the newest edit's version and verdict, or ``-`` before the first."""
+    if job.edit_version is None or job.edit_verdict is None:
+        return Text("-")
+    review = f" {job.edit_review}" if job.edit_review else ""
+    return Text(f"v{job.edit_version} {job.edit_verdict}{review}", style=VERDICT_STYLES[job.edit_verdict])
+
+
+def _cell_width(column: _Column, job: JobSummary, now: datetime) -> int:
+    if column.width is not None:
+        return column.width(job, now)
+    cell = column.cell(job, now)
+    return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+
+
+def columns_that_fit(jobs: Sequence[JobSummary], now: datetime, width: int) -> list[_Column]:
+    """The most important columns whose widest cells fit ``width`` (a column costs 3 more: borders, padding),
+    kept in table order."""
+    widths = {
+        column.header: max([len(column.header), *(_cell_width(column, job, now) for job in jobs)])
+        for column in _JOB_COLUMNS
+    }
+    chosen: set[str] = set()
+    used = 1
+    for column in sorted(_JOB_COLUMNS, key=lambda column: column.rank):
+        cost = widths[column.header] + 3
+        if column.rank > 1 and used + cost > width:
+            continue
+        chosen.add(column.header)
+        used += cost
+    return [column for column in _JOB_COLUMNS if column.header in chosen]
+
+
+def jobs_table(jobs: Sequence[JobSummary], now: datetime, *, width: int = 200) -> RenderableType:
+    """The recent jobs, the producer's status and the edit's verdict first; as many other columns as fit."""
     if not jobs:
         return Text("No jobs yet: submit a shot list to render, then `farm status` shows it here.")
     table = Table(title="Recent jobs", title_justify="left")
-    for column, justify in (
-        ("job", "right"),
-        ("project / episode", "left"),
-        ("state", "left"),
-        ("done", "right"),
-        ("progress", "left"),
-        ("failed", "right"),
-        ("running", "right"),
-        ("submitted", "left"),
-        ("by", "left"),
-        ("ETA", "left"),
-        ("GPU-h", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns = columns_that_fit(jobs, now, width)
+    for column in columns:
+        table.add_column(column.header, justify=column.justify)  # type: ignore[arg-type]
     for job in jobs:
-        table.add_row(
-            str(job.id),
-            f"{job.project} {job.episode}".strip(),
-            state_text(job.state),
-            progress_label(job.shots),
-            ProgressBar(total=1.0, completed=job.shots.fraction_done, width=20),
-            Text(str(job.shots.failed), style="bold red" if job.shots.failed else ""),
-            str(job.shots.running),
-            local_time(job.submitted_at, now),
-            job.submitted_by,
-            eta(job, now),
-            f"{job.gpu_hours:.2f}",
-        )
+        table.add_row(*(column.cell(job, now) for column in columns))
     return table
 
 
@@ -155,6 +228,10 @@ def _header(job: JobSummary, now: datetime) -> RenderableType:
     if job.driver_id:
         age = (now - job.driver_heartbeat_at).total_seconds() if job.driver_heartbeat_at else None
         lines.append(Text(f"driver {job.driver_id} · last heartbeat {duration(age)} ago", style="dim"))
+    if job.state not in FINISHED_JOB_STATES and not driven(job, now):
+        lines.append(
+            Text("no one drives this job: start `farm serve` (or farm render --resume JOB)", style="bold yellow")
+        )
     return Group(*lines)
 
 
@@ -179,10 +256,11 @@ def _progress(job: JobSummary, now: datetime) -> RenderableType:
 
 def _failures_table(failures: Sequence[ShotRow]) -> RenderableType:
     table = Table(title=f"Failed shots ({len(failures)})", title_justify="left", title_style="bold red")
-    for column in ("shot", "scene", "attempts", "worker", "error"):
+    for column in ("shot", "scene", "attempts", "worker", "error", "log"):
         table.add_column(column, overflow="fold")
     for shot in failures[:ROWS_SHOWN]:
-        table.add_row(shot.shot_id, shot.scene_id, str(shot.attempts), _worker(shot), shot.last_error or "-")
+        log = shot.log_path or "-"
+        table.add_row(shot.shot_id, shot.scene_id, str(shot.attempts), _worker(shot), shot.last_error or "-", log)
     if len(failures) > ROWS_SHOWN:
         table.caption = f"{len(failures) - ROWS_SHOWN} more: --state failed lists them all"
     return table
@@ -293,3 +371,32 @@ def _styled(state: str, color: bool) -> str:
 
 def job_is_finished(state: JobState) -> bool:
     return state in FINISHED_JOB_STATES
+
+
+def job_succeeded(job: JobSummary) -> bool:
+    """Done, with an edit that passed its checks (or only warned), and not sent back: what a script waiting
+    on a job (``farm status JOB --watch --exit-status``) may go on with."""
+    return job.producer_status in (ProducerStatus.WAITING_FOR_APPROVAL, ProducerStatus.DONE)
+
+
+def notifications_table(sent: Sequence[NotificationRecord], now: datetime) -> RenderableType:
+    """What was sent, newest first: when, about which job, to whom, and how the receiver answered."""
+    if not sent:
+        return Text("No notifications yet: farm.toml's [[notifications.*]] say who hears of what (docs/config.md).")
+    table = Table(title="Notifications", title_justify="left")
+    for column in ("id", "when", "job", "topic", "channel", "to", "state", "tries", "answer"):
+        table.add_column(column)
+    styles = {"delivered": "green", "pending": "yellow", "failed": "bold red"}
+    for note in sent:
+        table.add_row(
+            str(note.id),
+            local_time(note.created_at, now),
+            str(note.job_id or "-"),
+            note.topic,
+            str(note.channel),
+            note.target,
+            Text(str(note.state), style=styles.get(str(note.state), "")),
+            str(note.attempts),
+            (note.last_status or "-") + (f" {note.last_response[:40]}" if note.last_response else ""),
+        )
+    return table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm.jobs import EngineEventKind
+from farm.jobs import EngineEventKind, ProducerStatus
 
 STATE_STYLES = {
     "queued": "cyan",
@@ -18,6 +18,24 @@ STATE_STYLES = {
     "cancelled": "dim",
 }
 """Job, shot and attempt states (the three vocabularies share their words)."""
+
+PRODUCER_STYLES = {
+    ProducerStatus.TODO: "dim",
+    ProducerStatus.READY: "cyan",
+    ProducerStatus.RENDERING: "yellow",
+    ProducerStatus.WAITING_FOR_APPROVAL: "bold blue",
+    ProducerStatus.RETAKE: "bold red",
+    ProducerStatus.DONE: "bold green",
+}
+PRODUCER_LABELS = {
+    ProducerStatus.TODO: "todo",
+    ProducerStatus.READY: "ready",
+    ProducerStatus.RENDERING: "rendering",
+    ProducerStatus.WAITING_FOR_APPROVAL: "waiting approval",
+    ProducerStatus.RETAKE: "retake",
+    ProducerStatus.DONE: "approved",
+}
+"""The producer's statuses as the job list prints them ("wfa" is Kitsu's short name; people read the long one)."""
 
 VERDICT_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 

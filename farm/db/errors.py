@@ -17,6 +17,12 @@ class UnknownShot(FarmError):
     exit_code = EXIT_BAD_INPUT
 
 
+class UnknownFile(FarmError):
+    """A file of a job that does not exist (yet): a shot not rendered, an edit version or a name it lacks."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class DatabaseUnavailable(FarmError):
     """The database cannot be opened: the server is down, the URL is wrong, or the file is not writable."""
 
@@ -33,3 +39,39 @@ class DatabaseMissing(FarmError):
     """
 
     exit_code = EXIT_BAD_INPUT
+
+
+class UnknownToken(FarmError):
+    """An API token name that has no live token (a typo, or revoked already)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class TokenNameTaken(FarmError):
+    """A live API token already has this name: a name is who the token speaks for, so it stays unique."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class UnknownShow(FarmError):
+    """A show that has neither settings nor jobs (a typo in the show's name, which is a shot list's project)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class IdempotencyConflict(FarmError):
+    """An ``Idempotency-Key`` already used by this submitter for a different request.
+
+    Answering with the first job would hide that the second request was never submitted; refusing tells the
+    client to pick a new key for a new request.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, *, job_id: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class IdempotencyKeyTaken(FarmError):
+    """Two submits with one key raced and the other one recorded its job first (read it and answer with it)."""

@@ -2,6 +2,7 @@
 
 Writers build rows with ``event_row`` and insert them with ``write_events`` inside their own transaction,
 so the log never disagrees with the tables. ``record_event`` is for entries that change no state.
+``events_since`` is the follower's read: the events after the last one it saw, for a live stream.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Jobs: submit one with its shots, move it through its phases, cancel it, retry its shots.
+"""Jobs: submit one with its shots, move it through its phases, cancel it, retry its shots, reprioritise it.
 
 The database knows nothing of shot lists or plans: a job arrives as a ``NewJob`` and its shots as
 ``NewShot`` records, built by the jobs layer (``farm.jobs.submit``) from a plan. A shot's ``spec`` is an
@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from farm import defaults
 from farm.db.columns import utcnow
-from farm.db.errors import UnknownShot
+from farm.db.errors import UnknownJob, UnknownShot
 from farm.db.events import event_row, write_events
+from farm.db.idempotency import IdempotencyClaim, claim_key
 from farm.db.kinds import EventKind
 from farm.db.machine import job_state_in, move_job
 from farm.db.machine import settle_job as settle
@@ -52,8 +53,14 @@ class NewJob:
     """What the job was submitted with beyond its shots (continuity settings, title, ...)."""
 
 
-def submit_job(db: Database, job: NewJob, shots: Sequence[NewShot]) -> int:
-    """A queued job with its shots queued; returns the job id a person will type."""
+def submit_job(
+    db: Database, job: NewJob, shots: Sequence[NewShot], *, idempotency: IdempotencyClaim | None = None
+) -> int:
+    """A queued job with its shots queued; returns the job id a person will type.
+
+    ``idempotency``: the submit's key, recorded with the job in its transaction (IdempotencyKeyTaken, and no
+    job, if a concurrent submit recorded the same key first: ``farm.db.idempotency.keyed_job`` reads its job).
+    """
     now = utcnow()
     with db.write() as connection:
         job_id = connection.execute(
@@ -73,6 +80,8 @@ def submit_job(db: Database, job: NewJob, shots: Sequence[NewShot]) -> int:
             )
             .returning(Job.id)
         ).scalar_one()
+        if idempotency is not None:
+            claim_key(connection, idempotency, job_id)
         shot_pks = _insert_shots(connection, job_id, shots, now)
         name = job.shot_list_path.replace("\\", "/").rsplit("/", 1)[-1]
         events = [
@@ -180,6 +189,63 @@ def retry_job(db: Database, job_id: int, *, by: str, shot_ids: Sequence[str] | N
             _check_named_shots(connection, job_id, shot_ids)
             sources.append(ShotState.DONE)
         return len(requeue_shots(connection, job_id, sources, by=by, shot_ids=shot_ids))
+
+
+def set_priority(db: Database, job_id: int, priority: int, *, by: str) -> int:
+    """Give a job a new priority (higher runs first), with a ``job.priority`` event; returns the old one.
+
+    Not a state: the job stays where it is, and the manager orders its waiting shots by the new value.
+    """
+    with db.write() as connection:
+        old = connection.execute(select(Job.priority).where(Job.id == job_id)).scalar_one_or_none()
+        if old is None:
+            raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+        if old != priority:
+            now = utcnow()
+            connection.execute(update(Job).where(Job.id == job_id).values(priority=priority, updated_at=now))
+            write_events(
+                connection,
+                [
+                    event_row(
+                        at=now,
+                        by=by,
+                        kind=EventKind.JOB_PRIORITY,
+                        job_id=job_id,
+                        message=f"priority {old} -> {priority}",
+                        data={"before": old, "after": priority},
+                    )
+                ],
+            )
+    return int(old)
+
+
+def job_record(db: Database, job_id: int) -> NewJob:
+    """The job as it was submitted (its shot list, quality, submitter, priority now, options)."""
+    with db.read() as connection:
+        row = connection.execute(
+            select(
+                Job.project,
+                Job.episode,
+                Job.shot_list_path,
+                Job.shot_list_sha256,
+                Job.quality,
+                Job.submitted_by,
+                Job.priority,
+                Job.options,
+            ).where(Job.id == job_id)
+        ).one_or_none()
+    if row is None:
+        raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+    return NewJob(
+        project=row.project,
+        episode=row.episode,
+        shot_list_path=row.shot_list_path,
+        shot_list_sha256=row.shot_list_sha256,
+        quality=row.quality,
+        submitted_by=row.submitted_by,
+        priority=row.priority,
+        options=dict(row.options or {}),
+    )
 
 
 def record_checked_edit(db: Database, job_id: int, edit: NewEdit, *, retaking: bool, by: str) -> tuple[int, int]:

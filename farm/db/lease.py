@@ -8,10 +8,11 @@ the same job at once cannot both win. A change of driver is logged as an event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
@@ -19,7 +20,7 @@ from farm.db.events import event_row, write_events
 from farm.db.kinds import EventKind
 from farm.db.session import Database
 from farm.db.states import LostRace
-from farm.db.tables import Job
+from farm.db.tables import Job, ManagerLease
 
 
 def heartbeat(db: Database, job_id: int, driver_id: str) -> None:
@@ -89,3 +90,98 @@ def _take_over(
         )
         write_events(connection, [event])
     return True
+
+
+# ---- the manager's lease ---------------------------------------------------------------------------------
+
+MANAGER_ROLE = "manager"
+
+
+@dataclass(frozen=True)
+class ManagerInfo:
+    """Who manages the farm now, since when, its last heartbeat and where its API listens."""
+
+    holder: str
+    heartbeat_at: datetime
+    since: datetime
+    api_url: str | None
+
+    def alive(self, stale_after: float, now: datetime | None = None) -> bool:
+        return (now or utcnow()) - self.heartbeat_at < timedelta(seconds=stale_after)
+
+
+def claim_manager(db: Database, holder: str, *, stale_after: float, api_url: str | None = None) -> bool:
+    """Become the farm's manager unless another one's heartbeat is younger than ``stale_after`` s.
+
+    Compare-and-set on the one row, so of two ``farm serve`` started together exactly one wins; the other
+    is a standby that calls this again until the first one's heartbeat goes stale.
+    """
+    now = utcnow()
+    with db.write() as connection:
+        row = connection.execute(
+            select(ManagerLease.holder, ManagerLease.heartbeat_at).where(ManagerLease.role == MANAGER_ROLE)
+        ).one_or_none()
+        if row is None:
+            connection.execute(insert(ManagerLease).values(role=MANAGER_ROLE))
+        free = or_(
+            ManagerLease.holder.is_(None),
+            ManagerLease.holder == holder,
+            ManagerLease.heartbeat_at.is_(None),
+            ManagerLease.heartbeat_at < now - timedelta(seconds=stale_after),
+        )
+        won = connection.execute(
+            update(ManagerLease)
+            .where(ManagerLease.role == MANAGER_ROLE, free)
+            .values(holder=holder, heartbeat_at=now, since=now, api_url=api_url)
+        ).rowcount
+        if won and (row is None or row.holder != holder):
+            previous = row.holder if row is not None else None
+            message = f"{holder} manages the farm" + (f" (was {previous})" if previous else "")
+            data = {"holder": holder, "previous": previous, "api_url": api_url}
+            write_events(
+                connection,
+                [event_row(at=now, by=holder, kind=EventKind.MANAGER_LEASE, job_id=None, message=message, data=data)],
+            )
+    return bool(won)
+
+
+def renew_manager(db: Database, holder: str) -> bool:
+    """Renew the manager's heartbeat; False when another manager has taken the farm over (stop at once)."""
+    with db.write() as connection:
+        renewed = connection.execute(
+            update(ManagerLease)
+            .where(ManagerLease.role == MANAGER_ROLE, ManagerLease.holder == holder)
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+    return renewed == 1
+
+
+def release_manager(db: Database, holder: str) -> None:
+    """Give the farm up (a clean stop), so a standby takes over without waiting for staleness."""
+    with db.write() as connection:
+        connection.execute(
+            update(ManagerLease)
+            .where(ManagerLease.role == MANAGER_ROLE, ManagerLease.holder == holder)
+            .values(holder=None, heartbeat_at=None)
+        )
+
+
+def current_manager(db: Database) -> ManagerInfo | None:
+    """The manager of record (alive or not; ``ManagerInfo.alive`` tells), None if none ever ran."""
+    with db.read() as connection:
+        row = connection.execute(
+            select(ManagerLease.holder, ManagerLease.heartbeat_at, ManagerLease.since, ManagerLease.api_url).where(
+                ManagerLease.role == MANAGER_ROLE
+            )
+        ).one_or_none()
+    if row is None or row.holder is None or row.heartbeat_at is None:
+        return None
+    return ManagerInfo(row.holder, row.heartbeat_at, row.since or row.heartbeat_at, row.api_url)
+
+
+def heartbeat_jobs(db: Database, driver_id: str) -> int:
+    """Renew the lease of every job ``driver_id`` drives, in one statement (the manager drives many)."""
+    with db.write() as connection:
+        return connection.execute(
+            update(Job).where(Job.driver_id == driver_id).values(driver_heartbeat_at=utcnow())
+        ).rowcount

@@ -20,6 +20,7 @@ from farm.db.kinds import ArtifactKind
 from farm.db.records import (
     ArtifactInfo,
     EditInfo,
+    EventPage,
     EventRecord,
     JobDetail,
     JobSummary,
@@ -51,6 +52,23 @@ _JOB_COLUMNS = (
 )
 
 
+def _jobs_with_newest_edit() -> Any:
+    """The job columns and, beside them, the newest edit's version, verdict and review (NULL before the first
+    edit): the producer's status needs all three, for the job list as for one job."""
+    newest = select(Edit.job_id, func.max(Edit.version).label("version")).group_by(Edit.job_id).subquery()
+    return (
+        select(
+            *_JOB_COLUMNS,
+            Edit.version.label("edit_version"),
+            Edit.verdict.label("edit_verdict"),
+            Edit.review.label("edit_review"),
+        )
+        .select_from(Job)
+        .outerjoin(newest, newest.c.job_id == Job.id)
+        .outerjoin(Edit, (Edit.job_id == Job.id) & (Edit.version == newest.c.version))
+    )
+
+
 def _count_where(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
@@ -62,7 +80,7 @@ def _frames_where(condition: Any) -> Any:
 def job_summaries(db: Database, limit: int = 20) -> tuple[JobSummary, ...]:
     """The ``limit`` most recent jobs, newest first, with their shot counts, GPU time and ETA."""
     with db.read() as connection:
-        jobs = connection.execute(select(*_JOB_COLUMNS).order_by(Job.id.desc()).limit(limit)).all()
+        jobs = connection.execute(_jobs_with_newest_edit().order_by(Job.id.desc()).limit(limit)).all()
         ids = [job.id for job in jobs]
         totals = _shot_totals(connection, Shot.job_id, Shot.job_id.in_(ids)) if ids else {}
     return tuple(_summary(job, totals.get(job.id, _Totals())) for job in jobs)
@@ -181,6 +199,9 @@ def _summary(job: Row[Any], totals: _Totals) -> JobSummary:
         render_seconds=render_seconds,
         frames_per_second=frames_per_second,
         eta_seconds=estimate_eta(job.state, totals.frames_left, frames_per_second, totals.counts.running),
+        edit_version=job.edit_version,
+        edit_verdict=job.edit_verdict,
+        edit_review=job.edit_review,
     )
 
 
@@ -210,7 +231,7 @@ def job_detail(
     """
     wanted = frozenset(shot_states) if shot_states is not None else None
     with db.read() as connection:
-        job = connection.execute(select(*_JOB_COLUMNS).where(Job.id == job_id)).one_or_none()
+        job = connection.execute(_jobs_with_newest_edit().where(Job.id == job_id)).one_or_none()
         if job is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
         now = utcnow()
@@ -266,6 +287,8 @@ def _shot_rows_statement(job_id: int, states: frozenset[ShotState] | None) -> An
             Shot.artifact_id,
             Artifact.path,
             Render.timings,
+            Render.log_path,
+            Shot.retake_reason,
         )
         .select_from(Shot)
         .outerjoin(Render, Render.id == Shot.current_render_id)
@@ -317,8 +340,8 @@ def _require_job(connection: Connection, job_id: int) -> None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
 
 
-def shots_of_job(db: Database, job_id: int) -> tuple[ShotRecord, ...]:
-    """The job's shots in edit order, with what a scheduler needs to dispatch them."""
+def shots_of_job(db: Database, job_id: int, *, only: str | None = None) -> tuple[ShotRecord, ...]:
+    """The job's shots in edit order (or only the shot ``only``), with what a scheduler needs to dispatch them."""
     with db.read() as connection:
         _require_job(connection, job_id)
         rows = connection.execute(
@@ -336,7 +359,7 @@ def shots_of_job(db: Database, job_id: int) -> tuple[ShotRecord, ...]:
                 Shot.current_render_id,
                 Shot.artifact_id,
             )
-            .where(Shot.job_id == job_id)
+            .where(Shot.job_id == job_id, *([Shot.shot_id == only] if only is not None else []))
             .order_by(Shot.edit_order)
         ).all()
     return tuple(
@@ -400,9 +423,9 @@ def job_options(db: Database, job_id: int) -> dict[str, Any]:
 _EVENT_FIELDS = field_names(EventRecord)
 
 
-def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[EventRecord, ...]:
-    """The job's audit log, oldest first (the last ``limit`` events if given)."""
-    statement = (
+def _events_statement(job_id: int) -> Any:
+    """The job's events as EventRecord's fields, with the editor's shot id and the attempt number joined in."""
+    return (
         select(
             Event.id,
             Event.at,
@@ -423,14 +446,31 @@ def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[
         .outerjoin(Render, Render.id == Event.render_id)
         .where(Event.job_id == job_id)
     )
+
+
+def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[EventRecord, ...]:
+    """The job's audit log, oldest first (the last ``limit`` events if given)."""
     newest_first = limit is not None
-    statement = statement.order_by(Event.id.desc() if newest_first else Event.id).limit(limit)
+    statement = _events_statement(job_id).order_by(Event.id.desc() if newest_first else Event.id).limit(limit)
     with db.read() as connection:
         _require_job(connection, job_id)
         rows = connection.execute(statement).all()
     if newest_first:
         rows = list(reversed(rows))
     return tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows)
+
+
+def events_since(db: Database, job_id: int, *, after: int = 0, limit: int = 500) -> EventPage:
+    """Up to ``limit`` of the job's events with an id above ``after``, oldest first, and the job's state,
+    read in one snapshot (a stream that resumes from the last id it sent misses nothing and repeats nothing).
+    """
+    statement = _events_statement(job_id).where(Event.id > after).order_by(Event.id).limit(limit)
+    with db.read() as connection:
+        state = connection.execute(select(Job.state).where(Job.id == job_id)).scalar_one_or_none()
+        if state is None:
+            raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+        rows = connection.execute(statement).all()
+    return EventPage(tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows), state)
 
 
 def find_artifact(db: Database, cache_key: str, kind: ArtifactKind) -> ArtifactInfo | None:

@@ -7,13 +7,19 @@ A record is a snapshot taken in one read transaction; holding one keeps no conne
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+import enum
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from farm.db.kinds import ArtifactKind, EventKind
+from farm.db.kinds import ArtifactKind, EventKind, Review, Role
+from farm.db.producer import BUCKETS, ProducerStatus, TrackerBucket, producer_status
 from farm.db.states import JobState, ShotState
+from farm.errors import InvalidValue
 from farm.verdicts import Verdict
 
 
@@ -114,15 +120,31 @@ class JobSummary(_JsonRecord):
     """Observed speed of one worker: frames of the rendered shots / their render time."""
     eta_seconds: float | None
     """Remaining frames / speed / running attempts; None until an attempt has succeeded, 0 when finished."""
+    edit_version: int | None = None
+    """The newest edit's version; None before the first assembly."""
+    edit_verdict: Verdict | None = None
+    """The newest edit's continuity verdict: a job can be ``done`` with an edit that failed QC."""
+    edit_review: Review | None = None
+    """A producer's review of the newest edit, if any."""
 
     @property
     def gpu_hours(self) -> float:
         return self.gpu_seconds / 3600.0
 
+    @property
+    def producer_status(self) -> ProducerStatus:
+        return producer_status(self.state, self.edit_verdict, self.edit_review)
+
+    @property
+    def tracker_bucket(self) -> TrackerBucket:
+        return BUCKETS[self.producer_status]
+
     def to_json(self) -> dict[str, Any]:
         payload = super().to_json()
         payload["shots"] = {**asdict(self.shots), "fraction_done": round(self.shots.fraction_done, 6)}
         payload["gpu_hours"] = round(self.gpu_hours, 6)
+        payload["producer_status"] = self.producer_status.value
+        payload["tracker_bucket"] = self.tracker_bucket.value
         return payload
 
 
@@ -157,6 +179,10 @@ class ShotRow(_JsonRecord):
     artifact_path: str | None
     timings: dict[str, float] | None
     """Seconds per stage of the current (or last) attempt, as its worker measured them."""
+    log_path: str | None
+    """The current (or last) attempt's log: what its worker printed, warned and raised (``farm logs``)."""
+    retake_reason: str | None = None
+    """Why a continuity retake gave the shot its current recipe; None for the shot list's own."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +210,10 @@ class EditInfo(_JsonRecord):
     verdict: Verdict
     summary: dict[str, Any]
     created_at: datetime
+    review: Review | None = None
+    review_comment: str | None = None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -247,3 +277,174 @@ class EventRecord(_JsonRecord):
     new_state: str | None
     message: str
     data: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """The job's events after an event id, and the job's state in the same snapshot: a follower that sees
+    a finished job and no events left knows nothing more will come."""
+
+    events: tuple[EventRecord, ...]
+    job_state: JobState
+
+
+@dataclass(frozen=True)
+class AttemptRecord(_JsonRecord):
+    """One render attempt of a shot, as ``farm logs`` and the API's attempts list show it."""
+
+    shot_id: str
+    render_id: int
+    attempt_no: int
+    state: str
+    worker: str
+    node: str
+    device: str
+    started_at: datetime
+    finished_at: datetime | None
+    progress: float
+    phase: str | None
+    error_class: str | None
+    error_message: str | None
+    gpu_seconds: float
+    warnings: tuple[str, ...] | None
+    timings: dict[str, float] | None
+    log_path: str | None
+
+
+@dataclass(frozen=True)
+class ShowInfo(_JsonRecord):
+    """A show (a shot list's ``project``): what the manager gives it, and the GPU time its jobs have spent.
+
+    A show nobody configured still appears once it has jobs, with the defaults (``configured`` False).
+    """
+
+    name: str
+    share: float
+    gpu_quota: int | None
+    gpu_hour_budget: float | None
+    gpu_hours_used: float
+    jobs: int
+    configured: bool
+    updated_at: datetime | None
+
+    @property
+    def gpu_hours_left(self) -> float | None:
+        """What is left of the budget (never below 0); None without a budget."""
+        if self.gpu_hour_budget is None:
+            return None
+        return max(self.gpu_hour_budget - self.gpu_hours_used, 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "gpu_hours_left": self.gpu_hours_left}
+
+
+class Keep(enum.Enum):
+    """A show setting left as it is (distinct from None, which clears a quota or a budget)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class ShowChange:
+    """What to change of a show; a field left at KEEP stays as it is, None clears a quota or a budget."""
+
+    share: float | Keep = KEEP
+    gpu_quota: int | Keep | None = KEEP
+    gpu_hour_budget: float | Keep | None = KEEP
+
+    def changes(self) -> dict[str, Any]:
+        """The settings to write, checked: a positive share, a quota of 0 GPUs or more, a budget of 0 hours
+        or more (a quota of 0 or a spent budget holds the show's jobs)."""
+        wanted = {
+            field.name: getattr(self, field.name) for field in fields(self) if getattr(self, field.name) is not KEEP
+        }
+        share = wanted.get("share")
+        if "share" in wanted and (share is None or not math.isfinite(share) or share <= 0):
+            raise InvalidValue("share", f"a show's share is a weight above 0 (1 is an equal share), not {share}")
+        quota = wanted.get("gpu_quota")
+        if quota is not None and (isinstance(quota, bool) or not isinstance(quota, int) or quota < 0):
+            raise InvalidValue("gpu_quota", f"a GPU quota is a whole number of GPUs, 0 or more, not {quota}")
+        budget = wanted.get("gpu_hour_budget")
+        if budget is not None and (not math.isfinite(budget) or budget < 0):
+            raise InvalidValue("gpu_hour_budget", f"a GPU-hour budget is 0 hours or more, not {budget}")
+        return wanted
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an API token speaks for, and with which role."""
+
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class TokenInfo(_JsonRecord):
+    """An API token as listed (never the token itself: only its digest is stored)."""
+
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None
+
+
+def record_from_json(cls: type[R], payload: Mapping[str, Any]) -> R:
+    """The frozen dataclass ``cls`` rebuilt from its ``to_json`` shape (what the HTTP API sends), each field
+    converted back by its annotation: ISO 8601 text to datetimes, values to enums, objects to records.
+
+    Keys ``cls`` does not have are ignored (a newer server may send more), missing ones are None.
+    """
+    hints = typing.get_type_hints(cls)
+    return cls(**{field.name: _from_json_value(hints[field.name], payload.get(field.name)) for field in fields(cls)})  # type: ignore[arg-type]
+
+
+def _from_json_value(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(argument for argument in arguments if argument is not type(None))
+        origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (tuple, frozenset):
+        return origin(_from_json_value(arguments[0], item) for item in value)
+    if origin is not None:
+        return value
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return record_from_json(hint, value)
+    if hint is float:
+        return float(value)
+    return value
+
+
+def job_detail_from_json(payload: Mapping[str, Any]) -> JobDetail:
+    """A JobDetail from the HTTP API's job view (``JobDetail.to_json`` plus ``failed_shots``, the failed
+    shots' rows, which the status page lists even when ``shots`` holds only the running ones)."""
+    shots = tuple(record_from_json(ShotRow, row) for row in payload.get("shots") or ())
+    failed = payload.get("failed_shots")
+    failures = (
+        tuple(record_from_json(ShotRow, row) for row in failed)
+        if failed is not None
+        else tuple(shot for shot in shots if shot.state is ShotState.FAILED)
+    )
+    states = payload.get("shot_states")
+    edit = payload.get("latest_edit")
+    return JobDetail(
+        job=record_from_json(JobSummary, payload["job"]),
+        scenes=tuple(record_from_json(SceneRollup, scene) for scene in payload.get("scenes") or ()),
+        shots=shots,
+        failures=failures,
+        shot_states=frozenset(ShotState(state) for state in states) if states is not None else None,
+        latest_edit=record_from_json(EditInfo, edit) if edit else None,
+        as_of=datetime.fromisoformat(payload["as_of"]),
+    )

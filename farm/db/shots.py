@@ -9,6 +9,7 @@ after it was handed to another worker.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,20 +26,40 @@ from farm.db.states import AttemptState, LostRace, ShotState, check_attempt_outc
 from farm.db.tables import Render, Shot
 
 
+@dataclass(frozen=True)
+class AttemptStart:
+    """A new attempt: its render id (the fencing token), number, and where its log is to be written."""
+
+    render_id: int
+    attempt_no: int
+    log_path: str | None
+
+
 def start_attempt(db: Database, shot_pk: int, *, worker: str, node: str, device: str, by: str) -> int:
     """Claim a queued shot for a new attempt on ``worker``; returns the attempt's render id.
 
     Raises LostRace if the shot is not queued (another driver or worker claimed it first).
     """
+    return start_logged_attempt(db, shot_pk, worker=worker, node=node, device=device, by=by).render_id
+
+
+def start_logged_attempt(
+    db: Database, shot_pk: int, *, worker: str, node: str, device: str, by: str, log_dir: str | None = None
+) -> AttemptStart:
+    """``start_attempt``, recording where the attempt's log goes (``log_dir/<shot>.attempt-<n>.log``)."""
     now = utcnow()
     with db.write() as connection:
         # FOR UPDATE: on PostgreSQL a second claimer waits here, then sees the shot running (SQLite's
         # BEGIN IMMEDIATE has serialised the two already).
-        attempt_no = connection.execute(
-            select(Shot.attempts + 1).where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED).with_for_update()
-        ).scalar_one_or_none()
-        if attempt_no is None:
+        claim = connection.execute(
+            select(Shot.attempts + 1, Shot.shot_id)
+            .where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED)
+            .with_for_update()
+        ).one_or_none()
+        if claim is None:
             raise not_in_state(connection, shot_pk, {ShotState.QUEUED}, "claim it")
+        attempt_no = claim[0]
+        log_path = f"{log_dir}/{claim[1]}.attempt-{attempt_no}.log" if log_dir else None
         render_id = connection.execute(
             insert(Render)
             .values(
@@ -51,6 +72,7 @@ def start_attempt(db: Database, shot_pk: int, *, worker: str, node: str, device:
                 started_at=now,
                 progress=0.0,
                 gpu_seconds=0.0,
+                log_path=log_path,
             )
             .returning(Render.id)
         ).scalar_one()
@@ -71,7 +93,7 @@ def start_attempt(db: Database, shot_pk: int, *, worker: str, node: str, device:
         )
         if not claimed:  # changed between the read and the update (PostgreSQL): nothing of this stays
             raise not_in_state(connection, shot_pk, {ShotState.QUEUED}, "claim it")
-    return render_id
+    return AttemptStart(render_id, attempt_no, log_path)
 
 
 def report_progress(db: Database, render_id: int, fraction: float, phase: str) -> bool:
@@ -190,21 +212,37 @@ def fail_unrenderable(db: Database, shot_pk: int, *, by: str, reason: str) -> bo
 
 
 def retake_shot(db: Database, shot_pk: int, *, spec: dict[str, Any], cache_key: str, by: str, reason: str) -> bool:
-    """done -> queued with a new recipe (a continuity retake: new seed, or a new shot to continue).
+    """done -> queued with a new recipe (a continuity retake: new seed, a new shot to continue, the
+    reference instead of the continued frames, an escalation rung), and ``reason``, why.
 
     The shot's spec and cache key change with it, so the render that follows is a new artifact and the
-    old one stays in the store for the earlier edit versions. False if the shot was not done.
+    old one stays in the store for the earlier edit versions. The reason is kept on the shot
+    (``retake_reason``, in ``farm status``) and in the event. False if the shot was not done.
     """
+    with db.write() as connection:
+        return retake_shot_in(connection, shot_pk, spec=spec, cache_key=cache_key, by=by, reason=reason)
+
+
+def retake_shot_in(
+    connection: Connection, shot_pk: int, *, spec: dict[str, Any], cache_key: str, by: str, reason: str
+) -> bool:
+    """``retake_shot`` inside the caller's transaction (a producer's review re-queues its shots with it)."""
     move = ShotMove(
         ShotState.DONE,
         ShotState.QUEUED,
         EventKind.SHOT_REQUEUED,
         f"retake: {reason}",
-        {"cache_key": cache_key, "seed": spec.get("seed"), "continues": spec.get("continues")},
+        {
+            "cache_key": cache_key,
+            "seed": spec.get("seed"),
+            "continues": spec.get("continues"),
+            "from_reference": spec.get("from_reference", False),
+            "escalation": spec.get("escalation", 0),
+            "reason": reason,
+        },
     )
-    values = {"spec": spec, "cache_key": cache_key, "cached": False, "artifact_id": None}
-    with db.write() as connection:
-        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+    values = {"spec": spec, "cache_key": cache_key, "cached": False, "artifact_id": None, "retake_reason": reason}
+    return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
 
 
 def recover_orphans(db: Database, job_id: int, *, by: str) -> int:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm.db.columns import EnumText, JSONDocument, UTCDateTime, enum_check, utcnow
-from farm.db.kinds import ArtifactKind, EventKind
+from farm.db.kinds import ArtifactKind, Channel, DeliveryState, EventKind, Review
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.verdicts import Verdict
 
@@ -80,6 +80,8 @@ class Job(Base):
     driver_id: Mapped[str | None] = mapped_column(String(NAME))
     """The scheduler process driving this job; with the heartbeat, how a resume knows the old one is gone."""
     driver_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    """Why the manager is holding a waiting job back (its show's GPU-hour budget is spent); None to run."""
 
 
 class Shot(Base):
@@ -115,6 +117,9 @@ class Shot(Base):
     """Wall time of the attempt that rendered the current artifact (0 for a cache hit): the job's
     observed speed, summed with the frames, without reading the attempts."""
     last_error: Mapped[str | None] = mapped_column(Text)
+    retake_reason: Mapped[str | None] = mapped_column(Text)
+    """Why the last continuity retake gave the shot its recipe (and how: new seed, continuation,
+    from the reference, escalation); None while it renders the shot list's own."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -147,6 +152,8 @@ class Render(Base):
     timings: Mapped[dict[str, float] | None] = mapped_column(JSONDocument)
     """Seconds per stage of the attempt, as the worker measured them (waiting for the slot, the model's
     own stages, encoding): where a render's time went, for ``farm status`` and cost estimates."""
+    log_path: Mapped[str | None] = mapped_column(Text)
+    """The attempt's captured worker output, warnings and traceback (``farm logs``)."""
 
 
 class Artifact(Base):
@@ -176,6 +183,7 @@ class Edit(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "version"),
         CheckConstraint(enum_check("verdict", Verdict), name="verdict"),
+        CheckConstraint(enum_check("review", Review), name="review"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -188,6 +196,11 @@ class Edit(Base):
     """The continuity checks' overall verdict (pass, warn or fail)."""
     summary: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    review: Mapped[Review | None] = mapped_column(EnumText(Review, length=32), nullable=True)
+    """A producer's decision on this version (approved, or retake); None until reviewed."""
+    review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(NAME), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Event(Base):
@@ -212,3 +225,109 @@ class Event(Base):
     new_state: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
+class ManagerLease(Base):
+    """Which ``farm serve`` is the farm's manager now, proven alive by its heartbeat (one row per role)."""
+
+    __tablename__ = "manager_lease"
+
+    role: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(NAME))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    api_url: Mapped[str | None] = mapped_column(Text)
+    """Where the manager's HTTP API listens, so ``farm status`` can say where to submit."""
+
+
+class Show(Base):
+    """A show (a shot list's ``project``) and what the manager gives it: a share, a quota, a budget."""
+
+    __tablename__ = "shows"
+    __table_args__ = (CheckConstraint("share > 0", name="share"),)
+
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    share: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1"))
+    """Weight of the show's fair share of GPU time (equal shares by default)."""
+    gpu_quota: Mapped[int | None] = mapped_column(Integer)
+    """Most GPUs the show's shots may hold at once; None for no limit."""
+    gpu_hour_budget: Mapped[float | None] = mapped_column(Float)
+    """GPU hours the show may spend in all; when spent its jobs are held until it is raised."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_sha256"),
+        CheckConstraint("role IN ('editor', 'producer', 'admin')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    """Who holds it; an editor's jobs are submitted under this name."""
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    """A submit's ``Idempotency-Key``: the same key from the same submitter returns the same job."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("submitted_by", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(NAME))
+    submitted_by: Mapped[str] = mapped_column(String(NAME))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    """The request it came with: the same key with a different request is refused, not answered."""
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """One message to one target about one event (a job done or failed, an edit failing QC, a stuck shot, a
+    spent budget), with every delivery attempt's outcome: kept so a receiver that is down loses nothing and
+    a producer can see what was sent."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", "target"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "job_id"),
+        CheckConstraint(enum_check("state", DeliveryState), name="state"),
+        CheckConstraint(enum_check("channel", Channel), name="channel"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    """The audit-log entry it tells of (a notification is made once per event and target)."""
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(32))
+    """``job.done``, ``job.failed``, ``edit.failed_qc``, ``shot.stuck`` or ``budget.spent``."""
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, length=16))
+    target: Mapped[str] = mapped_column(Text)
+    """The URL or the email address."""
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    state: Mapped[DeliveryState] = mapped_column(EnumText(DeliveryState, length=16), default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_status: Mapped[str | None] = mapped_column(String(NAME))
+    """The last attempt's HTTP status or SMTP reply code, or the error that stopped it."""
+    last_response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotifierCursor(Base):
+    """How far the notifier has read the event log: events after it are still to be turned into
+    notifications (advanced in the transaction that records them, so none is made twice or missed)."""
+
+    __tablename__ = "notifier_cursor"
+
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(EventId, default=0)

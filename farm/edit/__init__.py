@@ -10,7 +10,7 @@ The modules, in the order the data flows through them:
 - ``checks``: the registry of continuity checks and their verdicts;
 - ``otio_export``: edit.otio (and a CMX 3600 EDL) for editors;
 - ``report``: report.json and report.html;
-- ``retakes``: which shots to render again, and with which seed;
+- ``retakes``: which shots to render again, how (by what failed) and why;
 - ``build``: all of the above for one edit version.
 
 It knows nothing of jobs or the database: ``farm.jobs`` reads a job's shots and hands them over as
@@ -22,7 +22,7 @@ from farm.edit.build import EditOutcome, build_edit, new_edit_dir
 from farm.edit.checks import CHECKS, CheckResult, Verdict, run_checks
 from farm.edit.otio_export import export_timeline
 from farm.edit.report import write_report
-from farm.edit.retakes import Retake, RetakeMode, RetakePlan, plan_retakes, retake_seed
+from farm.edit.retakes import Escalation, NotRetaken, Retake, RetakeMode, RetakePlan, plan_retakes, retake_seed
 from farm.edit.timeline import EditShot
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "CheckResult",
     "EditOutcome",
     "EditShot",
+    "Escalation",
+    "NotRetaken",
     "Retake",
     "RetakeMode",
     "RetakePlan",

@@ -10,16 +10,13 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from farm.edit.timeline import EditShot
+from farm.edit.timeline import EditShot, SpeakerRegion
 from farm.errors import MediaError
-from farm.media.faces import detect_faces, face_descriptor
-from farm.media.image import load_rgb
+from farm.media.faces import image_identity
 from farm.media.video import read_frames
 
 EDGE_SECONDS = 0.5
@@ -31,8 +28,6 @@ CHANGE_LEVELS = 3.0
 THUMB_WIDTH = 240
 ANALYSIS_WIDTH = 96
 """Lab statistics are taken on frames reduced to this width: colour means do not need detail."""
-MIN_FACE_DETECTION_HEIGHT = 400
-"""Below this frame height dlib's HOG detector is run on a 2x upsampled frame (it needs ~80 px faces)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +36,21 @@ class LabStats:
     """Mean L*, a*, b* (CIE Lab, D65)."""
     lightness_std: float
     """Standard deviation of L* over the pixels: the exposure's contrast."""
+
+
+@dataclass(frozen=True)
+class SeamAnalysis:
+    """The two sides of one seam inside a shot: where one segment of a long take meets the next."""
+
+    frame: int
+    """The first frame of the later segment (within the shot)."""
+    before: LabStats
+    after: LabStats
+    """Over EDGE_SECONDS (at most the segment) each side."""
+    face_before: np.ndarray | None = field(repr=False, default=None)
+    face_after: np.ndarray | None = field(repr=False, default=None)
+    """Identity descriptors of the last frame before and the first frame after; None when no face was
+    found there (or faces were not asked for)."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +73,21 @@ class ShotAnalysis:
     """128-d identity descriptors of the largest face in each sampled frame that has one."""
     face_frames: tuple[int, ...] = ()
     """The sampled frame indices (within the shot) that were searched for faces."""
+    speaker_faces: dict[str, tuple[np.ndarray, ...]] = field(repr=False, default_factory=dict)
+    """A two-shot's descriptors per speaker (character id): the largest face inside that speaker's region
+    of each sampled frame, so each person is checked on their own face."""
+    seams: tuple[SeamAnalysis, ...] = ()
+    """Either side of each seam of a long take (``EditShot.seams``), in order."""
 
     @property
     def identity(self) -> np.ndarray | None:
         """The shot's identity: the mean descriptor of its sampled faces; None when none was found."""
         return np.mean(self.faces, axis=0) if self.faces else None
+
+    def identity_of(self, character_id: str) -> np.ndarray | None:
+        """A two-shot speaker's identity from their own region; None when no face was found there."""
+        faces = self.speaker_faces.get(character_id, ())
+        return np.mean(faces, axis=0) if faces else None
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,9 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
     sampled: list[np.ndarray] = []
     first = last = None
     previous: np.ndarray | None = None
+    seams = _SeamCollector(shot.seams, edge, faces)
     for index, frame in enumerate(read_frames(shot.video)):
+        seams.see(index, frame)
         grey = _luma(frame)
         luma.append(float(grey.mean()))
         luma_std.append(float(grey.std()))
@@ -115,7 +137,8 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
             sampled.append(frame)
     if first is None or last is None:
         raise MediaError(f"shot {shot.shot_id}: {shot.video} has no frames")
-    descriptors = tuple(descriptor for frame in sampled if (descriptor := identity_of(frame)) is not None)
+    descriptors = tuple(descriptor for frame in sampled if (descriptor := image_identity(frame)) is not None)
+    speaker_faces = {speaker.character_id: _region_faces(sampled, speaker) for speaker in shot.speakers}
     return ShotAnalysis(
         shot_id=shot.shot_id,
         frames=len(luma),
@@ -129,26 +152,64 @@ def analyse_shot(shot: EditShot, *, faces: bool = True) -> ShotAnalysis:
         last_thumbnail=thumbnail(last),
         faces=descriptors,
         face_frames=tuple(face_frames) if faces else (),
+        speaker_faces=speaker_faces,
+        seams=seams.result(),
     )
 
 
-def identity_of(image: np.ndarray) -> np.ndarray | None:
-    """The identity descriptor of the largest face in ``image``; None when no face is found."""
-    upsample = 1 if image.shape[0] < MIN_FACE_DETECTION_HEIGHT else 0
-    found = detect_faces(image, upsample=upsample)
-    return face_descriptor(image, found[0]) if found else None
+def _region_faces(frames: Sequence[np.ndarray], speaker: SpeakerRegion) -> tuple[np.ndarray, ...]:
+    """The identity descriptors found inside ``speaker``'s region of each sampled frame."""
+    found = []
+    for frame in frames:
+        left, top, right, bottom = speaker.pixel_box(frame.shape[1], frame.shape[0])
+        descriptor = image_identity(np.ascontiguousarray(frame[top:bottom, left:right]))
+        if descriptor is not None:
+            found.append(descriptor)
+    return tuple(found)
 
 
-@cache
-def reference_identity(path: Path) -> np.ndarray | None:
-    """The identity of a reference portrait (cached: one portrait serves many shots)."""
-    image = load_rgb(path)
-    longest = max(image.shape[:2])
-    if longest > 1024:
-        scale = 1024 / longest
-        resized = Image.fromarray(image).resize((round(image.shape[1] * scale), round(image.shape[0] * scale)))
-        image = np.asarray(resized)
-    return identity_of(image)
+class _SeamCollector:
+    """Keeps, during the one decoding pass, only the reduced frames either side of each seam (and the two
+    frames touching it when faces are wanted), so a 30-minute take's seams cost kilobytes."""
+
+    def __init__(self, seams: Sequence[int], edge: int, faces: bool) -> None:
+        self.seams = tuple(seams)
+        self.edge = edge
+        self.faces = faces
+        self.sides: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {seam: ([], []) for seam in self.seams}
+        self.touching: dict[int, np.ndarray] = {}
+        bounds = (0, *self.seams, 1 << 62)
+        self.windows = {
+            seam: (max(bounds[i], seam - edge), min(bounds[i + 2], seam + edge)) for i, seam in enumerate(self.seams)
+        }
+
+    def see(self, index: int, frame: np.ndarray) -> None:
+        for seam, (low, high) in self.windows.items():
+            if low <= index < high:
+                self.sides[seam][0 if index < seam else 1].append(_reduce(frame))
+                if self.faces and index in (seam - 1, seam):
+                    self.touching[index] = frame
+
+    def result(self) -> tuple[SeamAnalysis, ...]:
+        found = []
+        for seam in self.seams:
+            before, after = self.sides[seam]
+            if not before or not after:
+                continue  # a seam past the video's end: the frame-count check reports the short video
+            found.append(
+                SeamAnalysis(
+                    frame=seam,
+                    before=lab_stats(before),
+                    after=lab_stats(after),
+                    face_before=_face(self.touching.get(seam - 1)),
+                    face_after=_face(self.touching.get(seam)),
+                )
+            )
+        return tuple(found)
+
+
+def _face(frame: np.ndarray | None) -> np.ndarray | None:
+    return None if frame is None else image_identity(frame)
 
 
 def lab_stats(frames: Sequence[np.ndarray]) -> LabStats:

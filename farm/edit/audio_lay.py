@@ -17,6 +17,7 @@ import numpy as np
 
 from farm.edit.loudness import LoudnessMeter
 from farm.edit.timeline import EditShot, EditSpan, source_start_sample
+from farm.media.audio import mix_speakers
 from farm.media.ffmpeg import EDIT_AUDIO_RATE, decode_to_wav, run
 
 EDGE_SAMPLES = 240
@@ -52,10 +53,22 @@ def lay_audio(
         out.setsampwidth(2)
         out.setframerate(EDIT_AUDIO_RATE)
         for shot, span in zip(shots, spans, strict=True):
-            if shot.audio.path not in tracks:
-                tracks[shot.audio.path] = decode_track(shot.audio.path, work / f"track_{len(tracks):04d}.wav")
-            stats.append(_copy_slice(tracks[shot.audio.path], source_start_sample(shot.audio), span.samples, out))
+            for audio in (shot.audio, *shot.other_speakers_audio):
+                if audio.path not in tracks:
+                    tracks[audio.path] = decode_track(audio.path, work / f"track_{len(tracks):04d}.wav")
+            readers = [
+                _read_samples(tracks[audio.path], source_start_sample(audio), span.samples)
+                for audio in (shot.audio, *shot.other_speakers_audio)
+            ]
+            stats.append(_copy_chunks(readers[0] if len(readers) == 1 else _mixed(readers), out))
     return stats
+
+
+def _mixed(readers: list[Iterator[tuple[np.ndarray, int]]]) -> Iterator[tuple[np.ndarray, int]]:
+    """A two-shot's speakers read in step (their slices are equally long) and summed as the shot's own
+    file sums them (farm.media.audio.mix_speakers); padding is the most any speaker needed."""
+    for chunks in zip(*readers, strict=True):
+        yield mix_speakers(np.stack([chunk for chunk, _ in chunks])), max(missing for _, missing in chunks)
 
 
 def decode_track(source: Path, destination: Path) -> Path:
@@ -64,13 +77,13 @@ def decode_track(source: Path, destination: Path) -> Path:
     return destination
 
 
-def _copy_slice(track: Path, start: int, count: int, out: wave.Wave_write) -> ShotAudioStats:
+def _copy_chunks(chunks: Iterator[tuple[np.ndarray, int]], out: wave.Wave_write) -> ShotAudioStats:
     meter = LoudnessMeter(EDIT_AUDIO_RATE)
     head = np.zeros(0, np.float64)
     tail = np.zeros(0, np.float64)
     peak = 0.0
     padded = 0
-    for chunk, silence in _read_samples(track, start, count):
+    for chunk, silence in chunks:
         out.writeframes(chunk.astype("<i2", copy=False).tobytes())
         values = chunk.astype(np.float64) / 32768.0
         meter.feed(values)

@@ -18,7 +18,7 @@ from farm.edit.assemble import AssemblyResult, assemble_edit
 from farm.edit.checks import CheckResult, enabled_checks, needs_faces, run_checks
 from farm.edit.otio_export import TimelinePaths, export_timeline
 from farm.edit.report import ReportPaths, write_report
-from farm.edit.retakes import RetakePlan, plan_retakes
+from farm.edit.retakes import Escalation, RetakePlan, plan_retakes
 from farm.edit.timeline import EditShot
 from farm.shotlist.types import ContinuityConfig, OutputSpec
 from farm.verdicts import Verdict, overall_verdict
@@ -51,13 +51,15 @@ def build_edit(
     loudness_lufs: float = defaults.LOUDNESS_LUFS,
     true_peak_db: float = defaults.TRUE_PEAK_DB,
     retake_attempts: Mapping[str, int] | None = None,
+    escalations: Mapping[str, Sequence[Escalation]] | None = None,
     title: str = "edit",
     on_assembled: Callable[[], None] | None = None,
 ) -> EditOutcome:
     """Everything for one edit version in ``out_dir``: edit.mp4, edit.otio (+ .edl), report.json/.html.
 
     ``on_assembled`` is called once edit.mp4 exists, before the checks run (the jobs layer moves the job
-    from assembling to checking there).
+    from assembling to checking there). ``retake_attempts`` and ``escalations`` are what the retake
+    planner needs to know of each shot's history and model (``plan_retakes``).
     """
     continuity = continuity or ContinuityConfig()
     assembly = assemble_edit(shots, out_dir, output=output, loudness_lufs=loudness_lufs, true_peak_db=true_peak_db)
@@ -65,9 +67,11 @@ def build_edit(
         on_assembled()
     analysis = analyse_edit(shots, faces=needs_faces(enabled_checks(continuity)))
     results = run_checks(shots, assembly, continuity, analysis=analysis)
+    retakes = plan_retakes(
+        results, shots, max_retakes=continuity.max_retakes, attempts=retake_attempts, escalations=escalations
+    )
     timeline = export_timeline(shots, assembly, results, out_dir, name=title)
-    report = write_report(shots, assembly, results, out_dir, analysis=analysis, title=title)
-    retakes = plan_retakes(results, shots, max_retakes=continuity.max_retakes, attempts=retake_attempts)
+    report = write_report(shots, assembly, results, out_dir, analysis=analysis, title=title, retakes=retakes)
     return EditOutcome(out_dir, assembly, tuple(results), timeline, report, retakes)
 
 

@@ -88,6 +88,36 @@ def measure_loudness(path: Path, *, duplicate_mono_to_stereo: bool = True) -> Lo
     return _parse_ebur128_summary(path, log)
 
 
+@dataclass(frozen=True)
+class LoudnessPoint:
+    seconds: float
+    momentary: float | None
+    """Loudness over the last 400 ms (LUFS); None below the meter's floor (silence)."""
+    short_term: float | None
+    """Over the last 3 s."""
+
+
+def loudness_curve(path: Path, *, every_seconds: float = 0.5) -> tuple[LoudnessPoint, ...]:
+    """Momentary and short-term loudness through ``path``'s first audio stream, a point every
+    ``every_seconds`` (ffmpeg ebur128's 100 ms blocks, thinned): the edit's loudness plot."""
+    log = run(measure_ebur128(path, filters=[DUPLICATE_MONO_TO_STEREO], per_block=True), f"{path}: loudness curve").log
+    points: list[LoudnessPoint] = []
+    for found in _BLOCK.finditer(log):
+        seconds = float(found.group(1))
+        if points and seconds < points[-1].seconds + every_seconds - 1e-6:
+            continue
+        points.append(LoudnessPoint(seconds, _audible(found.group(2)), _audible(found.group(3))))
+    return tuple(points)
+
+
+_BLOCK = re.compile(r"t:\s*([\d.]+)\s+TARGET:.*?M:\s*(-?[\d.]+|-?inf|nan)\s+S:\s*(-?[\d.]+|-?inf|nan)")
+
+
+def _audible(text: str) -> float | None:
+    value = _finite(text) if text != "nan" else None
+    return value if value is not None and value > ABSOLUTE_GATE_LUFS else None
+
+
 def _parse_ebur128_summary(path: Path, text: str) -> LoudnessMeasurement:
     summary = text[text.rfind("Summary:") :]
     integrated = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)

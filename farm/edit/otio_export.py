@@ -117,7 +117,11 @@ def _markers_by_shot(
             color=otio.schema.MarkerColor.RED if result.verdict is Verdict.FAIL else otio.schema.MarkerColor.YELLOW,
         )
         marker.comment = result.message
-        marker.metadata["farm"] = result.to_json()
+        found = result.to_json()
+        details = found["details"]
+        assert isinstance(details, dict)
+        found["details"] = {key: value for key, value in details.items() if not key.endswith("_curve")}  # plots
+        marker.metadata["farm"] = found
         markers.setdefault(shot_id, []).append(marker)
     return markers
 

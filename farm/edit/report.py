@@ -2,7 +2,9 @@
 
 The HTML is one static page with its thumbnails as JPEG files in ``report_files/`` beside it (relative
 links), so the folder can be moved, zipped or served as it is. Cuts with a failed check come first,
-then warnings, then the rest in edit order; shot- and person-level results follow the same order.
+then warnings, then the rest in edit order; shot- and person-level results follow the same order. A
+flagged person-level result (a face that is not its person's) also shows on the cuts into and out of
+its shot, where an editor sees the face change.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from farm.edit.analysis import EditAnalysis, analyse_edit
 from farm.edit.assemble import AssemblyResult
 from farm.edit.checks.base import CheckResult, SubjectKind, Verdict
+from farm.edit.checks.lipsync import LipSyncCheck, lip_sync_table, parse_curve
+from farm.edit.retakes import RetakePlan
 from farm.edit.timeline import EditShot
 
 REPORT_JSON = "report.json"
@@ -56,15 +62,19 @@ def write_report(
     *,
     analysis: EditAnalysis | None = None,
     title: str = "edit",
+    retakes: RetakePlan | None = None,
 ) -> ReportPaths:
+    """Write the report; ``retakes`` (the retake plan of these results) adds each retake and why."""
     analysis = analysis or analyse_edit(shots, faces=False)
     thumbnails = _write_thumbnails(shots, analysis, out_dir)
     cuts = _cuts(shots, assembly, results)
+    retakes = retakes or RetakePlan((), ())
     document = _report_json(shots, assembly, results, cuts, title)
+    document["retakes"] = retakes.to_json()
     json_path = out_dir / REPORT_JSON
     _write_text(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     html_path = out_dir / REPORT_HTML
-    _write_text(html_path, _report_html(shots, assembly, results, cuts, title))
+    _write_text(html_path, _report_html(shots, assembly, results, cuts, title, retakes))
     return ReportPaths(json_path, html_path, thumbnails)
 
 
@@ -84,7 +94,12 @@ def _cuts(shots: Sequence[EditShot], assembly: AssemblyResult, results: Sequence
         related = tuple(
             r
             for r in results
-            if r.subject.kind is SubjectKind.CUT and r.subject.shots == (before.shot_id, after.shot_id)
+            if (r.subject.kind is SubjectKind.CUT and r.subject.shots == (before.shot_id, after.shot_id))
+            or (
+                r.subject.kind is SubjectKind.PERSON
+                and r.flagged
+                and r.subject.shots[0] in (before.shot_id, after.shot_id)
+            )
         )
         cuts.append(_Cut(index, before, after, assembly.shot(after.shot_id).span.first_frame, related))
     # cuts between non-adjacent shots (colour compares a person's setups across a scene)
@@ -154,6 +169,7 @@ def _report_json(
             }
             for shot in shots
         ],
+        "lip_sync": lip_sync_table(results),
         "results": [r.to_json() for r in sorted(results, key=lambda r: _SEVERITY[r.verdict])],
     }
 
@@ -176,6 +192,7 @@ def _report_html(
     results: Sequence[CheckResult],
     cuts: Sequence[_Cut],
     title: str,
+    retakes: RetakePlan,
 ) -> str:
     e = html.escape
     counts = summary(results)
@@ -192,6 +209,8 @@ def _report_html(
         f"(target {loud['target_lufs']} LUFS, ceiling {loud['true_peak_ceiling_dbtp']} dBTP, gain {loud['gain_db']} dB"
         f"{', limited by the true-peak ceiling' if loud['peak_limited'] else ''}).</p>",
         _badges(counts),
+        _retakes_list(retakes),
+        _lip_sync_section(results),
         "<h2>Cuts</h2>",
     ]
     for cut in cuts:
@@ -231,6 +250,76 @@ def _badges(counts: dict[str, object]) -> str:
     retake = counts["retake"]
     assert isinstance(retake, list)
     return f"<p>{badges}" + (f" &mdash; retake: {html.escape(', '.join(retake))}" if retake else "") + "</p>"
+
+
+def _retakes_list(plan: RetakePlan) -> str:
+    """What is retaken and why, what no retake can fix, and what has no retakes left."""
+    e = html.escape
+    items = [f"<li><b>{e(r.shot_id)}</b>: {e(r.reason)}</li>" for r in plan.retakes]
+    items += [f"<li><b>{e(n.shot_id)}</b> not retaken ({e(n.check)}): {e(n.reason)}</li>" for n in plan.not_retaken]
+    items += [f"<li><b>{e(shot)}</b>: no retakes left; it stays failed</li>" for shot in plan.exhausted]
+    return f"<h2>Retakes</h2><ul>{''.join(items)}</ul>" if items else ""
+
+
+def _lip_sync_section(results: Sequence[CheckResult]) -> str:
+    """Lag and correlation of every shot and seam; each flagged one with its two curves drawn."""
+    rows = lip_sync_table(results)
+    if not rows:
+        return ""
+    e = html.escape
+    cells = "".join(
+        f"<tr class='{row['verdict']}'><td><span class='badge {row['verdict']}'>{row['verdict']}</span></td>"
+        f"<td>{e(str(row['subject']))}</td><td>{_num(row.get('lag_frames'))}</td><td>{_num(row.get('lag_ms'))}</td>"
+        f"<td>{_num(row.get('correlation'))}</td></tr>"
+        for row in rows
+    )
+    head = "<tr><th>verdict</th><th>shot</th><th>lag (frames, + sound late)</th><th>lag ms</th><th>r</th></tr>"
+    plots = [
+        f"<figure><figcaption>{e(r.message)}</figcaption>{lip_sync_svg(r)}</figure>"
+        for r in results
+        if r.check == LipSyncCheck.name and r.flagged and "mouth_curve" in r.details
+    ]
+    return f"<h2>Lip sync</h2><table>{head}{cells}</table>" + "".join(plots)
+
+
+SVG_WIDTH, SVG_HEIGHT = 720, 140
+
+
+def lip_sync_svg(result: CheckResult) -> str:
+    """The mouth opening (blue) and the speech envelope (orange) of one shot, each scaled to its own range."""
+    mouth = parse_curve(str(result.details.get("mouth_curve", "")))
+    envelope = parse_curve(str(result.details.get("envelope_curve", "")))
+    lines = [
+        _polyline(mouth, "#1a73e8", "mouth opening (landmarks)"),
+        _polyline(envelope, "#e8710a", "speech envelope (dB RMS)"),
+    ]
+    legend = (
+        "<text x='6' y='14' font-size='11' fill='#1a73e8'>mouth opening</text>"
+        "<text x='110' y='14' font-size='11' fill='#e8710a'>speech envelope</text>"
+        f"<text x='{SVG_WIDTH - 6}' y='14' font-size='11' text-anchor='end'>{len(mouth)} frames</text>"
+    )
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{SVG_WIDTH}' height='{SVG_HEIGHT}' "
+        f"viewBox='0 0 {SVG_WIDTH} {SVG_HEIGHT}' style='border:1px solid #ddd'>{legend}{''.join(lines)}</svg>"
+    )
+
+
+def _polyline(curve: object, colour: str, title: str) -> str:
+    values = np.asarray(curve, dtype=np.float64)
+    known = values[~np.isnan(values)]
+    if len(values) < 2 or not len(known):
+        return ""
+    low, span = float(known.min()), max(float(np.ptp(known)), 1e-9)
+    step = SVG_WIDTH / (len(values) - 1)
+    points = " ".join(
+        f"{index * step:.1f},{SVG_HEIGHT - 8 - (value - low) / span * (SVG_HEIGHT - 30):.1f}"
+        for index, value in enumerate(values)
+        if not np.isnan(value)
+    )
+    return (
+        f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{points}'>"
+        f"<title>{html.escape(title)}</title></polyline>"
+    )
 
 
 def _figure(source: str, caption: str) -> str:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from farm.errors import UsageError
+
+REACH_TIMEOUT_SECONDS = 3.0
+"""How long to try the head's port before saying it cannot be reached (Ray itself retries for minutes)."""
+
+
+class RayUnreachable(UsageError):
+    """The Ray head at the given address does not answer: farm says so at once instead of hanging."""
 
 
 def connect_ray(address: str | None) -> None:
@@ -20,7 +34,12 @@ def connect_ray(address: str | None) -> None:
     # Ray announces its token authentication setting on every start; it is not news to a user.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address:
-        ray.init(address=address, **quiet)
+        check_reachable(address)
+        try:
+            with _held_stderr():  # Ray's C++ client logs every failed retry; one line from farm says it all
+                ray.init(address=address, **quiet)
+        except ConnectionError as exc:
+            raise RayUnreachable(f"cannot join the Ray cluster at --address {address}: {exc}; {_HOW_TO_START}") from exc
         return
     # A local instance listens on loopback only; without this Ray binds the machine's public address.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -33,3 +52,49 @@ def _ray_temp_dir() -> Path:
     path = Path("/tmp") / f"farm-ray-{os.getuid()}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+_HOW_TO_START = (
+    "start the head with `ray start --head --port=6379` on that machine, or check --address / FARM_RAY_ADDRESS"
+)
+
+
+def check_reachable(address: str) -> None:
+    """Raise RayUnreachable unless the head's GCS port at ``host:port`` accepts a connection within a few
+    seconds (``auto`` and ``ray://`` addresses are left to Ray, which fails fast for them)."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnreachable(f"--address {address}: give the Ray head as host:port (e.g. head:6379) or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_SECONDS):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RayUnreachable(f"cannot reach the Ray head at --address {address} ({reason}); {_HOW_TO_START}") from exc
+
+
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[None]:
+    """Hold back what native code writes to stderr inside the block; pass it on only if the block succeeds
+    (a failure is reported by the exception, without pages of retries)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to hold
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            raise
+        else:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+        finally:
+            os.close(saved)

@@ -19,8 +19,9 @@ from farm.db.queries import find_artifact
 from farm.db.session import Database
 from farm.digests import file_sha256
 from farm.engine.artifacts import ArtifactStore
+from farm.engine.takes import split_audio
 from farm.errors import RenderError
-from farm.media.audio import cut_audio, samples_digest
+from farm.media.audio import AudioSlice, cut_audio, samples_digest
 from farm.media.image import load_rgb
 from farm.media.video import read_frames
 from farm.plan import ShotTask
@@ -32,7 +33,10 @@ class StagedInputs:
 
     reference_image: Any
     audio: Any
+    """int16 samples: (n,) for one speaker, (speakers, n) for a two-shot, first speaker first."""
     continuation: Any | None
+    second_image: Any | None = None
+    """A two-shot's second speaker's portrait; None for a single-character shot."""
 
 
 @dataclass
@@ -45,27 +49,36 @@ class InputStager:
 
     def stage(self, task: ShotTask, continues: ShotTask | None, continuation_frames: int) -> StagedInputs:
         """The inputs of ``task`` (which continues ``continues``, if not None); RenderError if they changed."""
-        portrait = self._portrait(task)
-        audio = ray.put(_audio_of(task))
+        portrait = self._portrait(task.reference_image, task.reference_sha256)
+        second_image = None
+        audio: Any
+        if task.two_shot is not None:
+            audio = ray.put(np.stack([_audio_of(speaker.audio) for speaker in task.two_shot.speakers]))
+            second = task.two_shot.speakers[1]
+            second_image = self._portrait(second.reference_image, second.reference_sha256)
+        elif len(task.segments) > 1:
+            # A long take ships as one object per segment, each fetched by the worker only when that
+            # segment renders, so the worker never holds the whole take's audio.
+            audio = [ray.put(piece) for piece in split_audio(_audio_of(task.audio), task.segments, task.fps)]
+        else:
+            audio = ray.put(_audio_of(task.audio))
         continuation = None
         if continues is not None:
             continuation = ray.put(last_frames_of(self.db, self.store, continues, continuation_frames))
-        return StagedInputs(portrait, audio, continuation)
+        return StagedInputs(portrait, audio, continuation, second_image)
 
-    def _portrait(self, task: ShotTask) -> Any:
-        if task.reference_sha256 not in self.portraits:
-            if file_sha256(task.reference_image) != task.reference_sha256:
-                raise RenderError(
-                    f"{task.reference_image} changed since the job was submitted; submit the shot list again"
-                )
-            self.portraits[task.reference_sha256] = ray.put(load_rgb(task.reference_image))
-        return self.portraits[task.reference_sha256]
+    def _portrait(self, path: Path, sha256: str) -> Any:
+        if sha256 not in self.portraits:
+            if file_sha256(path) != sha256:
+                raise RenderError(f"{path} changed since the job was submitted; submit the shot list again")
+            self.portraits[sha256] = ray.put(load_rgb(path))
+        return self.portraits[sha256]
 
 
-def _audio_of(task: ShotTask) -> np.ndarray:
-    samples = cut_audio(task.audio.path, task.audio.sample_range)
-    if samples_digest(samples) != task.audio.sha256:
-        raise RenderError(f"{task.audio.path} changed since the job was submitted; submit the shot list again")
+def _audio_of(audio: AudioSlice) -> np.ndarray:
+    samples = cut_audio(audio.path, audio.sample_range)
+    if samples_digest(samples) != audio.sha256:
+        raise RenderError(f"{audio.path} changed since the job was submitted; submit the shot list again")
     return samples
 
 

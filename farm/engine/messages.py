@@ -27,6 +27,8 @@ class RenderAssignment:
     task: ShotTask
     params: Mapping[str, Any] = field(default_factory=dict)
     """The manifest's render parameters, with its low-memory overlay after an out-of-memory error."""
+    log_path: str | None = None
+    """Where the worker writes this attempt's output, warnings and traceback (None: nowhere)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,23 @@ class WorkerIdentity:
     def node_label(self) -> str:
         """For people: the node's address and the start of its Ray id (several nodes may share an address)."""
         return f"{self.node_ip}/{self.node_id[:8]}"
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    """One resident worker as the scheduler sees it now (``farm serve``'s /metrics)."""
+
+    name: str
+    model: str
+    node: str | None
+    """``ip/node-id``; None while the worker starts."""
+    ready: bool
+    busy: bool
+    """At least one render in flight."""
+    busy_seconds: float
+    busy_fraction: float
+    """Busy time over the time since the worker was created (model load included)."""
+    renders_done: int
 
 
 class EngineEventKind(enum.StrEnum):

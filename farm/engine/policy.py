@@ -8,6 +8,7 @@ Flamenco style: "shot sc01_020 failed 1 time; 2 more failures will fail it".
 from __future__ import annotations
 
 import enum
+import random
 from dataclasses import dataclass, field, replace
 
 from farm import defaults
@@ -48,6 +49,16 @@ class EngineOptions:
     job_check_seconds: float = 0.5
     heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS
     cancel_grace_seconds: float = 15.0
+    retry_base_seconds: float = defaults.RETRY_BASE_SECONDS
+    """The first retry of a failed shot waits about this long; each further one twice as long (jittered)."""
+    retry_cap_seconds: float = defaults.RETRY_CAP_SECONDS
+    idle_release_seconds: float = defaults.IDLE_RELEASE_SECONDS
+    """A worker with nothing to render for this long is released, so another model's workers can start."""
+    stuck_scale: float = 1.0
+    """Multiplies every manifest's stuck timeout (tests shorten it; a slow cluster may lengthen it)."""
+    yield_to_other_drivers: bool = True
+    """Pause at shot boundaries while a higher-priority job is driven by another process (``farm render``
+    beside a manager); the manager ranks its own jobs itself."""
 
     @property
     def stale_after_seconds(self) -> float:
@@ -116,6 +127,16 @@ def decide(
         return Decision(ShotState.FAILED, AttemptState.FAILED, f"{failures}; no attempts left", spent)
     more = "1 more failure" if left == 1 else f"{left} more failures"
     return Decision(ShotState.QUEUED, AttemptState.FAILED, f"{failures}; {more} will fail it", spent)
+
+
+def retry_delay(failures: int, options: EngineOptions, rng: random.Random | None = None) -> float:
+    """Seconds a shot waits before its next attempt after ``failures`` failed ones: exponential from
+    ``retry_base_seconds`` up to ``retry_cap_seconds``, with full-range jitter (0.5-1.5x) so the shots of a
+    node that died together do not all come back in the same instant."""
+    if failures <= 0 or options.retry_base_seconds <= 0:
+        return 0.0
+    delay = min(options.retry_cap_seconds, options.retry_base_seconds * 2 ** (failures - 1))
+    return delay * (rng or random).uniform(0.5, 1.5)
 
 
 def counts_against_node(failure: Failure) -> bool:

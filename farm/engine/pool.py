@@ -8,13 +8,14 @@ the model; the scheduler decides every retry of a shot (``max_task_retries=0``).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
 from farm.catalog import ModelManifest
-from farm.engine.messages import WorkerIdentity
+from farm.engine.messages import WorkerIdentity, WorkerSnapshot
 from farm.engine.worker import RenderWorker
 from farm.errors import UsageError
 
@@ -32,6 +33,41 @@ class PooledWorker:
     identity: WorkerIdentity | None = None
     in_flight: set[int] = field(default_factory=set)
     """Render ids assigned to this worker and not yet finished."""
+    draining: bool = False
+    """Takes no new shot: its slot goes to a model whose shots rank higher once its current shot ends."""
+    created_at: float = field(default_factory=time.monotonic)
+    busy_seconds: float = 0.0
+    """Time with at least one render in flight, up to ``busy_since`` (the farm's busy fraction, /metrics)."""
+    busy_since: float | None = None
+    renders_done: int = 0
+
+    def assign(self, render_id: int, now: float) -> None:
+        if not self.in_flight:
+            self.busy_since = now
+        self.in_flight.add(render_id)
+
+    def release(self, render_id: int, now: float) -> None:
+        if render_id not in self.in_flight:
+            return
+        self.in_flight.discard(render_id)
+        self.renders_done += 1
+        if not self.in_flight and self.busy_since is not None:
+            self.busy_seconds += now - self.busy_since
+            self.busy_since = None
+
+    def snapshot(self, now: float) -> WorkerSnapshot:
+        busy = self.busy_seconds + (now - self.busy_since if self.busy_since is not None else 0.0)
+        alive = max(now - self.created_at, 1e-9)
+        return WorkerSnapshot(
+            name=self.name,
+            model=self.model,
+            node=self.identity.node_label if self.identity else None,
+            ready=self.ready,
+            busy=bool(self.in_flight),
+            busy_seconds=busy,
+            busy_fraction=min(busy / alive, 1.0),
+            renders_done=self.renders_done,
+        )
 
     @property
     def ready(self) -> bool:
@@ -113,6 +149,7 @@ class WorkerPool:
             and w.ready
             and w.node_id not in self.blocklisted_nodes
             and len(w.in_flight) < PREFETCH_DEPTH
+            and not w.draining
         ]
         return sorted(candidates, key=lambda w: len(w.in_flight))
 
@@ -129,13 +166,16 @@ class WorkerPool:
             self.workers.remove(worker)
         return removed
 
-    def release_idle(self) -> list[PooledWorker]:
-        """Kill the ready workers that have nothing in flight, freeing their slots for another job."""
-        idle = [w for w in self.workers if w.ready and not w.in_flight]
-        for worker in idle:
+    def idle(self) -> list[PooledWorker]:
+        """Ready workers with nothing in flight."""
+        return [w for w in self.workers if w.ready and not w.in_flight]
+
+    def release(self, workers: list[PooledWorker]) -> list[PooledWorker]:
+        """Kill ``workers`` (idle ones), freeing their slots for another model or job. Returns them."""
+        for worker in workers:
             ray.kill(worker.actor, no_restart=True)
             self.workers.remove(worker)
-        return idle
+        return workers
 
     def shutdown(self) -> None:
         for worker in self.workers:

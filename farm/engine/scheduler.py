@@ -1,16 +1,28 @@
-"""The driver loop: dispatch ready shots to resident workers, record every transition, handle faults.
+"""The scheduler: dispatch the ready shots of every job it drives to resident workers, record every
+transition, handle faults.
 
-The database is the only durable state, and its state machine decides: the driver turns worker results
-into compare-and-set transitions and its own copy of the shots' states (``ShotBook``) only follows
-transitions that won there. When the last shot finishes, the database moves the job on to its edit.
-A driver that dies leaves a job that a resume picks up without re-rendering anything that is done.
-The caller holds the job's driver lease (``farm.jobs``) for as long as this runs. The loop, in one place:
+One scheduler serves the whole farm (``farm serve`` adds every queued job to it) or one job (``farm
+render`` in a terminal): the same loop either way. Workers belong to a model, not to a job: a worker
+that has loaded a model renders the next shot that needs it, whichever job it belongs to, and one that
+has had nothing to do for ``idle_release_seconds`` is released so another model can load. Which ready
+shot goes first is ``farm.engine.ordering``'s ranking (tier, priority, fair share between shows,
+submission order, critical path, edit order); a show at its GPU quota waits; preemption happens only at
+shot boundaries.
 
-    start rendering -> cache hits -> [ collect results -> dispatch ready shots -> progress, cancel, priority ]*
+The database is the only durable state, and its state machine decides: the scheduler turns worker
+results into compare-and-set transitions and its own copy of the shots' states (``ShotBook``) only
+follows transitions that won there. When a job's last shot finishes, the database moves the job on to
+its edit and the scheduler lets the job go (``finished``). A scheduler that dies leaves jobs that a
+resume picks up without re-rendering anything that is done. The caller holds every job's driver lease
+(``farm.jobs``) while the job is in here. The loop, in one place:
+
+    [ readiness -> collect results -> dispatch ready shots -> progress + stuck renders -> job checks
+      -> idle workers ]*
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,13 +31,14 @@ from typing import Any
 
 import ray
 
-from farm.catalog import ModelCatalog, ModelManifest
+from farm.catalog import ModelCatalog, ModelManifest, Quality
 from farm.db import shots as shot_moves
 from farm.db.events import record_event
 from farm.db.jobs import settle_job, transition_job
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.products import ArtifactRecord
 from farm.db.queries import find_artifact, higher_priority_jobs, job_state, shots_of_job
+from farm.db.queue import ShowLimits, job_heads, show_limits
 from farm.db.session import Database
 from farm.db.states import AttemptState, JobState, LostRace, ShotState
 from farm.engine.artifacts import ArtifactStore
@@ -38,8 +51,10 @@ from farm.engine.messages import (
     Observer,
     RenderAssignment,
     RenderOutcome,
+    WorkerSnapshot,
     ignore_events,
 )
+from farm.engine.ordering import Candidate, DispatchQueue, FairShare, critical_paths
 from farm.engine.policy import (
     EngineOptions,
     Failure,
@@ -48,8 +63,9 @@ from farm.engine.policy import (
     ShotBudget,
     counts_against_node,
     decide,
+    retry_delay,
 )
-from farm.engine.pool import PooledWorker, WorkerPool
+from farm.engine.pool import PooledWorker, WorkerPool, slots_for
 from farm.errors import FarmError
 from farm.plan import ShotTask
 
@@ -101,9 +117,10 @@ class ShotBook:
         return sum(1 for value in self.states.values() if value is state)
 
     def continued(self, pk: int) -> ShotTask | None:
-        """The task shot ``pk`` continues, if any."""
-        continues = self.tasks[pk].continues
-        return self.tasks[self.pk_of[continues]] if continues else None
+        """The task whose last frames shot ``pk`` renders from, if any (not one it renders from the reference
+        instead of)."""
+        depends_on = self.tasks[pk].depends_on
+        return self.tasks[self.pk_of[depends_on[0]]] if depends_on else None
 
     @property
     def done_fraction(self) -> float:
@@ -112,210 +129,481 @@ class ShotBook:
 
 @dataclass
 class _InFlight:
+    job_id: int
     shot_pk: int
     render_id: int
     worker: PooledWorker
     node_id: str
+    show: str
+    gpus: float
+    cost: float
+    """The estimated GPU-seconds its show was charged at dispatch (replaced by the real figure at the end)."""
+    stuck_after: float
+    """Seconds without a sign of life after which the render counts as stuck."""
+    quiet_since: float
+    """When the render last showed a sign of life (its dispatch, its turn on the worker, new progress)."""
+    last_progress: tuple[float, str] | None = None
+    stuck: str | None = None
+    """Why the scheduler killed the render's worker (it was stuck), for the attempt's error."""
+
+
+@dataclass
+class JobBook:
+    """One job as the scheduler drives it: its shots, what it ranks by, and its shots' budgets and waits."""
+
+    job_id: int
+    show: str
+    priority: int
+    book: ShotBook
+    chain: dict[int, int]
+    """Per shot, the length of the ``continues`` chain that starts at it (its critical path)."""
+    held: bool = False
+    budgets: dict[int, ShotBudget] = field(default_factory=dict)
+    not_before: dict[int, float] = field(default_factory=dict)
+    """Shots backing off after a failure: the monotonic time their next attempt may start."""
+    avoid: dict[int, str] = field(default_factory=dict)
+    """Shots whose render hung: the worker it hung on, which their next attempt avoids when it can."""
+    stopping_since: float | None = None
+    yielding_to: tuple[int, ...] = ()
+    """Higher-priority jobs another process drives now: this job dispatches nothing until they end."""
+
+
+@dataclass
+class SchedulerCounts:
+    """What the scheduler itself counted, every transition it won: the audit compares these with the
+    database (``bench/manager.py``)."""
+
+    attempts_started: int = 0
+    attempts_succeeded: int = 0
+    attempts_failed: int = 0
+    attempts_crashed: int = 0
+    attempts_cancelled: int = 0
+    shots_cached: int = 0
+    shots_unrenderable: int = 0
+    stuck_killed: int = 0
 
 
 class Scheduler:
-    """Renders one job's queued shots on the connected Ray cluster, then leaves it to its next phase."""
+    """Renders the queued shots of the jobs added to it on the connected Ray cluster, with shared workers."""
 
     def __init__(
         self,
         db: Database,
-        job_id: int,
         *,
         catalog: ModelCatalog,
         artifacts_root: Path,
         options: EngineOptions | None = None,
         observer: Observer | None = None,
         by: str = "driver",
+        logs_root: Path | None = None,
     ) -> None:
         self.db = db
-        self.job_id = job_id
         self.catalog = catalog
         self.store = ArtifactStore(artifacts_root)
         self.options = options = options or EngineOptions()
         self.observe: Observer = observer or ignore_events
         self.by = by
-        """The audit name this driver writes its transitions under."""
+        """The audit name this scheduler writes its transitions under."""
+        self.logs_root = logs_root
+        """Where attempts' logs go (``<logs_root>/job-<id>/<shot>.attempt-<n>.log``); None: not kept."""
         self.pool = WorkerPool(str(artifacts_root), max_workers_per_model=options.max_workers_per_model)
-        self.book = ShotBook()
         self.inputs = InputStager(db, self.store)
+        self.jobs: dict[int, JobBook] = {}
         self.in_flight: dict[Any, _InFlight] = {}
-        self.budgets: dict[int, ShotBudget] = {}
         self.nodes = NodeHealth(options.blocklist_after)
-        self.stopping_since: float | None = None
-        self.rendered = 0
-        self.yielding_to: tuple[int, ...] = ()
-        """Higher-priority jobs being driven now: this driver dispatches nothing and frees its idle slots."""
+        self.fair = FairShare()
+        self.limits: dict[str, ShowLimits] = {}
+        self.counts = SchedulerCounts()
+        self.finished: list[JobOutcome] = []
+        """Jobs whose rendering ended (all shots finished, cancelled, or stopped), for the caller to take."""
+        self.speed: dict[str, float] = {}
+        """Observed GPU-seconds per frame of each model, for the fair-share estimate of a shot's cost."""
         self.ready_at: dict[str, float] = {}
-        self.last_done_at: float | None = None
+        self.idle_since: dict[str, float] = {}
+        self._dirty = True
+        self._next_wake = float("inf")
+        self._links_waiting = False
+        self._clocks = {"progress": 0.0, "job": 0.0}
+        self._touched: set[int] = set()
+        self._rng = random.Random()
+        self._rendered: dict[int, int] = {}
+        self._last_done: dict[int, float] = {}
 
-    # ---- the loop -------------------------------------------------------------------------------
+    # ---- one job in the foreground ----------------------------------------------------------------
 
-    def run(self) -> JobOutcome:
+    def render_one(self, job_id: int) -> JobOutcome:
+        """Render one job's queued shots and return when they are finished (``farm render``); Ctrl-C stops
+        its renders and leaves the job queued, resumable."""
         started = time.monotonic()
-        self.book.load(self.db, self.job_id)
-        if not self._start_rendering():
-            return self._outcome(interrupted=False)
-        self.observe(EngineEvent(EngineEventKind.JOB, total=len(self.book.tasks), fraction=self.book.done_fraction))
-        self._apply_cache()
-        if not self._pending():  # nothing left to render (every shot cached, or finished before a takeover)
-            settle_job(self.db, self.job_id, by=self.by)
-        self._start_workers()
         interrupted = False
         try:
-            self._loop()
+            if self.add_job(job_id):
+                while job_id in self.jobs:
+                    self.step()
         except KeyboardInterrupt:
             interrupted = True
-            self._stop_in_flight(cancel_job=False)
+            self.stop_all("interrupted; resume with farm render --resume")
         finally:
             busy = self._worker_busy_seconds()
             self.pool.shutdown()
-        if interrupted and job_state(self.db, self.job_id) is JobState.RENDERING:
-            transition_job(
-                self.db, self.job_id, JobState.QUEUED, by=self.by, expected={JobState.RENDERING},
-                message="interrupted; resume with farm render --resume",
-            )  # fmt: skip
-        outcome = self._outcome(interrupted=interrupted)
+        outcome = self._outcome(job_id, interrupted=interrupted)
         outcome.wall_seconds = time.monotonic() - started
         outcome.worker_busy_seconds = busy
         self._add_timing(outcome, started)
         return outcome
 
-    def _loop(self) -> None:
-        clocks = {"progress": 0.0, "job": 0.0}
-        while self.in_flight or self._pending():
-            if self.stopping_since is not None and not self.in_flight:
-                return
-            for worker in self.pool.poll_readiness():
-                self.ready_at.setdefault(worker.name, time.monotonic())
-            self._collect_results()
-            if self.stopping_since is None and not self.yielding_to:
-                self._dispatch_ready_shots()
-            elif self.yielding_to:
-                self.pool.release_idle()
-            now = time.monotonic()
-            if now - clocks["progress"] >= self.options.progress_seconds:
-                clocks["progress"] = now
-                self._poll_progress()
-            if now - clocks["job"] >= self.options.job_check_seconds:
-                clocks["job"] = now
-                self._check_job_cancelled()
-                self._check_priority()
+    # ---- the jobs it drives -----------------------------------------------------------------------
 
-    def _pending(self) -> bool:
-        return any(True for _ in self.book.in_state(ShotState.QUEUED, ShotState.RUNNING))
+    def add_job(self, job_id: int, *, start_workers: bool = True) -> bool:
+        """Start driving ``job_id``; True if it has shots to render (it is then in ``jobs``), False if it
+        had none (nothing renderable, or every shot came from the cache: its outcome is in ``finished``).
+
+        ``start_workers=False`` leaves the workers to one ``start_workers`` call after a batch of jobs, so
+        they are chosen for the whole batch's ranking rather than for its first job."""
+        if job_id in self.jobs:
+            return True
+        book = ShotBook()
+        book.load(self.db, job_id)
+        if not self._start_rendering(job_id):
+            return False
+        head = job_heads(self.db, [job_id])[job_id]
+        lengths = critical_paths({task.shot_id: next(iter(task.depends_on), None) for task in book.tasks.values()})
+        chain = {pk: lengths[task.shot_id] for pk, task in book.tasks.items()}
+        job = JobBook(job_id, head.show, head.priority, book, chain, held=head.hold_reason is not None)
+        self.jobs[job_id] = job
+        self.observe(EngineEvent(EngineEventKind.JOB, total=len(book.tasks), fraction=book.done_fraction))
+        for pk in list(book.in_state(ShotState.QUEUED)):
+            self._try_cache(job, pk)
+        if not self._pending(job):  # nothing left to render (every shot cached, or finished before a takeover)
+            settle_job(self.db, job_id, by=self.by)
+            self._let_go(job)
+            return False
+        self._refresh_limits()
+        if start_workers:
+            self.start_workers()
+        self._dirty = True
+        return True
+
+    def set_held(self, job_id: int, held: bool) -> None:
+        """Hold ``job_id`` back (or let it go) from the next dispatch on, not from the next job check: the
+        manager that wrote the hold calls this so that no shot of a held job starts in between."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.held != held:
+            job.held = held
+            self._dirty = True
+
+    def step(self) -> None:
+        """One turn of the loop; waits at most ``poll_seconds`` for a result."""
+        for worker in self.pool.poll_readiness():
+            self.ready_at.setdefault(worker.name, time.monotonic())
+            self.idle_since.setdefault(worker.name, time.monotonic())
+            self._dirty = True
+        self._collect_results()
+        self._dispatch_ready_shots()
+        now = time.monotonic()
+        if now - self._clocks["progress"] >= self.options.progress_seconds:
+            self._clocks["progress"] = now
+            self._poll_progress()
+            self._kill_stuck_renders()
+        if now - self._clocks["job"] >= self.options.job_check_seconds:
+            self._clocks["job"] = now
+            self._check_jobs()
+        self._release_idle_workers()
+        self._let_finished_jobs_go()
+
+    def stop_all(self, reason: str) -> None:
+        """Stop every render (they end cancelled, their shots queued) and leave every job queued, so the next
+        driver resumes them; what is done stays done."""
+        for job in self.jobs.values():
+            job.stopping_since = time.monotonic()
+        for flight in self.in_flight.values():
+            flight.worker.actor.cancel.remote(flight.render_id)
+        deadline = time.monotonic() + self.options.cancel_grace_seconds
+        while self.in_flight and time.monotonic() < deadline:
+            self._collect_results()
+        for flight in list(self.in_flight.values()):
+            won = shot_moves.finish_attempt(
+                self.db,
+                flight.render_id,
+                outcome=AttemptState.CANCELLED,
+                shot_state=ShotState.QUEUED,
+                by=self.by,
+                error_class="Interrupted",
+                error_message=f"the driver stopped: {reason}",
+            )
+            self.jobs[flight.job_id].book.apply(flight.shot_pk, ShotState.QUEUED, won)
+        self.in_flight.clear()
+        for job_id in list(self.jobs):
+            if job_state(self.db, job_id) is JobState.RENDERING:
+                transition_job(
+                    self.db, job_id, JobState.QUEUED, by=self.by, expected={JobState.RENDERING}, message=reason
+                )
+            self._let_go(self.jobs[job_id], interrupted=True)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.in_flight or self.jobs)
+
+    def _pending(self, job: JobBook) -> bool:
+        return any(True for _ in job.book.in_state(ShotState.QUEUED, ShotState.RUNNING))
+
+    def _let_finished_jobs_go(self) -> None:
+        touched, self._touched = self._touched, set()
+        flying = {flight.job_id for flight in self.in_flight.values()}
+        for job_id in touched:
+            job = self.jobs.get(job_id)
+            if job is None or job_id in flying:
+                continue
+            if job.stopping_since is not None or not self._pending(job):
+                self._let_go(job)
+
+    def _let_go(self, job: JobBook, *, interrupted: bool = False) -> None:
+        self.jobs.pop(job.job_id, None)
+        self.finished.append(self._outcome(job.job_id, interrupted=interrupted))
 
     # ---- start ----------------------------------------------------------------------------------
 
-    def _start_rendering(self) -> bool:
+    def _start_rendering(self, job_id: int) -> bool:
         """Move the job into its rendering phase; False (with a message) when it has nothing to render."""
-        state = job_state(self.db, self.job_id)
+        state = job_state(self.db, job_id)
         if state not in RENDERABLE_JOB_STATES:
-            hint = "" if state is JobState.DONE else f" (farm retry {self.job_id} re-queues its shots)"
+            hint = "" if state is JobState.DONE else f" (farm retry {job_id} re-queues its shots)"
             self.observe(
-                EngineEvent(EngineEventKind.MESSAGE, message=f"job {self.job_id} is {state}; nothing to render{hint}")
+                EngineEvent(EngineEventKind.MESSAGE, message=f"job {job_id} is {state}; nothing to render{hint}")
             )
+            self.finished.append(self._outcome(job_id, interrupted=False))
             return False
         if state is not JobState.RENDERING:
-            transition_job(
-                self.db, self.job_id, JobState.RENDERING, by=self.by, expected={state}, message=f"{self.by} renders it"
-            )
+            message = f"{self.by} renders it"
+            transition_job(self.db, job_id, JobState.RENDERING, by=self.by, expected={state}, message=message)
         return True
 
-    def _apply_cache(self) -> None:
-        for pk in list(self.book.in_state(ShotState.QUEUED)):
-            self._try_cache(pk)
-
-    def _try_cache(self, pk: int) -> bool:
-        task = self.book.tasks[pk]
+    def _try_cache(self, job: JobBook, pk: int) -> bool:
+        task = job.book.tasks[pk]
         artifact = find_artifact(self.db, task.cache_key, ArtifactKind.SHOT_VIDEO)
         path = Path(artifact.path) if artifact is not None else None
         if artifact is None or not path.is_file() or path.stat().st_size != artifact.bytes:
             return False
         won = shot_moves.mark_cached(self.db, pk, artifact.id, by=self.by)
-        if self.book.apply(pk, ShotState.DONE, won):
+        if job.book.apply(pk, ShotState.DONE, won):
+            self.counts.shots_cached += 1
+            self._touched.add(job.job_id)
+            self._dirty = True
             self.observe(EngineEvent(EngineEventKind.CACHED, task.shot_id, 1.0, f"from cache {task.cache_key[:12]}"))
         return won
 
-    def _start_workers(self) -> None:
-        remaining: dict[str, int] = {}
-        for pk in self.book.in_state(ShotState.QUEUED):
-            model = self.book.tasks[pk].model
-            remaining[model] = remaining.get(model, 0) + 1
-        for model, count in remaining.items():
-            self.pool.ensure_workers(self._manifest(model), count)
+    def _demand(self) -> dict[str, tuple[int, tuple[int, int]]]:
+        """Per model, its queued shots over every job (ready or waiting on the shot they continue) and the
+        best rank among them (preview before final, then priority)."""
+        demand: dict[str, tuple[int, tuple[int, int]]] = {}
+        for job in self.jobs.values():
+            if job.stopping_since is not None:
+                continue
+            for pk in job.book.in_state(ShotState.QUEUED):
+                task = job.book.tasks[pk]
+                rank = (0 if task.quality is Quality.PREVIEW else 1, -job.priority)
+                count, best = demand.get(task.model, (0, rank))
+                demand[task.model] = (count + 1, min(best, rank))
+        return demand
+
+    def start_workers(self) -> set[str]:
+        """Start workers for the models with queued shots, the best-ranked model first: a model ranked
+        below another gets only the GPUs left over, so it does not load workers that would be released
+        at once for the higher-ranked shots."""
+        cluster = ray.cluster_resources()
+        gpus_left = cluster.get("GPU", 0.0)
+        deferred: set[str] = set()
+        for model, (count, _) in sorted(self._demand().items(), key=lambda item: item[1][1]):
+            manifest = self._manifest(model)
+            wanted = count
+            if manifest.resources.gpus > 0:
+                running = sum(1 for w in self.pool.workers if w.model == model)
+                wanted = min(count, max(running, int(gpus_left // manifest.resources.gpus)))
+                gpus_left -= min(count, slots_for(manifest, cluster)) * manifest.resources.gpus
+                if wanted < 1 and slots_for(manifest, cluster) >= 1:
+                    deferred.add(model)  # its turn comes when the higher-ranked shots are done
+                    continue
+            try:
+                self.pool.ensure_workers(manifest, wanted)
+            except FarmError as exc:  # the cluster can never run this model: its shots fail, saying why
+                for job in list(self.jobs.values()):
+                    for pk in [pk for pk in job.book.in_state(ShotState.QUEUED) if job.book.tasks[pk].model == model]:
+                        self._fail_unrenderable(job, pk, str(exc))
+        return deferred
 
     def _manifest(self, model: str) -> ModelManifest:
         return self.catalog.get(model)
 
     # ---- dispatch -------------------------------------------------------------------------------
 
-    def _ready_shots(self) -> list[int]:
-        """Queued shots whose dependency is done, in edit order; those that can never render are failed."""
+    def _ready_shots(self, job: JobBook, now: float) -> list[Candidate]:
+        """The job's queued shots whose dependency is done and whose back-off is over; those that can never
+        render (the shot they continue failed) are failed."""
         ready = []
-        for pk in list(self.book.in_state(ShotState.QUEUED)):
-            continued = self.book.continued(pk)
-            dependency = self.book.states[self.book.pk_of[continued.shot_id]] if continued else ShotState.DONE
-            if dependency is ShotState.DONE:
-                ready.append(pk)
-            elif dependency in (ShotState.FAILED, ShotState.CANCELLED):
-                self._fail_unrenderable(pk, f"it continues shot {continued.shot_id}, which is {dependency}")
+        for pk in list(job.book.in_state(ShotState.QUEUED)):
+            continued = job.book.continued(pk)
+            dependency = job.book.states[job.book.pk_of[continued.shot_id]] if continued else ShotState.DONE
+            if dependency in (ShotState.FAILED, ShotState.CANCELLED):
+                self._fail_unrenderable(job, pk, f"it continues shot {continued.shot_id}, which is {dependency}")
+                continue
+            if dependency is not ShotState.DONE:
+                self._links_waiting = self._links_waiting or dependency is ShotState.RUNNING
+                continue
+            wait = job.not_before.get(pk, 0.0)
+            if wait > now:
+                self._next_wake = min(self._next_wake, wait)
+                continue
+            task = job.book.tasks[pk]
+            manifest = self._manifest(task.model)
+            ready.append(
+                Candidate(
+                    job_id=job.job_id,
+                    shot_pk=pk,
+                    show=job.show,
+                    model=task.model,
+                    preview=task.quality is Quality.PREVIEW,
+                    priority=job.priority,
+                    chain=job.chain[pk],
+                    edit_order=task.order,
+                    gpus=manifest.resources.gpus,
+                    cost=self._estimated_cost(task.model, task.frames),
+                )
+            )
         return ready
 
-    def _dispatch_ready_shots(self) -> None:
-        ready = self._ready_shots()
-        for model in {self.book.tasks[pk].model for pk in ready}:
-            if not self.pool.usable(model):
-                for pk in [pk for pk in ready if self.book.tasks[pk].model == model]:
-                    self._fail_unrenderable(pk, "no worker is left for it: every node was blocklisted")
-        ready = [pk for pk in ready if self.book.states[pk] is ShotState.QUEUED]
-        # Fill idle workers first; give a worker a second (prefetched) shot only when every idle one is busy.
-        while ready:
-            pk = ready[0]
-            candidates = self.pool.available(self.book.tasks[pk].model)
-            if not candidates:
-                ready.pop(0)
-                continue
-            if self._try_cache(pk):
-                ready.pop(0)
-                continue
-            worker = candidates[0]
-            if worker.in_flight and len(ready) <= sum(1 for w in candidates if not w.in_flight):
-                break
-            ready.pop(0)
-            self._dispatch(pk, worker)
+    def _estimated_cost(self, model: str, frames: int) -> float:
+        """GPU-seconds a shot will likely use: the model's observed speed, or a frame a second unseen (the
+        estimate is refunded and replaced by the real figure when the shot ends)."""
+        gpus = max(self._manifest(model).resources.gpus, 1.0)
+        return self.speed.get(model, 1.0) * frames * gpus
 
-    def _dispatch(self, pk: int, worker: PooledWorker) -> None:
-        task = self.book.tasks[pk]
+    def _dispatch_ready_shots(self) -> None:
+        now = time.monotonic()
+        if not self._dirty and now < self._next_wake:
+            return
+        self._dirty = False
+        self._next_wake = float("inf")
+        self._links_waiting = False
+        queue = DispatchQueue()
+        for job in list(self.jobs.values()):
+            if job.stopping_since is None and not job.held and not job.yielding_to:
+                queue.extend(self._ready_shots(job, now))
+        if not len(queue):
+            return
+        models = {head.model for head in queue.heads()}
+        for model in models:
+            if not self.pool.usable(model):
+                deferred = self.start_workers()
+                if model not in deferred and not self.pool.usable(model):
+                    for candidate in queue.drain(model):
+                        reason = "no worker is left for it: every node was blocklisted"
+                        self._fail_unrenderable(self.jobs[candidate.job_id], candidate.shot_pk, reason)
+        self._make_room(queue)
+        gpus_held = self._gpus_held_by_show()
+
+        def show_free(show: str, gpus: float) -> bool:
+            quota = self.limits.get(show, ShowLimits(show)).gpu_quota
+            return quota is None or gpus <= 0 or gpus_held.get(show, 0.0) + gpus <= quota
+
+        while True:
+            candidate = queue.pop(self.fair, model_free=lambda m: bool(self._workers_for(m)), show_free=show_free)
+            if candidate is None:
+                return
+            job = self.jobs[candidate.job_id]
+            if job.book.states[candidate.shot_pk] is not ShotState.QUEUED or self._try_cache(job, candidate.shot_pk):
+                continue
+            workers = self._workers_for(candidate.model)
+            avoid = job.avoid.get(candidate.shot_pk)
+            worker = next((w for w in workers if w.name != avoid), workers[0])
+            if self._dispatch(job, candidate, worker):
+                gpus_held[candidate.show] = gpus_held.get(candidate.show, 0.0) + candidate.gpus
+
+    def _workers_for(self, model: str) -> list[PooledWorker]:
+        """Workers that may take a shot of ``model`` now, least loaded first. While a shot waits on one that
+        is rendering (a ``continues`` link), busy workers take no second shot: the link, ranked first when
+        it becomes ready, would otherwise wait behind a lower-ranked shot already sent there
+        (``bench/manager.py`` part b)."""
+        workers = self.pool.available(model)
+        return [w for w in workers if not w.in_flight] if self._links_waiting else workers
+
+    def _make_room(self, queue: DispatchQueue) -> None:
+        """Preemption at shot boundaries between models: when a model whose ready shots rank higher (preview
+        before final, then priority) has no worker running, because the slots are held by workers of a
+        lower-ranked model, those workers take no new shot and are released as soon as their shot ends."""
+        best: dict[str, tuple[int, int]] = {}
+        for head in queue.heads():
+            rank = (0 if head.preview else 1, -head.priority)
+            best[head.model] = min(best.get(head.model, rank), rank)
+        starved = [model for model in best if not any(w.ready for w in self.pool.usable(model))]
+        for worker in self.pool.workers:
+            worker.draining = False
+        for model in sorted(starved, key=best.__getitem__):
+            waiting = sum(1 for w in self.pool.usable(model) if not w.ready)
+            for worker in sorted(self.pool.workers, key=lambda w: len(w.in_flight)):
+                if waiting <= 0:
+                    break
+                theirs = best.get(worker.model)
+                if worker.model in starved or worker.draining or (theirs is not None and theirs <= best[model]):
+                    continue
+                worker.draining = True
+                waiting -= 1
+        idle = [worker for worker in self.pool.workers if worker.draining and worker.ready and not worker.in_flight]
+        for worker in self.pool.release(idle):
+            self.idle_since.pop(worker.name, None)
+            self.observe(
+                EngineEvent(EngineEventKind.MESSAGE, message=f"released {worker.name} for higher-ranked shots")
+            )
+
+    def _gpus_held_by_show(self) -> dict[str, float]:
+        held: dict[str, float] = {}
+        for flight in self.in_flight.values():
+            held[flight.show] = held.get(flight.show, 0.0) + flight.gpus
+        return held
+
+    def _dispatch(self, job: JobBook, candidate: Candidate, worker: PooledWorker) -> bool:
+        pk = candidate.shot_pk
+        task = job.book.tasks[pk]
         manifest = self._manifest(task.model)
         try:
-            staged = self.inputs.stage(task, self.book.continued(pk), manifest.continuation_frames)
+            staged = self.inputs.stage(task, job.book.continued(pk), manifest.continuation_frames)
         except FarmError as exc:
-            self._fail_unrenderable(pk, str(exc))
-            return
+            self._fail_unrenderable(job, pk, str(exc))
+            return False
         identity = worker.identity
+        log_dir = str(self.logs_root / f"job-{job.job_id}") if self.logs_root is not None else None
         try:
-            render_id = shot_moves.start_attempt(
-                self.db, pk, worker=worker.name, node=identity.node_label, device=identity.device, by=self.by
-            )
+            attempt = shot_moves.start_logged_attempt(
+                self.db, pk, worker=worker.name, node=identity.node_label, device=identity.device, by=self.by,
+                log_dir=log_dir,
+            )  # fmt: skip
         except LostRace:  # a cancel (or another driver) changed the shot since we last looked
-            self.book.refresh(self.db, self.job_id)
-            return
-        self.book.apply(pk, ShotState.RUNNING, True)
-        params = dict(manifest.render_params)
-        if self.budgets.get(pk, ShotBudget()).low_memory:
+            job.book.refresh(self.db, job.job_id)
+            self._touched.add(job.job_id)
+            return False
+        job.book.apply(pk, ShotState.RUNNING, True)
+        self.counts.attempts_started += 1
+        params = manifest.render_params_at(task.escalation)
+        if job.budgets.get(pk, ShotBudget()).low_memory:
             params.update(manifest.low_memory)
-        assignment = RenderAssignment(render_id=render_id, task=task, params=params)
-        ref = worker.actor.render.remote(assignment, staged.reference_image, staged.audio, staged.continuation)
-        worker.in_flight.add(render_id)
-        self.in_flight[ref] = _InFlight(pk, render_id, worker, identity.node_id)
+        assignment = RenderAssignment(render_id=attempt.render_id, task=task, params=params, log_path=attempt.log_path)
+        ref = worker.actor.render.remote(
+            assignment, staged.reference_image, staged.audio, staged.continuation, staged.second_image
+        )
+        worker.assign(attempt.render_id, time.monotonic())
+        self.idle_since.pop(worker.name, None)
+        self.fair.charge(candidate.show, candidate.cost)
+        stuck_after = manifest.stuck.for_frames(task.frames) * self.options.stuck_scale
+        self.in_flight[ref] = _InFlight(
+            job.job_id, pk, attempt.render_id, worker, identity.node_id, candidate.show, candidate.gpus,
+            candidate.cost, stuck_after, quiet_since=time.monotonic(),
+        )  # fmt: skip
         self.observe(
             EngineEvent(EngineEventKind.STARTED, task.shot_id, 0.0, worker=f"{worker.name} on {identity.node_label}")
         )
+        return True
 
     # ---- results --------------------------------------------------------------------------------
 
@@ -328,19 +616,34 @@ class Scheduler:
         if not first:
             return
         done, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
+        now = time.monotonic()
         for ref in done:
             flight = self.in_flight.pop(ref)
-            flight.worker.in_flight.discard(flight.render_id)
+            flight.worker.release(flight.render_id, now)
+            for other in self.in_flight.values():  # the next shot on that worker starts its turn now
+                if other.worker is flight.worker:
+                    other.quiet_since = now
+            if not flight.worker.in_flight:
+                self.idle_since[flight.worker.name] = now
+            self.fair.charge(flight.show, -flight.cost)
+            self._touched.add(flight.job_id)
+            self._dirty = True
             try:
                 outcome: RenderOutcome = ray.get(ref)
             except Exception as exc:  # every failure is classified and recorded, none is dropped
-                self._record_failure(flight, classify_failure(exc))
+                failure = classify_failure(exc)
+                if flight.stuck is not None:
+                    failure = Failure(FailureKind.CRASH, "Stuck", flight.stuck)
+                    self.jobs[flight.job_id].avoid[flight.shot_pk] = flight.worker.name
+                self._record_failure(flight, failure)
             else:
                 self._record_success(flight, outcome)
 
     def _record_success(self, flight: _InFlight, outcome: RenderOutcome) -> None:
-        task = self.book.tasks[flight.shot_pk]
+        job = self.jobs[flight.job_id]
+        task = job.book.tasks[flight.shot_pk]
         gpus = self._manifest(task.model).resources.gpus
+        gpu_seconds = outcome.model_seconds * gpus
         won = shot_moves.finish_attempt(
             self.db,
             flight.render_id,
@@ -348,32 +651,36 @@ class Scheduler:
             shot_state=ShotState.DONE,
             by=self.by,
             artifacts=_artifacts_of(outcome),
-            gpu_seconds=outcome.model_seconds * gpus,
+            gpu_seconds=gpu_seconds,
             warnings=outcome.warnings,
             timings=outcome.timings,
         )
+        self.fair.charge(flight.show, outcome.model_seconds * max(gpus, 1.0))
+        self.speed[task.model] = outcome.model_seconds / max(1, task.frames)
         self.nodes.succeeded(flight.node_id)
-        if self.book.apply(flight.shot_pk, ShotState.DONE, won):
-            self.rendered += 1
-            self.last_done_at = time.monotonic()
+        if job.book.apply(flight.shot_pk, ShotState.DONE, won):
+            self.counts.attempts_succeeded += 1
+            self._rendered[job.job_id] = self._rendered.get(job.job_id, 0) + 1
+            self._last_done[job.job_id] = time.monotonic()
             message = "; ".join(outcome.warnings)
             self.observe(EngineEvent(EngineEventKind.DONE, task.shot_id, 1.0, message, worker=outcome.worker))
 
     def _record_failure(self, flight: _InFlight, failure: Failure) -> None:
+        job = self.jobs[flight.job_id]
         pk = flight.shot_pk
-        task = self.book.tasks[pk]
+        task = job.book.tasks[pk]
         if failure.kind is FailureKind.CRASH and flight.worker in self.pool.workers:
             self.pool.mark_lost(flight.worker)
-        stopping = self.stopping_since is not None
+        stopping = job.stopping_since is not None
         decision = decide(
             failure,
-            self.budgets.get(pk, ShotBudget()),
+            job.budgets.get(pk, ShotBudget()),
             self.options,
             shot_id=task.shot_id,
             stopping=stopping,
-            job_cancelled=(stopping or failure.kind is FailureKind.CANCELLED) and self._job_cancelled(),
+            job_cancelled=(stopping or failure.kind is FailureKind.CANCELLED) and self._job_cancelled(job.job_id),
         )
-        self.budgets[pk] = decision.budget
+        job.budgets[pk] = decision.budget
         won = shot_moves.finish_attempt(
             self.db,
             flight.render_id,
@@ -383,30 +690,46 @@ class Scheduler:
             error_class=failure.error_class,
             error_message=f"{failure.message} [{decision.note}]",
         )
-        if self.book.apply(pk, decision.shot_state, won):
+        if job.book.apply(pk, decision.shot_state, won):
+            self._count_ending(decision.attempt_state)
             message = f"{failure.error_class}: {failure.message}; {decision.note}"
+            if decision.shot_state is ShotState.QUEUED and decision.attempt_state is not AttemptState.CANCELLED:
+                spent = decision.budget.errors + decision.budget.crashes
+                delay = retry_delay(spent, self.options, self._rng)
+                job.not_before[pk] = time.monotonic() + delay
+                message += f" (next attempt in {delay:.1f} s)"
             self.observe(EngineEvent(_ENDING_KIND[decision.shot_state], task.shot_id, 0.0, message))
         if counts_against_node(failure) and self.nodes.failed(flight.node_id):
-            self._blocklist(flight.node_id, flight.worker)
+            self._blocklist(job, flight.node_id, flight.worker)
 
-    def _blocklist(self, node_id: str, worker: PooledWorker) -> None:
+    def _count_ending(self, state: AttemptState) -> None:
+        if state is AttemptState.FAILED:
+            self.counts.attempts_failed += 1
+        elif state is AttemptState.CRASHED:
+            self.counts.attempts_crashed += 1
+        elif state is AttemptState.CANCELLED:
+            self.counts.attempts_cancelled += 1
+
+    def _blocklist(self, job: JobBook, node_id: str, worker: PooledWorker) -> None:
         removed = self.pool.blocklist(node_id)
         label = worker.identity.node_label if worker.identity else node_id[:12]
         message = (
             f"node {label} ({node_id[:12]}) failed {self.nodes.failures[node_id]} shots in a row and is "
-            f"blocklisted for job {self.job_id}; {len(removed)} worker(s) removed"
+            f"blocklisted for job {job.job_id}; {len(removed)} worker(s) removed"
         )
-        record_event(self.db, self.job_id, kind=EventKind.NODE_BLOCKLISTED, message=message, by=self.by)
+        record_event(self.db, job.job_id, kind=EventKind.NODE_BLOCKLISTED, message=message, by=self.by)
         self.observe(EngineEvent(EngineEventKind.MESSAGE, message=message))
 
-    def _fail_unrenderable(self, pk: int, reason: str) -> None:
+    def _fail_unrenderable(self, job: JobBook, pk: int, reason: str) -> None:
         won = shot_moves.fail_unrenderable(self.db, pk, by=self.by, reason=reason)
-        if self.book.apply(pk, ShotState.FAILED, won):
-            self.observe(EngineEvent(EngineEventKind.FAILED, self.book.tasks[pk].shot_id, 0.0, reason))
+        self._touched.add(job.job_id)
+        if job.book.apply(pk, ShotState.FAILED, won):
+            self.counts.shots_unrenderable += 1
+            self.observe(EngineEvent(EngineEventKind.FAILED, job.book.tasks[pk].shot_id, 0.0, reason))
         else:
-            self.book.refresh(self.db, self.job_id)
+            job.book.refresh(self.db, job.job_id)
 
-    # ---- progress, priority, cancellation, end ------------------------------------------------
+    # ---- progress, stuck renders, idle workers ----------------------------------------------------
 
     def _poll_progress(self) -> None:
         busy = {flight.worker.name: flight.worker for flight in self.in_flight.values()}
@@ -414,78 +737,132 @@ class Scheduler:
             return
         refs = {worker.actor.progress.remote(): worker for worker in busy.values()}
         done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0.5)
-        shot_of_render = {flight.render_id: flight.shot_pk for flight in self.in_flight.values()}
+        flights = {flight.render_id: flight for flight in self.in_flight.values()}
+        now = time.monotonic()
         for ref in done:
             try:
                 progress = ray.get(ref)
             except ray.exceptions.RayError:
                 continue
             for render_id, (fraction, phase) in progress.items():
-                if render_id in shot_of_render:
-                    shot_moves.report_progress(self.db, render_id, fraction, phase)
-                    shot = self.book.tasks[shot_of_render[render_id]].shot_id
-                    self.observe(EngineEvent(EngineEventKind.PROGRESS, shot, fraction, phase))
+                flight = flights.get(render_id)
+                if flight is None:
+                    continue
+                if flight.last_progress != (fraction, phase):
+                    flight.last_progress = (fraction, phase)
+                    flight.quiet_since = now
+                shot_moves.report_progress(self.db, render_id, fraction, phase)
+                shot = self.jobs[flight.job_id].book.tasks[flight.shot_pk].shot_id
+                self.observe(EngineEvent(EngineEventKind.PROGRESS, shot, fraction, phase))
 
-    def _check_priority(self) -> None:
-        """Give the cluster to higher-priority jobs at shot boundaries, and take it back when they end.
+    def _kill_stuck_renders(self) -> None:
+        """A render that has shown no progress for longer than its stuck timeout has its worker killed (it
+        restarts by itself); the attempt is recorded as crashed and the shot runs again, elsewhere if it can."""
+        now = time.monotonic()
+        for flight in list(self.in_flight.values()):
+            quiet = now - flight.quiet_since
+            if flight.stuck is not None or quiet <= flight.stuck_after:
+                continue
+            shot = self.jobs[flight.job_id].book.tasks[flight.shot_pk].shot_id
+            flight.stuck = (
+                f"shot {shot} showed no progress for {quiet:.0f} s on {flight.worker.name} "
+                f"(its stuck timeout is {flight.stuck_after:.0f} s); the worker was killed"
+            )
+            self.counts.stuck_killed += 1
+            self.observe(EngineEvent(EngineEventKind.MESSAGE, shot, message=flight.stuck))
+            ray.kill(flight.worker.actor, no_restart=False)
 
-        Running shots finish (nothing is lost); this driver then dispatches nothing new and kills its idle
-        workers so the other job's workers can start. Jobs of equal priority share the cluster.
-        """
-        higher = higher_priority_jobs(self.db, self.job_id, stale_after=self.options.stale_after_seconds)
-        if higher and not self.yielding_to:
-            listed = ", ".join(str(job) for job in higher)
-            message = f"job {listed} has a higher priority: pausing job {self.job_id}"
+    def _release_idle_workers(self) -> None:
+        """Release idle workers whose GPUs another model needs: at once when their model has nothing queued
+        and another model waits for a slot (or they were drained for higher-ranked shots), after
+        ``idle_release_seconds`` when nothing of their model is queued at all."""
+        idle = [worker for worker in self.pool.workers if worker.ready and not worker.in_flight]
+        if not idle:
+            return
+        now = time.monotonic()
+        demand = self._demand()
+        waiting = {model for model in demand if not any(w.ready and not w.draining for w in self.pool.usable(model))}
+        released = []
+        for worker in idle:
+            others_wait = bool(waiting - {worker.model})
+            no_work = worker.model not in demand
+            expired = now - self.idle_since.get(worker.name, now) >= self.options.idle_release_seconds
+            if worker.draining or (others_wait and (no_work or expired)) or (no_work and expired):
+                released.append(worker)
+        for worker in self.pool.release(released):
+            self.idle_since.pop(worker.name, None)
+            self.observe(EngineEvent(EngineEventKind.MESSAGE, message=f"released idle worker {worker.name}"))
+        if released and demand:
+            self.start_workers()
+
+    # ---- job checks: cancel, priority, holds, shows ---------------------------------------------------
+
+    def _refresh_limits(self) -> None:
+        self.limits = show_limits(self.db)
+        self.fair.shares = {name: limits.share for name, limits in self.limits.items()}
+
+    def _check_jobs(self) -> None:
+        if not self.jobs:
+            return
+        self._refresh_limits()
+        heads = job_heads(self.db, self.jobs)
+        for job_id, job in list(self.jobs.items()):
+            head = heads.get(job_id)
+            if head is None:
+                continue
+            if head.priority != job.priority or (head.hold_reason is not None) != job.held:
+                job.priority, job.held = head.priority, head.hold_reason is not None
+                self._dirty = True
+            if head.state is JobState.CANCELLED:
+                self._stop_cancelled(job)
+            if self.options.yield_to_other_drivers:
+                self._check_priority(job)
+        if self.jobs and all(job.yielding_to for job in self.jobs.values()):
+            self.pool.release(self.pool.idle())
+
+    def _check_priority(self, job: JobBook) -> None:
+        """Give the cluster to higher-priority jobs another process drives, at shot boundaries, and take it
+        back when they end. Running shots finish (nothing is lost); the job then dispatches nothing new."""
+        others = higher_priority_jobs(self.db, job.job_id, stale_after=self.options.stale_after_seconds)
+        higher = tuple(job_id for job_id in others if job_id not in self.jobs)
+        if higher and not job.yielding_to:
+            listed = ", ".join(str(other) for other in higher)
+            message = f"job {listed} has a higher priority: pausing job {job.job_id}"
             self.observe(EngineEvent(EngineEventKind.MESSAGE, message=message))
             record_event(
-                self.db, self.job_id, kind=EventKind.JOB_DRIVER, by=self.by,
+                self.db, job.job_id, kind=EventKind.JOB_DRIVER, by=self.by,
                 message=f"paused for higher-priority job {listed}", data={"yielding_to": list(higher)},
             )  # fmt: skip
-        elif self.yielding_to and not higher:
-            self.observe(EngineEvent(EngineEventKind.MESSAGE, message=f"job {self.job_id} resumes"))
-            self._start_workers()
-        self.yielding_to = higher
+        elif job.yielding_to and not higher:
+            self.observe(EngineEvent(EngineEventKind.MESSAGE, message=f"job {job.job_id} resumes"))
+            self.start_workers()
+            self._dirty = True
+        job.yielding_to = higher
 
-    def _job_cancelled(self) -> bool:
-        return job_state(self.db, self.job_id) is JobState.CANCELLED
+    def _job_cancelled(self, job_id: int) -> bool:
+        return job_state(self.db, job_id) is JobState.CANCELLED
 
-    def _check_job_cancelled(self) -> None:
-        if self.stopping_since is None and self._job_cancelled():
+    def _stop_cancelled(self, job: JobBook) -> None:
+        mine = [flight for flight in self.in_flight.values() if flight.job_id == job.job_id]
+        if job.stopping_since is None:
             self.observe(
-                EngineEvent(EngineEventKind.MESSAGE, message=f"job {self.job_id} was cancelled; stopping its renders")
+                EngineEvent(EngineEventKind.MESSAGE, message=f"job {job.job_id} was cancelled; stopping its renders")
             )
-            self._stop_in_flight(cancel_job=True)
-        elif (
-            self.stopping_since is not None
-            and time.monotonic() - self.stopping_since > self.options.cancel_grace_seconds
-        ):
-            for flight in list(self.in_flight.values()):
+            job.stopping_since = time.monotonic()
+            job.book.refresh(self.db, job.job_id)  # the cancel moved the queued shots already
+            for flight in mine:
+                flight.worker.actor.cancel.remote(flight.render_id)
+            self._touched.add(job.job_id)
+        elif time.monotonic() - job.stopping_since > self.options.cancel_grace_seconds:
+            for flight in mine:
                 ray.kill(flight.worker.actor, no_restart=False)
 
-    def _stop_in_flight(self, *, cancel_job: bool) -> None:
-        """Ask every busy worker to stop; on Ctrl-C wait for them so the job is left resumable."""
-        self.stopping_since = time.monotonic()
-        if cancel_job:  # cancel_job moved the queued shots already; read what it wrote
-            self.book.refresh(self.db, self.job_id)
-        for flight in self.in_flight.values():
-            flight.worker.actor.cancel.remote(flight.render_id)
-        if cancel_job:
-            return
-        deadline = time.monotonic() + self.options.cancel_grace_seconds
-        while self.in_flight and time.monotonic() < deadline:
-            self._collect_results()
-        for flight in list(self.in_flight.values()):
-            won = shot_moves.finish_attempt(
-                self.db,
-                flight.render_id,
-                outcome=AttemptState.CANCELLED,
-                shot_state=ShotState.QUEUED,
-                by=self.by,
-                error_class="Interrupted",
-                error_message="the driver was interrupted",
-            )
-            self.book.apply(flight.shot_pk, ShotState.QUEUED, won)
-        self.in_flight.clear()
+    # ---- the end --------------------------------------------------------------------------------
+
+    def worker_snapshots(self) -> tuple[WorkerSnapshot, ...]:
+        """Every worker of the pool as it is now: model, node, busy or idle, busy fraction since it started."""
+        now = time.monotonic()
+        return tuple(worker.snapshot(now) for worker in list(self.pool.workers))
 
     def _worker_busy_seconds(self) -> dict[str, float]:
         refs = {worker.actor.stats.remote(): worker.name for worker in self.pool.workers if worker.ready}
@@ -498,15 +875,15 @@ class Scheduler:
                 continue
         return busy
 
-    def _outcome(self, *, interrupted: bool) -> JobOutcome:
-        rows = shots_of_job(self.db, self.job_id)
+    def _outcome(self, job_id: int, *, interrupted: bool) -> JobOutcome:
+        rows = shots_of_job(self.db, job_id)
         states = [row.state for row in rows]
         return JobOutcome(
-            job_id=self.job_id,
-            state=job_state(self.db, self.job_id),
+            job_id=job_id,
+            state=job_state(self.db, job_id),
             done=states.count(ShotState.DONE),
             cached=sum(1 for row in rows if row.cached),
-            rendered=self.rendered,
+            rendered=self._rendered.get(job_id, 0),
             failed=states.count(ShotState.FAILED),
             cancelled=states.count(ShotState.CANCELLED),
             interrupted=interrupted,
@@ -517,10 +894,11 @@ class Scheduler:
             return
         first_ready = min(self.ready_at.values())
         outcome.startup_seconds = first_ready - started
-        if self.last_done_at is not None:
-            outcome.steady_seconds = self.last_done_at - first_ready
+        last_done = self._last_done.get(outcome.job_id)
+        if last_done is not None:
+            outcome.steady_seconds = last_done - first_ready
             outcome.worker_available_seconds = {
-                name: max(0.0, self.last_done_at - ready) for name, ready in self.ready_at.items()
+                name: max(0.0, last_done - ready) for name, ready in self.ready_at.items()
             }
 
 

@@ -11,20 +11,25 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from farm import defaults
-from farm.avatar.base import Continuation, RenderRequest
+from farm.avatar.base import Continuation, RenderRequest, Speaker
 from farm.avatar.registry import create_model
 from farm.catalog import ModelManifest
 from farm.db.kinds import ArtifactKind
 from farm.digests import file_sha256
+from farm.engine import attempt_log
 from farm.engine.artifacts import ArtifactStore
 from farm.engine.faults import as_farm_error
 from farm.engine.messages import RenderAssignment, RenderOutcome, WorkerIdentity
+from farm.engine.takes import SegmentAudio, TakeResult, array_segments, render_take
 from farm.errors import RenderCancelled
+from farm.media.audio import mix_speakers
 from farm.media.video import ShotVideoWriter
+from farm.plan import ShotTask
 
 PROGRESS_INTERVAL_SECONDS = 0.25
 
@@ -42,6 +47,7 @@ class RenderWorker:
             node_ip=ray.util.get_node_ip_address(),
             device=_device_for(ray.get_gpu_ids()),
         )
+        attempt_log.install()
         started = time.perf_counter()
         self.model = create_model(manifest)
         self.model.load(self.identity_info.device)
@@ -70,12 +76,33 @@ class RenderWorker:
         self,
         assignment: RenderAssignment,
         reference_image: np.ndarray,
-        audio: np.ndarray,
+        audio: np.ndarray | list[Any],
         continuation_frames: np.ndarray | None,
+        second_image: np.ndarray | None = None,
     ) -> RenderOutcome:
-        """Render one attempt; raises on failure (the driver classifies the exception)."""
+        """Render one attempt into the artifact store, its output captured in the attempt's log; raises on
+        failure (the scheduler classifies the exception)."""
+        task = assignment.task
+        header = (
+            f"shot {task.shot_id} (render {assignment.render_id}) on {self.identity_info.name}, "
+            f"node {self.identity_info.node_ip}, {self.identity_info.device}; model {self.manifest.name}"
+        )
+        with attempt_log.capture(assignment.log_path, header):
+            outcome = self._render(assignment, reference_image, audio, continuation_frames, second_image)
+            for warning in outcome.warnings:
+                print(f"warning: {warning}")
+            return outcome
+
+    def _render(
+        self,
+        assignment: RenderAssignment,
+        reference_image: np.ndarray,
+        audio: np.ndarray | list[Any],
+        continuation_frames: np.ndarray | None,
+        second_image: np.ndarray | None,
+    ) -> RenderOutcome:
         arrived = time.perf_counter()
-        request = _request_for(assignment, reference_image, audio, continuation_frames)
+        request = _request_for(assignment, reference_image, audio, continuation_frames, second_image)
         task = assignment.task
         video_path = self.store.path_for(task.cache_key, ArtifactKind.SHOT_VIDEO)
         with self._slot:
@@ -83,16 +110,20 @@ class RenderWorker:
             started = time.perf_counter()
             self._set_progress(assignment.render_id, 0.0, "start")
             try:
-                with ShotVideoWriter(
-                    video_path,
-                    width=task.width,
-                    height=task.height,
-                    fps=task.fps,
-                    frames=task.frames,
-                    audio=audio,
-                    audio_rate=defaults.MODEL_SAMPLE_RATE,
-                ) as sink:
-                    result = self.model.render(request, sink, self._progress_callback(assignment.render_id))
+                progress = self._progress_callback(assignment.render_id)
+                if len(task.segments) > 1:
+                    result = self._render_take(assignment, request, video_path, _segment_audio(audio, task))
+                else:
+                    with ShotVideoWriter(
+                        video_path,
+                        width=task.width,
+                        height=task.height,
+                        fps=task.fps,
+                        frames=task.frames,
+                        audio=mix_speakers(audio),
+                        audio_rate=defaults.MODEL_SAMPLE_RATE,
+                    ) as sink:
+                        result = self.model.render(request, sink, progress)
             except Exception as exc:
                 mapped = as_farm_error(exc, f"shot {task.shot_id}")
                 if mapped is exc:
@@ -124,6 +155,36 @@ class RenderWorker:
             },
             warnings=tuple(result.warnings),
         )
+
+    def _render_take(
+        self, assignment: RenderAssignment, request: RenderRequest, video_path: Path, audio: SegmentAudio
+    ) -> TakeResult:
+        """A long take, segment by segment (farm.engine.takes): its audio is muxed from the segments' pieces
+        and each segment's frames stream into the one video file."""
+        task = assignment.task
+        with ShotVideoWriter(
+            video_path,
+            width=task.width,
+            height=task.height,
+            fps=task.fps,
+            frames=task.frames,
+            audio_chunks=(audio(index) for index in range(len(task.segments))),
+            audio_rate=defaults.MODEL_SAMPLE_RATE,
+        ) as sink:
+            result = render_take(
+                self.model,
+                request,
+                task.segments,
+                task.reanchor_every,
+                audio,
+                sink,
+                self._progress_callback(assignment.render_id),
+            )
+        print(
+            f"take of {len(task.segments)} segments; seams at frames {', '.join(map(str, result.seams))}; "
+            f"re-anchored segments {', '.join(str(index + 1) for index in result.reanchored) or 'none'}"
+        )
+        return result
 
     def _progress_callback(self, render_id: int):
         last_check = [0.0]
@@ -164,14 +225,39 @@ def _device_for(gpu_ids: list) -> str:
         return "cpu"
 
 
+def _segment_audio(audio: Any, task: ShotTask) -> SegmentAudio:
+    """A long take's audio, one segment at a time: pieces in the object store are fetched only when their
+    segment renders (the stager ships a take that way); an array is served in views."""
+    if isinstance(audio, np.ndarray):
+        return array_segments(audio, task.segments, task.fps)
+    import ray
+
+    pieces = list(audio)
+    return lambda index: ray.get(pieces[index]) if isinstance(pieces[index], ray.ObjectRef) else pieces[index]
+
+
 def _request_for(
-    assignment: RenderAssignment, reference_image: np.ndarray, audio: np.ndarray, continuation: np.ndarray | None
+    assignment: RenderAssignment,
+    reference_image: np.ndarray,
+    audio: Any,
+    continuation: np.ndarray | None,
+    second_image: np.ndarray | None = None,
 ) -> RenderRequest:
+    """The model's request; a two-shot's carries each speaker (portrait, own audio, region) and the mix."""
     task = assignment.task
+    speakers: tuple[Speaker, ...] = ()
+    if task.two_shot is not None and second_image is not None and audio.ndim == 2:
+        portraits = (reference_image, second_image)
+        speakers = tuple(
+            Speaker(planned.character_id, portrait, samples.astype(np.float32) / 32768.0, planned.region)
+            for planned, portrait, samples in zip(task.two_shot.speakers, portraits, audio, strict=True)
+        )
+    # A take's segments get their audio one at a time (farm.engine.takes); the whole request carries none.
+    samples = mix_speakers(audio) if isinstance(audio, np.ndarray) and len(task.segments) < 2 else np.zeros(0, np.int16)
     return RenderRequest(
         shot_id=task.shot_id,
         reference_image=reference_image,
-        audio=audio.astype(np.float32) / 32768.0,
+        audio=samples.astype(np.float32) / 32768.0,
         sample_rate=defaults.MODEL_SAMPLE_RATE,
         prompt=task.prompt,
         negative_prompt=task.negative_prompt,
@@ -185,5 +271,8 @@ def _request_for(
         text_guidance=task.text_guidance,
         audio_guidance=task.audio_guidance,
         continuation=Continuation(continuation) if continuation is not None else None,
+        framing=task.framing,
         params=assignment.params,
+        speakers=speakers,
+        layout=task.two_shot.layout.value if speakers and task.two_shot is not None else "",
     )

@@ -1,7 +1,9 @@
 """Handing a job's driver off, so the submitting terminal can close: a detached local process, or a Ray job.
 
 Both run ``farm render --resume JOB`` with this process's settings; the job itself is already in the
-database, so the driver needs nothing else.
+database, so the driver needs nothing else. The driver's command line is public (``ps`` on this machine,
+the job's entrypoint on the Ray dashboard), so it names the database without its password; the full URL
+travels in the driver's environment (FARM_DATABASE_URL), which its ``--db`` takes the password from.
 """
 
 from __future__ import annotations
@@ -10,9 +12,41 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from farm.settings import Settings
+from farm.settings import Settings, child_environment, secret_environment, without_password
+
+
+@dataclass(frozen=True)
+class DriverCommand:
+    """A driver's command line, safe to show anyone: it holds no password."""
+
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return shlex.join(self.argv)
+
+
+def driver_command(settings: Settings, job_id: int, *, python: str, ray_address: str | None = None) -> DriverCommand:
+    """``python -m farm render --resume JOB`` with ``settings`` as flags; ``ray_address`` overrides theirs."""
+    args = [
+        python,
+        "-m",
+        "farm",
+        "render",
+        "--resume",
+        str(job_id),
+        "--data-dir",
+        str(settings.data_dir),
+        "--db",
+        without_password(settings.database_url),
+        "--models-dir",
+        str(settings.models_dir),
+    ]
+    address = ray_address or settings.ray_address
+    return DriverCommand(tuple([*args, "--address", address] if address else args))
 
 
 def start_detached_driver(settings: Settings, job_id: int, log_path: Path) -> int:
@@ -22,12 +56,33 @@ def start_detached_driver(settings: Settings, job_id: int, log_path: Path) -> in
     on the cluster's head instead, so the submitting machine can go away.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "farm", "render", "--resume", str(job_id), *_settings_args(settings)]
+    command = driver_command(settings, job_id, python=sys.executable)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+            command.argv,
+            env=child_environment(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
         )
     return process.pid
+
+
+def ray_job_entrypoint(settings: Settings, job_id: int) -> str:
+    """The shell command a Ray job runs on the head: the driver, joining the cluster it runs in."""
+    return str(driver_command(settings, job_id, python="python", ray_address="auto"))
+
+
+def ray_job_runtime_env(settings: Settings) -> dict[str, Any]:
+    """The Ray job's runtime environment: the variables that carry the database password to the driver.
+
+    Ray keeps a job's runtime_env in its job info (``ray job list`` prints it), so whoever reaches the
+    dashboard can read it; but whoever reaches the dashboard can already run any code on the cluster. The
+    entrypoint, unlike it, is also a command line on the head, in ``ps`` for every account there.
+    """
+    return {"env_vars": secret_environment(settings)}
 
 
 def submit_to_ray_jobs(settings: Settings, job_id: int, dashboard_address: str) -> str:
@@ -35,20 +90,8 @@ def submit_to_ray_jobs(settings: Settings, job_id: int, dashboard_address: str) 
     from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(dashboard_address)
-    entrypoint = shlex.join(
-        ["python", "-m", "farm", "render", "--resume", str(job_id), *_settings_args(settings, ray_address="auto")]
+    return client.submit_job(
+        entrypoint=ray_job_entrypoint(settings, job_id),
+        runtime_env=ray_job_runtime_env(settings),
+        submission_id=f"farm-job-{job_id}-{os.getpid()}",
     )
-    return client.submit_job(entrypoint=entrypoint, submission_id=f"farm-job-{job_id}-{os.getpid()}")
-
-
-def _settings_args(settings: Settings, *, ray_address: str | None = None) -> list[str]:
-    args = [
-        "--data-dir",
-        str(settings.data_dir),
-        "--db",
-        settings.database_url,
-        "--models-dir",
-        str(settings.models_dir),
-    ]
-    address = ray_address or settings.ray_address
-    return [*args, "--address", address] if address else args

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm import defaults
+from farm.catalog import ModelCatalog
 from farm.db.jobs import record_checked_edit, transition_job
 from farm.db.kinds import ArtifactKind
 from farm.db.products import NewEdit
@@ -21,8 +22,11 @@ from farm.db.queries import find_artifact, job_options, job_state, latest_edit, 
 from farm.db.session import Database
 from farm.db.states import JobState, ShotState
 from farm.edit.build import EditOutcome, build_edit, new_edit_dir
-from farm.edit.timeline import EditShot
+from farm.edit.checks.lipsync import lip_sync_table
+from farm.edit.retakes import Escalation
+from farm.edit.timeline import EditShot, SpeakerRegion, slipped
 from farm.errors import UsageError
+from farm.jobs.retake import escalations_of
 from farm.plan import ShotTask
 from farm.settings import Settings
 from farm.shotlist.types import ContinuityConfig, OutputSpec
@@ -77,6 +81,7 @@ def assemble_job(
             loudness_lufs=loudness_lufs,
             true_peak_db=true_peak_db,
             retake_attempts=retake_attempts,
+            escalations=_escalations(settings, tasks),
             title=options.get("title") or f"job {job_id}",
             on_assembled=lambda: transition_job(
                 db,
@@ -114,13 +119,25 @@ def _abandon(db: Database, job_id: int, error: BaseException, *, by: str) -> Non
     transition_job(db, job_id, to, by=by, expected={JobState.ASSEMBLING, JobState.CHECKING}, message=why[:2000])
 
 
+def _escalations(settings: Settings, tasks: Sequence[ShotTask]) -> dict[str, tuple[Escalation, ...]]:
+    """The escalation rungs left to each shot whose model is still in the catalog."""
+    catalog = ModelCatalog.for_settings(settings)
+    return escalations_of([task for task in tasks if task.model in catalog], catalog)
+
+
 def _summary(outcome: EditOutcome) -> dict[str, object]:
     flagged = [r for r in outcome.results if r.verdict in (Verdict.FAIL, Verdict.WARN)]
     return {
         "checks": len(outcome.results),
-        "flagged": [{"check": r.check, "subject": r.subject.label, "verdict": r.verdict.value} for r in flagged],
+        "flagged": [
+            {"check": r.check, "subject": r.subject.label, "verdict": r.verdict.value, "message": r.message}
+            for r in flagged
+        ],
         "retakes": [retake.shot_id for retake in outcome.retakes.retakes],
+        "retake_reasons": {retake.shot_id: retake.reason for retake in outcome.retakes.retakes},
+        "not_retaken": [entry.to_json() for entry in outcome.retakes.not_retaken],
         "exhausted": list(outcome.retakes.exhausted),
+        "lip_sync": lip_sync_table(outcome.results),
         "edl": str(outcome.timeline.edl) if outcome.timeline.edl else None,
         "report_json": str(outcome.report.json),
     }
@@ -170,11 +187,29 @@ def edit_shots(
             cache_key=task.cache_key,
             frames=task.frames,
             fps=task.fps,
-            audio=task.audio,
+            audio=slipped(task.audio, task.audio_slip, task.fps, task.shot_id),
+            audio_slip=task.audio_slip,
             person_id=persons.get(task.character_id, task.person_id),
             reference_image=task.reference_image,
             seed=task.seed,
             continues=task.continues,
+            from_reference=task.from_reference,
+            other_speakers_audio=tuple(speaker.audio for speaker in task.two_shot.speakers[1:])
+            if task.two_shot
+            else (),
+            speakers=tuple(
+                SpeakerRegion(
+                    speaker.character_id,
+                    persons.get(speaker.character_id, speaker.person_id),
+                    speaker.reference_image,
+                    speaker.audio,
+                    speaker.region,
+                )
+                for speaker in task.two_shot.speakers
+            )
+            if task.two_shot
+            else (),
+            seams=task.seam_frames,
         )
         for task in sorted(tasks, key=lambda task: task.order)
     ]

@@ -8,33 +8,59 @@ by the methods that need them, so ``farm status`` stays quick.
 
 from __future__ import annotations
 
+import enum
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from farm import defaults
 from farm.catalog import Quality
+from farm.db.records import KEEP, Keep
+from farm.errors import InvalidValue
 from farm.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
-    from farm.db.records import EditInfo, EventRecord, JobDetail, JobSummary
+    from farm.db.jobs import NewJob
+    from farm.db.kinds import Review, Role
+    from farm.db.lease import ManagerInfo
+    from farm.db.notifications import NotificationRecord
+    from farm.db.records import (
+        AttemptRecord,
+        EditInfo,
+        EventPage,
+        EventRecord,
+        Identity,
+        JobDetail,
+        JobSummary,
+        ShowInfo,
+        TokenInfo,
+    )
     from farm.db.session import Database
     from farm.db.states import ShotState
-    from farm.engine.messages import JobOutcome, Observer
+    from farm.db.stats import FarmStats
+    from farm.edit.loudness import LoudnessPoint
+    from farm.engine.messages import JobOutcome, Observer, WorkerSnapshot
     from farm.engine.policy import EngineOptions
+    from farm.jobs.bundle import BundleLimits
     from farm.jobs.edit import JobEdit
+    from farm.jobs.logs import AttemptLog
+    from farm.jobs.manager import Manager, ManagerOptions
     from farm.jobs.run import RenderedJob
     from farm.jobs.submit import Submission
     from farm.plan import Plan
     from farm.shotlist.load import ValidationReport
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 def open_farm(settings: Settings | None = None, **overrides: Any) -> Farm:
     """A Farm for ``settings``, or for the settings the environment gives, with ``overrides`` applied.
 
     ``overrides`` are ``resolve_settings``'s keywords (``data_dir``, ``database_url``, ``models_dir``,
-    ``ray_address``, ``max_shot_seconds``), taking precedence over ``FARM_*`` variables.
+    ``ray_address``, ``max_shot_seconds``, ``config``), taking precedence over ``FARM_*`` variables and the
+    config file.
 
     Example::
 
@@ -55,6 +81,10 @@ class Farm:
         self.settings = settings
         self._db: Database | None = None
         self._writable = False
+        self._new_work = threading.Event()
+        """Set by every submit and retry through this object, so a manager serving it starts them at once."""
+        self._manager: Manager | None = None
+        """The manager ``serve`` runs, while it runs (its workers are what ``workers`` reports)."""
 
     # ---- the database ---------------------------------------------------------------------------
 
@@ -97,7 +127,12 @@ class Farm:
         from farm.shotlist.load import validate_shot_list
 
         catalog = ModelCatalog.for_settings(self.settings)
-        return validate_shot_list(Path(path), catalog=catalog, max_shot_seconds=self.settings.max_shot_seconds)
+        return validate_shot_list(
+            Path(path),
+            catalog=catalog,
+            max_shot_seconds=self.settings.max_shot_seconds,
+            face_memo=self.settings.face_memo,
+        )
 
     def plan(self, path: Path | str, *, quality: Quality | str | None = None) -> Plan:
         """The render tasks the shot list at ``path`` becomes (frames, audio slice, model, cache key), without
@@ -114,11 +149,21 @@ class Farm:
 
     # ---- jobs: writes -------------------------------------------------------------------------------
 
-    def submit(self, path: Path | str, *, quality: Quality | str | None = None, priority: int = 0) -> Submission:
+    def submit(
+        self,
+        path: Path | str,
+        *,
+        quality: Quality | str | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        submitted_by: str | None = None,
+    ) -> Submission:
         """Validate, plan and record a queued job; nothing renders yet (``render`` drives it).
 
         ``quality`` renders every shot at that tier whatever the shot list says; a higher ``priority`` runs
-        first when jobs share a cluster.
+        first when jobs share a cluster. ``submitted_by`` (default: the settings' user) is whose job it is.
+        With ``idempotency_key``, repeating a request returns its first job (``replayed``) and the same key
+        with another request raises IdempotencyConflict.
 
         Example::
 
@@ -128,7 +173,56 @@ class Farm:
         from farm.jobs.submit import submit_shot_list
 
         db = self.database(write=True)
-        return submit_shot_list(db, self.settings, Path(path), quality=_quality(quality), priority=priority)
+        submission = submit_shot_list(
+            db,
+            self.settings,
+            Path(path),
+            quality=_quality(quality),
+            priority=priority,
+            submitted_by=submitted_by,
+            idempotency_key=idempotency_key,
+        )
+        self._new_work.set()
+        return submission
+
+    def submit_bundle(
+        self,
+        bundle: IO[bytes],
+        shot_list: str,
+        *,
+        quality: Quality | str | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        submitted_by: str | None = None,
+        limits: BundleLimits | None = None,
+    ) -> Submission:
+        """Unpack a bundle (tar.gz or zip of a shot list's folder) into the data dir's uploads and submit the
+        shot list ``shot_list`` inside it, as ``submit`` does. If the bundle or its shot list is refused, the
+        unpacked folder is removed again: bad input leaves nothing behind.
+
+        Example::
+
+            with open("ep07.tar.gz", "rb") as bundle:
+                submission = farm.submit_bundle(bundle, "ep07.yaml")
+        """
+        import shutil
+
+        from farm.jobs.bundle import unpack_bundle
+
+        unpacked = unpack_bundle(bundle, self.settings.data_dir / "uploads", limits=limits)
+        try:
+            path = unpacked.member(shot_list)
+            return self.submit(
+                path,
+                quality=quality,
+                priority=priority,
+                idempotency_key=idempotency_key,
+                submitted_by=submitted_by,
+            )
+        except BaseException:
+            if unpacked.created:
+                shutil.rmtree(unpacked.root, ignore_errors=True)
+            raise
 
     def render(
         self,
@@ -190,8 +284,9 @@ class Farm:
                 apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=by)
         return edit
 
-    def cancel(self, job_id: int) -> int:
+    def cancel(self, job_id: int, *, by: str | None = None) -> int:
         """Cancel a job: its queued shots at once (returns how many), running ones as its driver notices.
+        ``by``: who cancels it, for the audit log (default: the settings' user).
 
         Example::
 
@@ -199,9 +294,9 @@ class Farm:
         """
         from farm.db.jobs import cancel_job
 
-        return cancel_job(self.database(write=True), job_id, by=self.settings.user)
+        return cancel_job(self.database(write=True), job_id, by=by or self.settings.user)
 
-    def retry(self, job_id: int, *, shots: Sequence[str] | None = None) -> int:
+    def retry(self, job_id: int, *, shots: Sequence[str] | None = None, by: str | None = None) -> int:
         """Queue a job's failed and cancelled shots again (or exactly ``shots``, done ones included: a retake
         by hand); returns how many. ``render`` then renders them.
 
@@ -213,7 +308,91 @@ class Farm:
         from farm.db.jobs import retry_job
 
         named = list(shots) if shots is not None else None
-        return retry_job(self.database(write=True), job_id, by=self.settings.user, shot_ids=named)
+        queued = retry_job(self.database(write=True), job_id, by=by or self.settings.user, shot_ids=named)
+        self._new_work.set()
+        return queued
+
+    def serve(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        options: EngineOptions | None = None,
+        manager: ManagerOptions | None = None,
+        observer: Observer | None = None,
+        api_url: str | None = None,
+    ) -> None:
+        """Manage the farm until ``stop`` is set: become its manager (or stand by while another one lives),
+        then drive every queued job on Ray to its edit; ``farm serve`` runs this with the HTTP API beside it.
+
+        A job submitted through this object (the API) starts at once; one submitted by another process
+        within ``manager.poll_seconds``.
+
+        Example::
+
+            stop = threading.Event()
+            threading.Thread(target=farm.serve, kwargs={"stop": stop}).start()
+            farm.submit("shots/demo/episode.yaml")  # the manager renders it to its edit
+        """
+        from farm.jobs.manager import Manager
+
+        db = self.database(write=True)
+        runner = Manager(
+            db, self.settings, engine=options, options=manager, observer=observer, api_url=api_url,
+            new_work=self._new_work,
+        )  # fmt: skip
+        self._manager = runner
+        try:
+            runner.run(stop or threading.Event())
+        finally:
+            self._manager = None
+
+    def workers(self) -> tuple[WorkerSnapshot, ...]:
+        """The resident workers of the manager this object runs (``serve``), busy or idle, with their busy
+        fraction; empty when it runs none (a standby, a laptop).
+
+        Example::
+
+            busy = [worker.name for worker in farm.workers() if worker.busy]
+        """
+        runner = self._manager
+        scheduler = runner.scheduler if runner is not None else None
+        return scheduler.worker_snapshots() if scheduler is not None else ()
+
+    def stats(self) -> FarmStats:
+        """The farm's totals from the database: shots by show, model and state, GPU time and frames by model,
+        attempts by outcome, failures by class, retakes (what ``/metrics`` exports).
+
+        Example::
+
+            totals = farm.stats()
+            print(sum(t.shots for t in totals.shots if t.state == "queued"), "shots queued")
+        """
+        from farm.db.stats import farm_stats
+
+        return farm_stats(self.database(write=False))
+
+    def manager(self) -> ManagerInfo | None:
+        """The farm's manager of record (``ManagerInfo.alive`` says if it still runs), None if none ever ran.
+
+        Example::
+
+            manager = farm.manager()
+            print(manager.holder if manager else "no farm serve has run")
+        """
+        from farm.db.lease import current_manager
+
+        return current_manager(self.database(write=False))
+
+    def set_priority(self, job_id: int, priority: int, *, by: str | None = None) -> int:
+        """Give a job a new priority (higher runs first); returns the one it had. Logged as ``job.priority``.
+
+        Example::
+
+            farm.set_priority(job_id, 10)
+        """
+        from farm.db.jobs import set_priority
+
+        return set_priority(self.database(write=True), job_id, priority, by=by or self.settings.user)
 
     def start_driver(self, job_id: int, *, dashboard: str | None = None) -> str:
         """Drive a submitted job in the background and return at once; says where the driver runs.
@@ -286,6 +465,286 @@ class Farm:
 
         return latest_edit(self.database(write=False), job_id)
 
+    def edits(self, job_id: int) -> tuple[EditInfo, ...]:
+        """Every edit version of the job, oldest first: video, timeline and report paths, and its verdict.
+
+        Example::
+
+            for edit in farm.edits(job_id):
+                print(f"v{edit.version}", edit.verdict, edit.video_path)
+        """
+        from farm.db.edits import edit_versions
+
+        return edit_versions(self.database(write=False), job_id)
+
+    def review(
+        self,
+        job_id: int,
+        review: Review | str,
+        *,
+        comment: str = "",
+        shots: Sequence[str] = (),
+        version: int | None = None,
+        by: str | None = None,
+    ) -> EditInfo:
+        """A producer's decision on the job's newest edit: ``approved``, or ``retake`` with a comment, sending
+        ``shots`` back to render again with new seeds (the manager, or ``render``, then makes the next version).
+        The job's ``producer_status`` follows from it. Returns the reviewed edit.
+
+        Example::
+
+            farm.review(job_id, "retake", shots=["sc01_020"], comment="too stiff, more energy")
+            farm.review(job_id, "approved")
+        """
+        from farm.db.kinds import Review
+        from farm.jobs.review import review_job_edit
+
+        decision = _choice(Review, review, "review")
+        edit = review_job_edit(
+            self.database(write=True),
+            self.settings,
+            job_id,
+            decision,
+            comment=comment,
+            shots=list(shots),
+            version=version,
+            by=by or self.settings.user,
+        )
+        if shots:
+            self._new_work.set()
+        return edit
+
+    def submitted_job(self, job_id: int) -> NewJob:
+        """The job as it was submitted: shot list, quality, submitter, priority (a quick read, no counts).
+
+        Example::
+
+            print(farm.submitted_job(job_id).submitted_by)
+        """
+        from farm.db.jobs import job_record
+
+        return job_record(self.database(write=False), job_id)
+
+    def events_since(self, job_id: int, *, after: int = 0, limit: int = 500) -> EventPage:
+        """The job's events after event id ``after`` (oldest first, at most ``limit``) and its state now:
+        what a live follower polls for.
+
+        Example::
+
+            page = farm.events_since(job_id, after=last_seen)
+            last_seen = page.events[-1].id if page.events else last_seen
+        """
+        from farm.db.queries import events_since
+
+        return events_since(self.database(write=False), job_id, after=after, limit=limit)
+
+    def attempts(self, job_id: int, shot_id: str | None = None) -> tuple[AttemptRecord, ...]:
+        """Every render attempt of the job's shots (or of ``shot_id``), in edit order then attempt order.
+
+        Example::
+
+            for attempt in farm.attempts(job_id, "sc01_020"):
+                print(attempt.attempt_no, attempt.state, attempt.node, attempt.error_message)
+        """
+        from farm.db.attempts import shot_attempts
+
+        return shot_attempts(self.database(write=False), job_id, shot_id=shot_id)
+
+    def logs(
+        self,
+        job_id: int,
+        shot_id: str | None = None,
+        attempt: int | None = None,
+        *,
+        latest: bool = False,
+        offset: int | None = None,
+    ) -> tuple[AttemptLog, ...]:
+        """The captured output of the job's attempts (of ``shot_id``; only attempt ``attempt``; ``latest``:
+        only the attempt that started last): the end of each log, or from byte ``offset`` on. A log never
+        recorded or whose file is gone says so in ``missing``.
+
+        Example::
+
+            for log in farm.logs(job_id, "sc01_020"):
+                print(f"== {log.shot_id} attempt {log.attempt_no} ({log.state})")
+                print(log.missing or log.text)
+        """
+        from farm.jobs.logs import attempt_logs
+
+        db = self.database(write=False)
+        return attempt_logs(db, job_id, shot_id=shot_id, attempt_no=attempt, latest=latest, offset=offset)
+
+    # ---- shows: what each show gets of the farm ---------------------------------------------------------
+
+    def shows(self) -> tuple[ShowInfo, ...]:
+        """Every show (a shot list's project) with its share, GPU quota, GPU-hour budget and GPU hours used.
+
+        Example::
+
+            for show in farm.shows():
+                print(show.name, show.share, show.gpu_quota, f"{show.gpu_hours_used:.1f} h")
+        """
+        from farm.db.shows import list_shows
+
+        return list_shows(self.database(write=False))
+
+    def show(self, name: str) -> ShowInfo:
+        """One show (UnknownShow if it has neither settings nor jobs).
+
+        Example::
+
+            print(farm.show("Test Show").gpu_hours_left)
+        """
+        from farm.db.shows import read_show
+
+        return read_show(self.database(write=False), name)
+
+    def set_show(
+        self,
+        name: str,
+        *,
+        share: float | Keep = KEEP,
+        gpu_quota: int | Keep | None = KEEP,
+        gpu_hour_budget: float | Keep | None = KEEP,
+        by: str | None = None,
+    ) -> ShowInfo:
+        """Change a show's fair ``share`` (a weight, 1 by default), ``gpu_quota`` (most GPUs at once) or
+        ``gpu_hour_budget`` (GPU hours in all); None clears a quota or a budget, and what is not given stays.
+        Logged as ``show.changed``; returns the show after the change.
+
+        Example::
+
+            farm.set_show("Test Show", share=2, gpu_quota=4, gpu_hour_budget=120)
+        """
+        from farm.db.shows import ShowChange, set_show
+
+        change = ShowChange(share=share, gpu_quota=gpu_quota, gpu_hour_budget=gpu_hour_budget)
+        return set_show(self.database(write=True), name, change, by=by or self.settings.user)
+
+    def shot_thumbnail(self, job_id: int, shot_id: str) -> Path:
+        """A JPEG of the last frame the shot rendered (made once per take, kept in the data dir's cache);
+        UnknownFile while the shot has no video.
+
+        Example::
+
+            print(farm.shot_thumbnail(job_id, "sc01_010"))
+        """
+        from farm.jobs.media_views import shot_thumbnail
+
+        return shot_thumbnail(self.database(write=False), self.settings, job_id, shot_id)
+
+    def edit_file(self, job_id: int, version: int, name: str) -> Path:
+        """A file of an edit version (``edit.mp4``, ``report.html``, ``edit.otio``, a report thumbnail), looked
+        up inside that version's folder only; UnknownFile otherwise.
+
+        Example::
+
+            video = farm.edit_file(job_id, 1, "edit.mp4")
+        """
+        from farm.jobs.media_views import edit_file
+
+        return edit_file(self.database(write=False), job_id, version, name)
+
+    def edit_loudness(self, job_id: int, version: int) -> tuple[LoudnessPoint, ...]:
+        """The edit's momentary and short-term loudness every half second (its loudness plot).
+
+        Example::
+
+            loudest = max(p.momentary or -70 for p in farm.edit_loudness(job_id, 1))
+        """
+        from farm.jobs.media_views import edit_loudness
+
+        return edit_loudness(self.database(write=False), job_id, version)
+
+    def notifications(self, job_id: int | None = None, *, limit: int = 100) -> tuple[NotificationRecord, ...]:
+        """The newest notifications (of one job, or of the farm): topic, channel, target, the payload sent,
+        delivery state, attempts and the receiver's last answer.
+
+        Example::
+
+            for note in farm.notifications(job_id):
+                print(note.topic, note.channel, note.target, note.state, note.last_status)
+        """
+        from farm.db.notifications import notifications_of
+
+        return notifications_of(self.database(write=False), job_id=job_id, limit=limit)
+
+    def apply_config_shows(self) -> tuple[ShowInfo, ...]:
+        """Give each show the config file lists the share, quota and budget it says (what it leaves out stays);
+        ``farm serve`` does this as it starts, so ``farm.toml`` is where a studio keeps its shows. Logged as
+        ``show.changed`` by ``farm.toml`` when something changed.
+
+        Example::
+
+            for show in farm.apply_config_shows():
+                print(show.name, show.share, show.gpu_quota, show.gpu_hour_budget)
+        """
+        changed = []
+        for show in self.settings.config.shows:
+            values = {
+                "share": show.share if show.share is not None else KEEP,
+                "gpu_quota": show.gpu_quota if show.gpu_quota is not None else KEEP,
+                "gpu_hour_budget": show.gpu_hour_budget if show.gpu_hour_budget is not None else KEEP,
+            }
+            changed.append(self.set_show(show.name, **values, by="farm.toml"))
+        return tuple(changed)
+
+    # ---- API tokens ---------------------------------------------------------------------------------------
+
+    def create_token(self, name: str, role: Role | str) -> str:
+        """A new bearer token for the HTTP API, speaking for ``name`` with ``role`` (editor, producer or
+        admin). Returns the token itself: show it once; only its digest is kept.
+
+        Example::
+
+            token = farm.create_token("alice", "editor")
+        """
+        from farm.db.tokens import create_token
+
+        return create_token(self.database(write=True), name, role)
+
+    def revoke_token(self, name: str) -> int:
+        """Revoke ``name``'s token (it stops working at once); UnknownToken if it has none.
+
+        Example::
+
+            farm.revoke_token("alice")
+        """
+        from farm.db.tokens import revoke_token
+
+        return revoke_token(self.database(write=True), name)
+
+    def tokens(self) -> tuple[TokenInfo, ...]:
+        """Every API token's name, role and dates, live ones first (never the tokens themselves).
+
+        Example::
+
+            print([token.name for token in farm.tokens() if token.live])
+        """
+        from farm.db.tokens import list_tokens
+
+        return list_tokens(self.database(write=False))
+
+    def verify_token(self, token: str) -> Identity | None:
+        """Who a bearer token speaks for (name and role), or None if it is unknown or revoked.
+
+        Example::
+
+            identity = farm.verify_token(token)
+        """
+        from farm.db.tokens import verify_token
+
+        return verify_token(self.database(write=False), token)
+
 
 def _quality(quality: Quality | str | None) -> Quality | None:
     return Quality(quality) if quality is not None else None
+
+
+def _choice(kind: type[E], value: E | str, field: str) -> E:
+    """``value`` as a member of ``kind``, or an InvalidValue naming ``field`` and what it may be."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidValue(field, f"{field} must be one of {allowed}, got {value!r}") from None

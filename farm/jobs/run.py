@@ -131,16 +131,22 @@ def _drive(
     db: Database, settings: Settings, job_id: int, options: EngineOptions, observer: Observer | None, by: str
 ) -> JobOutcome:
     connect_ray(settings.ray_address)
-    scheduler = Scheduler(
+    return new_scheduler(db, settings, options, observer, by).render_one(job_id)
+
+
+def new_scheduler(
+    db: Database, settings: Settings, options: EngineOptions, observer: Observer | None, by: str
+) -> Scheduler:
+    """The scheduler for ``settings``' farm: its models, artifact store and attempt logs."""
+    return Scheduler(
         db,
-        job_id,
         catalog=ModelCatalog.for_settings(settings),
         artifacts_root=settings.artifacts_dir,
         options=options,
         observer=observer,
         by=by,
+        logs_root=settings.logs_dir / "attempts",
     )
-    return scheduler.run()
 
 
 def _nothing_to_do(job_id: int, state: JobState) -> str:

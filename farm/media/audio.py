@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import wave
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -113,10 +114,26 @@ def samples_digest(samples: np.ndarray) -> str:
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     """Mono 16-bit WAV from int16 or float ([-1, 1]) samples."""
-    if samples.dtype != np.int16:
-        samples = np.clip(np.round(samples.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+    write_wav_chunks(path, (samples,), sample_rate)
+
+
+def write_wav_chunks(path: Path, chunks: Iterable[np.ndarray], sample_rate: int) -> None:
+    """Mono 16-bit WAV from int16 or float ([-1, 1]) chunks, written one at a time: a long take's audio
+    never has to be in memory at once."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(sample_rate)
-        out.writeframes(samples.astype("<i2", copy=False).tobytes())
+        for samples in chunks:
+            if samples.dtype != np.int16:
+                samples = np.clip(np.round(samples.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+            out.writeframes(samples.astype("<i2", copy=False).tobytes())
+
+
+def mix_speakers(tracks: np.ndarray) -> np.ndarray:
+    """int16 speakers (k, n) -> their mix (n,): the plain sum a dialogue mixer makes of close mics, clipped
+    to 16 bits. Used for a two-shot's file and for its place in the edit, so both carry the same sound."""
+    if tracks.ndim == 1:
+        return tracks
+    summed = tracks.astype(np.int32).sum(axis=0)
+    return np.clip(summed, -32768, 32767).astype(np.int16)

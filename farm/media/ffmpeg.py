@@ -183,11 +183,19 @@ def mux_copied_video(
     return FfmpegCommand(_compile(output.global_args("-copyts")))
 
 
-def measure_ebur128(source: Path, *, filters: Sequence[Filter] = ()) -> FfmpegCommand:
-    """The first audio stream through ``filters`` into ebur128 (true peak on); its summary is in the log."""
-    meter = Filter.of("ebur128", peak="true", framelog="quiet")
+def measure_ebur128(source: Path, *, filters: Sequence[Filter] = (), per_block: bool = False) -> FfmpegCommand:
+    """The first audio stream through ``filters`` into ebur128 (true peak on); its summary is in the log, and
+    with ``per_block`` a line per 100 ms block too (momentary and short-term loudness)."""
+    meter = Filter.of("ebur128", peak="true", framelog="verbose" if per_block else "quiet")
     audio = _chain(ffmpeg.input(str(source))["a:0"], [*filters, meter])
-    return FfmpegCommand(_compile(audio.output("-", f="null"), log_level="info"))
+    return FfmpegCommand(_compile(audio.output("-", f="null"), log_level="verbose" if per_block else "info"))
+
+
+def last_frame_jpeg(source: Path, destination: Path, *, width: int) -> FfmpegCommand:
+    """The last frame of ``source`` (read from its final second), scaled to ``width``, as a JPEG."""
+    video = ffmpeg.input(str(source), sseof=-1).video.filter("scale", width, -2)
+    output = ffmpeg.output(video, str(destination), update=1, **{"q:v": 4, "frames:v": 1})
+    return FfmpegCommand(_compile(output))
 
 
 def _chain(stream: Any, filters: Sequence[Filter]) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +19,7 @@ import numpy as np
 
 from farm import defaults
 from farm.errors import MediaError
-from farm.media.audio import write_wav
+from farm.media.audio import write_wav_chunks
 from farm.media.ffmpeg import DEFAULT_ENCODE, EncodeSettings, FfmpegProcess, encode_rgb_frames, start
 from farm.media.ffmpeg import EDIT_AUDIO_RATE as EDIT_AUDIO_RATE  # the shot files' rate; the edit reads it here
 
@@ -42,7 +42,9 @@ class ShotVideoWriter:
         audio: np.ndarray | None = None,
         audio_rate: int = defaults.MODEL_SAMPLE_RATE,
         settings: EncodeSettings = DEFAULT_ENCODE,
+        audio_chunks: Iterable[np.ndarray] | None = None,
     ) -> None:
+        """``audio`` (the shot's samples) or ``audio_chunks`` (them in pieces, for a long take) is muxed in."""
         self.path = path
         self.width, self.height, self.fps = width, height, fps
         self.expected_frames = frames
@@ -53,9 +55,9 @@ class ShotVideoWriter:
         os.close(handle)
         self.temporary = Path(temporary)
         self.audio_file: Path | None = None
-        if audio is not None:
+        if audio is not None or audio_chunks is not None:
             self.audio_file = self.temporary.with_suffix(".wav")
-            write_wav(self.audio_file, audio, audio_rate)
+            write_wav_chunks(self.audio_file, (audio,) if audio is not None else audio_chunks, audio_rate)
         self.process: FfmpegProcess | None = None
 
     def __enter__(self) -> ShotVideoWriter:

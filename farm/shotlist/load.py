@@ -10,6 +10,7 @@ from typing import Any
 from farm import defaults
 from farm.catalog import ModelCatalog, Quality
 from farm.errors import Finding, ShotListError
+from farm.media.framing import Crop
 from farm.paths import display_path
 from farm.shotlist.schema_check import schema_findings
 from farm.shotlist.semantic import (
@@ -20,6 +21,7 @@ from farm.shotlist.semantic import (
 )
 from farm.shotlist.timecode import parse_frame_rate, parse_timecode
 from farm.shotlist.types import (
+    LAYOUT_FACES,
     AudioCut,
     AudioTrack,
     CameraMove,
@@ -31,6 +33,8 @@ from farm.shotlist.types import (
     Scene,
     Shot,
     ShotList,
+    TwoShot,
+    TwoShotLayout,
 )
 from farm.shotlist.yaml_source import LocatedDocument, load_located_yaml
 
@@ -59,8 +63,12 @@ def validate_shot_list(
     *,
     catalog: ModelCatalog | None = None,
     max_shot_seconds: float = defaults.MAX_SHOT_SECONDS,
+    face_memo: Path | None = None,
 ) -> ValidationReport:
-    """Every finding for the shot list at ``path``, and the typed ShotList when there are no errors."""
+    """Every finding for the shot list at ``path``, and the typed ShotList when there are no errors.
+
+    ``face_memo`` is the JSON file where portraits' faces are memoised (farm.media.face_memo).
+    """
     path = Path(path)
     name = display_path(path)
     try:
@@ -69,7 +77,13 @@ def validate_shot_list(
         return ValidationReport(path, tuple(exc.findings), None)
     findings, schema_error_paths = schema_findings(document, name)
     context = SemanticContext(
-        document, name, path.resolve().parent, catalog, max_shot_seconds, schema_error_paths=schema_error_paths
+        document,
+        name,
+        path.resolve().parent,
+        catalog,
+        max_shot_seconds,
+        schema_error_paths=schema_error_paths,
+        face_memo=face_memo,
     )
     findings += semantic_findings(context)
     findings = _unique_sorted(findings)
@@ -83,9 +97,10 @@ def load_shot_list(
     *,
     catalog: ModelCatalog | None = None,
     max_shot_seconds: float = defaults.MAX_SHOT_SECONDS,
+    face_memo: Path | None = None,
 ) -> ShotList:
     """The validated ShotList; raises ShotListError carrying every finding when it has errors."""
-    report = validate_shot_list(path, catalog=catalog, max_shot_seconds=max_shot_seconds)
+    report = validate_shot_list(path, catalog=catalog, max_shot_seconds=max_shot_seconds, face_memo=face_memo)
     if report.shot_list is None:
         raise ShotListError(list(report.findings))
     return report.shot_list
@@ -121,7 +136,15 @@ def _build_shot_list(document: LocatedDocument, path: Path) -> ShotList:
         output=OutputSpec(fps=fps, width=output["width"], height=output["height"]),
         defaults=_settings(data.get("defaults", {})),
         characters={
-            cid: Character(cid, _media(root, entry["image"]), entry.get("description", ""), entry.get("person", ""))
+            cid: Character(
+                cid,
+                _media(root, entry["image"]),
+                entry.get("description", ""),
+                entry.get("person", ""),
+                face_hint=_face_hint(entry.get("face")),
+                is_person=entry.get("face") != "none",
+                crop=Crop(**entry["crop"]) if "crop" in entry else None,
+            )
             for cid, entry in data["characters"].items()
         },
         audio_tracks={
@@ -143,7 +166,12 @@ def _build_shot(document: LocatedDocument, scene_id: str, raw: dict[str, Any], f
         id=raw["id"],
         scene_id=scene_id,
         character=raw["character"],
-        audio=AudioCut(audio["track"], parse_timecode(audio["in"], fps), parse_timecode(audio["out"], fps)),
+        audio=AudioCut(
+            audio["track"],
+            parse_timecode(audio["in"], fps),
+            parse_timecode(audio["out"], fps),
+            slip=audio.get("slip", 0),
+        ),
         prompt=raw["prompt"],
         negative_prompt=raw.get("negative_prompt", ""),
         camera=CameraSpec(CameraMove(camera.get("move", "static")), intensity),
@@ -151,6 +179,23 @@ def _build_shot(document: LocatedDocument, scene_id: str, raw: dict[str, Any], f
         overrides=_settings(raw.get("overrides", {})),
         notes=raw.get("notes", ""),
         line=document.locate(path).line,
+        two_shot=_two_shot(raw["two_shot"], fps) if "two_shot" in raw else None,
+    )
+
+
+def _two_shot(raw: dict[str, Any], fps: Fraction) -> TwoShot:
+    audio = raw["audio"]
+    layout = TwoShotLayout(raw.get("layout", TwoShotLayout.SIDE_BY_SIDE.value))
+    faces = raw.get("faces")
+    return TwoShot(
+        character=raw["character"],
+        audio=AudioCut(audio["track"], parse_timecode(audio["in"], fps), parse_timecode(audio["out"], fps)),
+        layout=layout,
+        faces=(
+            (tuple(float(v) for v in faces[0]), tuple(float(v) for v in faces[1]))  # type: ignore[assignment]
+            if faces
+            else LAYOUT_FACES[layout]
+        ),
     )
 
 
@@ -168,6 +213,10 @@ def _settings(raw: dict[str, Any]) -> RenderSettings:
 
 def _continuity(raw: dict[str, Any]) -> ContinuityConfig:
     return ContinuityConfig.from_json(raw)
+
+
+def _face_hint(raw: Any) -> tuple[float, float] | None:
+    return (float(raw["x"]), float(raw["y"])) if isinstance(raw, dict) else None
 
 
 def _media(root: Path, raw: str) -> Path:

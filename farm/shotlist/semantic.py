@@ -15,9 +15,11 @@ from typing import Any
 from farm.catalog import ModelCatalog
 from farm.errors import Finding, MediaError
 from farm.media.audio import MODEL_SAMPLE_RATE, decode_audio, require_audio_stream
+from farm.media.faces import SAME_PERSON_DISTANCE, identity_distance, portrait_identity
 from farm.media.image import probe_image
 from farm.shotlist.locations import finding_at
 from farm.shotlist.timecode import TimecodeError, parse_frame_rate, parse_timecode
+from farm.shotlist.types import LAYOUT_FACES, TwoShotLayout, regions_overlap
 from farm.shotlist.yaml_source import JsonPath, LocatedDocument
 
 
@@ -33,6 +35,8 @@ class SemanticContext:
     """Paths the schema already reported; semantic checks stay quiet about them and below them."""
     audio_lengths: dict[str, Fraction] = field(default_factory=dict)
     """Track id -> decoded length in seconds, for tracks that decoded."""
+    face_memo: Path | None = None
+    """Where portraits' detected faces are memoised across processes (None: in this process only)."""
 
     def error(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
         if any(path[: len(reported)] == reported for reported in self.schema_error_paths):
@@ -44,6 +48,8 @@ class SemanticContext:
 
 
 def semantic_findings(context: SemanticContext) -> list[Finding]:
+    from farm.shotlist.framing_check import check_character_framing  # it builds on this module's helpers
+
     for check in (
         _check_unique_ids,
         _check_media_files,
@@ -53,6 +59,9 @@ def semantic_findings(context: SemanticContext) -> list[Finding]:
         _check_intensities,
         _check_models,
         _check_unused_entries,
+        _check_person_portraits,
+        check_character_framing,
+        _check_two_shots,
     ):
         check(context)
     return context.findings
@@ -207,12 +216,40 @@ def _check_references(context: SemanticContext) -> None:
             context.error(
                 (*path, "character"), f"unknown character '{character}'", _known("characters", list(characters))
             )
-        audio = shot.get("audio")
-        track = audio.get("track") if isinstance(audio, dict) else None
-        if isinstance(track, str) and isinstance(tracks, dict) and track not in tracks:
+        second = _second_character(shot)
+        if second is not None and isinstance(characters, dict) and second not in characters:
             context.error(
-                (*path, "audio", "track"), f"unknown audio track '{track}'", _known("audio_tracks", list(tracks))
+                (*path, "two_shot", "character"),
+                f"unknown character '{second}'",
+                _known("characters", list(characters)),
             )
+        for audio_path in _audio_paths(path, shot):
+            audio = _get_path(shot, audio_path[len(path) :])
+            track = audio.get("track") if isinstance(audio, dict) else None
+            if isinstance(track, str) and isinstance(tracks, dict) and track not in tracks:
+                context.error(
+                    (*audio_path, "track"), f"unknown audio track '{track}'", _known("audio_tracks", list(tracks))
+                )
+
+
+def _second_character(shot: dict[str, Any]) -> str | None:
+    two_shot = shot.get("two_shot")
+    character = two_shot.get("character") if isinstance(two_shot, dict) else None
+    return character if isinstance(character, str) else None
+
+
+def _audio_paths(path: JsonPath, shot: dict[str, Any]) -> list[JsonPath]:
+    """The paths of a shot's dialogue cuts: its own, and its second speaker's in a two-shot."""
+    paths: list[JsonPath] = [(*path, "audio")]
+    if isinstance(shot.get("two_shot"), dict):
+        paths.append((*path, "two_shot", "audio"))
+    return paths
+
+
+def _get_path(data: Any, path: JsonPath) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def _known(section: str, names: list[str]) -> str:
@@ -276,42 +313,58 @@ def _cycle_through(start: str | None, continues_of: dict[str | None, Any]) -> li
 def _check_timecodes(context: SemanticContext) -> None:
     fps = output_fps(context.document.data)
     for path, shot in iter_shots(context.document.data):
-        audio = shot.get("audio")
-        if not isinstance(audio, dict):
-            continue
-        cut_in = _timecode(context, (*path, "audio", "in"), audio.get("in"), fps)
-        cut_out = _timecode(context, (*path, "audio", "out"), audio.get("out"), fps)
-        if cut_in is None or cut_out is None:
-            continue
-        out_path = (*path, "audio", "out")
-        duration = cut_out - cut_in
-        if duration <= 0:
+        durations = [
+            _check_cut(context, audio_path, _get_path(shot, audio_path[len(path) :]), fps)
+            for audio_path in _audio_paths(path, shot)
+        ]
+        if len(durations) == 2 and None not in durations and durations[0] != durations[1]:
+            first, second = durations
             context.error(
-                out_path,
-                f"out ({float(cut_out):.3f} s) is not after in ({float(cut_in):.3f} s)",
-                "set out later than in",
+                (*path, "two_shot", "audio", "out"),
+                f"the second speaker's audio lasts {float(second):.3f} s, the shot's audio {float(first):.3f} s",
+                "cut both speakers' dialogue to the same length (pad with the track's silence for the one who "
+                "speaks less)",
             )
-            continue
-        if fps is not None and duration * fps < 1:
-            context.error(
-                out_path,
-                f"the shot lasts {float(duration) * 1000:.1f} ms, less than one frame",
-                f"make it at least {float(1 / fps) * 1000:.1f} ms long",
-            )
-        if duration > Fraction(str(context.max_shot_seconds)):
-            context.error(
-                out_path,
-                f"the shot lasts {float(duration):.1f} s, more than the {context.max_shot_seconds:g} s limit",
-                "split it into several shots or raise --max-shot-seconds",
-            )
-        track = audio.get("track")
-        length = context.audio_lengths.get(track) if isinstance(track, str) else None
-        if length is not None and cut_out > length:
-            context.error(
-                out_path,
-                f"out {audio.get('out')} is past the end of track '{track}' ({float(length):.3f} s)",
-                "set out within the track's length",
-            )
+
+
+def _check_cut(context: SemanticContext, path: JsonPath, audio: Any, fps: Fraction | None) -> Fraction | None:
+    """The cut's duration, after reporting what is wrong with its timecodes; None if it has none."""
+    if not isinstance(audio, dict):
+        return None
+    cut_in = _timecode(context, (*path, "in"), audio.get("in"), fps)
+    cut_out = _timecode(context, (*path, "out"), audio.get("out"), fps)
+    if cut_in is None or cut_out is None:
+        return None
+    out_path = (*path, "out")
+    duration = cut_out - cut_in
+    if duration <= 0:
+        context.error(
+            out_path,
+            f"out ({float(cut_out):.3f} s) is not after in ({float(cut_in):.3f} s)",
+            "set out later than in",
+        )
+        return None
+    if fps is not None and duration * fps < 1:
+        context.error(
+            out_path,
+            f"the shot lasts {float(duration) * 1000:.1f} ms, less than one frame",
+            f"make it at least {float(1 / fps) * 1000:.1f} ms long",
+        )
+    if duration > Fraction(str(context.max_shot_seconds)):
+        context.error(
+            out_path,
+            f"the shot lasts {float(duration):.1f} s, more than the {context.max_shot_seconds:g} s limit",
+            "split it into several shots or raise --max-shot-seconds",
+        )
+    track = audio.get("track")
+    length = context.audio_lengths.get(track) if isinstance(track, str) else None
+    if length is not None and cut_out > length:
+        context.error(
+            out_path,
+            f"out {audio.get('out')} is past the end of track '{track}' ({float(length):.3f} s)",
+            "set out within the track's length",
+        )
+    return duration
 
 
 def _timecode(context: SemanticContext, path: JsonPath, value: Any, fps: Fraction | None) -> Fraction | None:
@@ -378,8 +431,13 @@ def _check_unused_entries(context: SemanticContext) -> None:
     if not isinstance(data, dict):
         return
     shots = [shot for _, shot in iter_shots(data)]
-    used_characters = {shot.get("character") for shot in shots}
-    used_tracks = {shot["audio"].get("track") for shot in shots if isinstance(shot.get("audio"), dict)}
+    used_characters = {shot.get("character") for shot in shots} | {_second_character(shot) for shot in shots}
+    used_tracks = {
+        audio.get("track")
+        for shot in shots
+        for audio in (shot.get("audio"), _get_path(shot, ("two_shot", "audio")))
+        if isinstance(audio, dict)
+    }
     for section, used in (("characters", used_characters), ("audio_tracks", used_tracks)):
         entries = data.get(section)
         for entry_id in entries if isinstance(entries, dict) else {}:
@@ -390,3 +448,103 @@ def _check_unused_entries(context: SemanticContext) -> None:
                     "remove it or use it in a shot",
                     key=True,
                 )
+
+
+def _check_person_portraits(context: SemanticContext) -> None:
+    """Characters that are looks of one ``person`` must show one face: a portrait of someone else renders
+    someone else, and no retake can fix that. Each is compared with the person's anchor portrait (the
+    character named like the person, else the first one that shows a face); dlib descriptors, memoised
+    by each file's sha256, so validating again costs little and a shot list without shared persons
+    nothing. A portrait without a detectable face is left to the framing checks."""
+    characters = context.document.data.get("characters") if isinstance(context.document.data, dict) else None
+    if not isinstance(characters, dict):
+        return
+    looks: dict[str, list[tuple[str, str, Path]]] = {}
+    for character_id, entry in characters.items():
+        raw = entry.get("image") if isinstance(entry, dict) else None
+        person = entry.get("person") if isinstance(entry, dict) else None
+        resolved = resolve_media_path(context.root, raw)[0] if isinstance(raw, str) and raw else None
+        if resolved is None or not resolved.is_file():
+            continue
+        person_id = person if isinstance(person, str) and person else character_id
+        looks.setdefault(person_id, []).append((character_id, raw, resolved))
+    for person, group in looks.items():
+        if len(group) > 1:
+            _compare_looks(context, person, sorted(group, key=lambda look: look[0] != person))
+
+
+def _compare_looks(context: SemanticContext, person: str, group: list[tuple[str, str, Path]]) -> None:
+    faces = {}
+    for character_id, _, path in group:
+        try:
+            probe_image(path)
+            faces[character_id] = portrait_identity(path)
+        except MediaError:  # reported by the media check
+            continue
+    shown = [(look, faces[look[0]]) for look in group if faces.get(look[0]) is not None]
+    if len(shown) < 2:
+        return
+    (anchor_id, anchor_raw, _), anchor_face = shown[0]
+    for (character_id, raw, _), face in shown[1:]:
+        distance = identity_distance(face, anchor_face)
+        if distance >= SAME_PERSON_DISTANCE:
+            context.warning(
+                ("characters", character_id, "image"),
+                f"'{raw}' shows another face than '{anchor_raw}' (characters.{anchor_id}), though both are person "
+                f"'{person}' (face distance {distance:.2f}; the same person is under {SAME_PERSON_DISTANCE:g})",
+                f"use a portrait of {person} for characters.{character_id}, or give it a person of its own: "
+                "a render cannot fix a wrong portrait",
+            )
+
+
+def _check_two_shots(context: SemanticContext) -> None:
+    """A two-shot needs two different characters whose face regions are well formed and apart: each
+    speaker's audio drives only its own region, so regions that overlap would drive one mouth twice."""
+    for path, shot in iter_shots(context.document.data):
+        two_shot = shot.get("two_shot")
+        if not isinstance(two_shot, dict):
+            continue
+        second = _second_character(shot)
+        if second is not None and second == shot.get("character"):
+            context.error(
+                (*path, "two_shot", "character"),
+                f"the two-shot's second character is '{second}', the shot's own character",
+                "name another character from 'characters' (a two-shot shows two people)",
+            )
+        faces = two_shot.get("faces")
+        if not isinstance(faces, list) or len(faces) != 2:
+            continue
+        regions = []
+        for index, region in enumerate(faces):
+            if not _is_region_list(region):
+                continue
+            left, top, right, bottom = (float(value) for value in region)
+            if right <= left or bottom <= top:
+                context.error(
+                    (*path, "two_shot", "faces", index),
+                    f"face region {region} is empty: right must exceed left and bottom exceed top",
+                    "write [left, top, right, bottom], e.g. [0, 0, 0.5, 1]",
+                )
+                continue
+            regions.append((left, top, right, bottom))
+        if len(regions) == 2 and regions_overlap(regions[0], regions[1]):
+            layout = two_shot.get("layout", TwoShotLayout.SIDE_BY_SIDE.value)
+            suggestion = LAYOUT_FACES.get(layout) if layout in TwoShotLayout.__members__.values() else None
+            context.error(
+                (*path, "two_shot", "faces"),
+                f"the two faces' regions {faces[0]} and {faces[1]} overlap",
+                "move them apart so no point is in both"
+                + (
+                    f", or drop 'faces' to use the {layout} layout's {[list(r) for r in suggestion]}"
+                    if suggestion
+                    else ""
+                ),
+            )
+
+
+def _is_region_list(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )

@@ -14,8 +14,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult, check_request
-from farm.avatar.camera import camera_prompt_phrase, render_camera_video
+from farm.avatar.base import (
+    RENDER_INPUTS,
+    FrameSink,
+    ProgressCallback,
+    RenderRequest,
+    RenderResult,
+    check_request,
+    face_anchor,
+    framed_reference,
+)
+from farm.avatar.camera import (
+    camera_prompt_phrase,
+    camera_trajectory,
+    prepare_source,
+    render_camera_video,
+    render_window,
+)
+from farm.avatar.two_shot import compose_reference
 from farm.catalog import ModelManifest
 from farm.errors import ManifestError, RenderError
 from farm.shotlist.types import CameraMove
@@ -29,7 +45,9 @@ DENOISE_SHARE = 0.9
 class WanAudioModel:
     """Audio-driven talking avatar (StableAvatar design): portrait + speech + prompt + camera -> frames."""
 
-    code_version: ClassVar[str] = "wan-audio-1"
+    code_version: ClassVar[str] = "wan-audio-2"
+    pixel_inputs: ClassVar[frozenset[str]] = RENDER_INPUTS
+    """Everything: the prompt and guidance steer the diffusion, the continuation conditions its first frames."""
 
     def __init__(self, manifest: ModelManifest) -> None:
         self.manifest = manifest
@@ -105,8 +123,10 @@ class WanAudioModel:
             progress(DENOISE_SHARE + (1 - DENOISE_SHARE) * written / request.frames, "decode")
 
         step_cache_paused = self._pause_step_cache_if_long(request, params, warnings)
+        people = self._people(request)
+        warnings += people[3]
         try:
-            self._run(request, params, on_step, on_frames)
+            self._run(request, params, on_step, on_frames, people)
         except torch.OutOfMemoryError:
             # The worker maps the error to farm's (farm.engine.faults.as_farm_error); this model's part is to
             # give the memory back, so the retry with the low-memory settings starts from an empty device.
@@ -122,6 +142,9 @@ class WanAudioModel:
         finished = time.perf_counter()
         denoised = clock.get("denoised", finished)
         timings = {"denoise_s": denoised - started, "decode_s": finished - denoised, "total_s": finished - started}
+        timings.update(
+            {f"seam_frame.{index}": float(frame) for index, frame in enumerate(self._seams(request, params))}
+        )
         keep = self.manifest.continuation_frames
         return RenderResult(
             frames_written=written,
@@ -132,7 +155,7 @@ class WanAudioModel:
             warnings=tuple(warnings),
         )
 
-    def _run(self, request: RenderRequest, params: RenderParams, on_step: Any, on_frames: Any) -> None:
+    def _run(self, request: RenderRequest, params: RenderParams, on_step: Any, on_frames: Any, people: Any) -> None:
         import torch
 
         pipeline = self._pipeline
@@ -140,9 +163,11 @@ class WanAudioModel:
         if pipeline.scheduler.config.shift != shift:
             pipeline.scheduler = pipeline.scheduler.from_config(pipeline.scheduler.config, shift=shift)
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
+        reference, audio, regions, _ = people
         pipeline(
-            image=request.reference_image,
-            audio=request.audio,
+            image=reference,
+            audio=audio,
+            speaker_regions=regions,
             prompt=_with_camera_phrase(request),
             negative_prompt=request.negative_prompt,
             height=request.height,
@@ -155,7 +180,7 @@ class WanAudioModel:
             audio_guidance_scale=request.audio_guidance,
             generator=generator,
             continuation_frames=self._continuation(request),
-            camera_video=self._camera_video(request),
+            camera_video=self._camera_video(request, reference),
             camera_strength=params.camera_strength,
             window_latent_frames=params.window_latent_frames,
             overlap_latent_frames=params.overlap_latent_frames,
@@ -178,12 +203,42 @@ class WanAudioModel:
             frames = np.stack([np.asarray(fit_image(f, request.width, request.height)) for f in frames])
         return frames
 
-    def _camera_video(self, request: RenderRequest) -> Any:
+    def _people(self, request: RenderRequest) -> tuple[np.ndarray, Any, list[Any] | None, tuple[str, ...]]:
+        """(reference, audio, speaker regions, framing warnings) for the pipeline. One speaker: the portrait
+        and the shot's audio. A two-shot: one reference holding both people, each framed on their face in their region
+        (farm.avatar.two_shot, the geometry previz uses too), one track per speaker, and their regions, so
+        each speaker's audio reaches only their own region's tokens (MultiTalk-style routing)."""
+        if not request.speakers:
+            return framed_reference(request), request.audio, None, ()
+        reference, warnings = compose_reference(request.speakers, request.layout, request.width, request.height)
+        tracks = [speaker.audio for speaker in request.speakers]
+        return reference, tracks, [speaker.region for speaker in request.speakers], warnings
+
+    def _camera_video(self, request: RenderRequest, reference: np.ndarray) -> Any:
         if request.camera.move is CameraMove.STATIC or request.camera.intensity <= 0:
             return None
+        if request.take_length > request.frames:
+            return _segment_camera_video(request)
         return render_camera_video(
-            request.reference_image, request.camera, request.frames, request.width, request.height, request.seed
+            reference,
+            request.camera,
+            request.frames,
+            request.width,
+            request.height,
+            request.seed,
+            face=None if request.speakers else face_anchor(request),
         )
+
+    def _seams(self, request: RenderRequest, params: RenderParams) -> list[int]:
+        """The shot's frames where two sliding windows were joined (none for a one-window shot)."""
+        from .audio_encoding import latent_frames_for
+        from .sliding_window import plan_windows, seam_frames
+
+        prefix = self.manifest.continuation_frames if request.continuation is not None else 0
+        windows = plan_windows(
+            latent_frames_for(prefix + request.frames), params.window_latent_frames, params.overlap_latent_frames
+        )
+        return seam_frames(windows, prefix, request.frames)
 
     def _pause_step_cache_if_long(self, request: RenderRequest, params: RenderParams, warnings: list[str]) -> bool:
         levers = params.levers
@@ -216,6 +271,16 @@ class WanAudioModel:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _segment_camera_video(request: RenderRequest) -> Any:
+    """A segment of a long take sees its stretch of the whole take's camera move, so the move runs on
+    across the seams instead of starting again in every segment."""
+    source, framing = prepare_source(request.reference_image, request.width, request.height)
+    windows = camera_trajectory(
+        request.camera, request.take_length, aspect=request.width / request.height, seed=request.seed
+    )[request.take_offset : request.take_offset + request.frames]
+    return (render_window(source, framing, window, request.width, request.height) for window in windows)
 
 
 def _with_camera_phrase(request: RenderRequest) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,8 @@ from farm.avatar.wan_audio.video_vae import decode_latents, encode_video, pixel_
 
 FrameCallback = Callable[[np.ndarray], None]
 StepCallback = Callable[[int, int], None]
+SpeakerRegion = tuple[float, float, float, float]
+"""(left, top, right, bottom) of one speaker's part of the frame, in fractions of its width and height."""
 
 
 @dataclass
@@ -98,6 +100,12 @@ def combine_guidance(predictions: list[torch.Tensor], text_scale: float, audio_s
         audio, full = predictions
         return audio + text_scale * (full - audio)
     return predictions[0]
+
+
+def _audio_rows(audio_windows: torch.Tensor, rows: int) -> torch.Tensor:
+    """The transformer's ``audio_embeds`` for ``rows`` guidance passes: (rows, F, N, D) for one speaker's
+    (F, N, D) windows, (rows, S, F, N, D) for several speakers' (S, F, N, D)."""
+    return audio_windows[None].expand(rows, *audio_windows.shape)
 
 
 # Adapted from diffusers.pipelines.wan.pipeline_wan_i2v.prompt_clean
@@ -212,7 +220,7 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     # __call__, and a size off it is refused rather than rounded down.
     def check_inputs(
         self,
-        audio: np.ndarray,
+        audio: np.ndarray | Sequence[np.ndarray],
         height: int,
         width: int,
         num_frames: int,
@@ -220,6 +228,7 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         sample_rate: int,
         camera_strength: float,
         continuation_frames: np.ndarray | None,
+        speaker_regions: Sequence[SpeakerRegion] | None = None,
     ) -> None:
         multiple = self.vae_scale_factor_spatial * self.transformer.config.patch_size[1]
         if height % multiple or width % multiple:
@@ -228,8 +237,15 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             raise ValueError(f"num_frames must be at least 1, got {num_frames}")
         if fps <= 0 or sample_rate <= 0:
             raise ValueError(f"fps and sample_rate must be positive, got fps={fps} sample_rate={sample_rate}")
-        if np.asarray(audio).ndim != 1:
-            raise ValueError("audio must be mono: a 1-D array of samples")
+        voices = [audio] if speaker_regions is None else list(audio)
+        if speaker_regions is not None and len(voices) != len(speaker_regions):
+            raise ValueError(f"{len(voices)} speakers' audio but {len(speaker_regions)} speaker regions")
+        if any(np.asarray(voice).ndim != 1 for voice in voices):
+            raise ValueError("audio must be mono: a 1-D array of samples (one per speaker)")
+        for region in speaker_regions or ():
+            left, top, right, bottom = region
+            if not (0.0 <= left < right <= 1.0 and 0.0 <= top < bottom <= 1.0):
+                raise ValueError(f"a speaker region must be (left, top, right, bottom) within [0, 1], got {region}")
         if not 0.0 <= camera_strength <= 1.0:
             raise ValueError(f"camera_strength must be within [0, 1], got {camera_strength}")
         if continuation_frames is not None:
@@ -348,8 +364,13 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         timestep: torch.Tensor,
         audio_windows: torch.Tensor,
         guidance: GuidanceInputs,
+        speaker_masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The guided velocity for one window; guidance passes run as one batch or one by one."""
+        """The guided velocity for one window; guidance passes run as one batch or one by one.
+
+        ``audio_windows`` is (window, N, D) for one speaker, or (S, window, N, D) for several speakers routed
+        by ``speaker_masks``.
+        """
         dtype = self.transformer.dtype
         model_input = torch.cat([latents, condition], dim=1).to(dtype)
         branches = guidance.branches
@@ -363,8 +384,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                     timestep=timestep.expand(rows),
                     encoder_hidden_states=torch.cat([guidance.text_states[b.positive_text] for b in group]).to(dtype),
                     encoder_hidden_states_image=guidance.image_states.expand(rows, -1, -1).to(dtype),
-                    audio_embeds=audio_windows[None].expand(rows, -1, -1, -1).to(dtype),
+                    audio_embeds=_audio_rows(audio_windows, rows).to(dtype),
                     audio_keep=torch.tensor([b.hears_audio for b in group], device=latents.device),
+                    speaker_masks=speaker_masks,
                     return_dict=False,
                 )[0]
             predictions.extend(velocity.float().split(1))
@@ -376,7 +398,7 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def __call__(
         self,
         image: PIL.Image.Image | np.ndarray,
-        audio: np.ndarray,
+        audio: np.ndarray | Sequence[np.ndarray],
         prompt: str,
         negative_prompt: str = "",
         height: int = 480,
@@ -400,6 +422,7 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         output_type: str = "np",
         frame_callback: FrameCallback | None = None,
         step_callback: StepCallback | None = None,
+        speaker_regions: Sequence[SpeakerRegion] | None = None,
         return_dict: bool = True,
     ) -> WanAudioPipelineOutput | tuple:
         r"""Render ``num_frames`` frames of ``image`` speaking ``audio``.
@@ -479,6 +502,11 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 frames, so memory stays flat for any length.
             step_callback (`Callable[[int, int], None]`, *optional*):
                 Called with (steps done, steps total) after every denoising step.
+            speaker_regions (`Sequence[tuple[float, float, float, float]]`, *optional*):
+                For a shot with several people speaking (a two-shot): `audio` is then one mono track per
+                speaker, and each speaker's (left, top, right, bottom) region of the frame, in fractions of
+                its width and height, receives that speaker's audio alone (MultiTalk's routing problem,
+                solved by region). Without it `audio` is one track that the whole frame hears.
             return_dict (`bool`, defaults to `True`):
                 Return a `WanAudioPipelineOutput` rather than the tuple `(frames,)`.
 
@@ -490,7 +518,9 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             ValueError: an input `check_inputs` refuses (size, frame count, fps, sample rate, camera strength,
                 continuation shape), or a `camera_video` with no frames.
         """
-        self.check_inputs(audio, height, width, num_frames, fps, sample_rate, camera_strength, continuation_frames)
+        self.check_inputs(
+            audio, height, width, num_frames, fps, sample_rate, camera_strength, continuation_frames, speaker_regions
+        )
         device = self.device_for_compute
         temporal = self.vae_scale_factor_temporal
 
@@ -509,7 +539,13 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             text_states[False] = self.encode_prompt(negative_prompt, device, max_sequence_length)
         portrait = fit_image(image, width, height)
         image_states = self.encode_image(portrait, device)
-        audio_windows = self.encode_audio(audio, sample_rate, fps, num_frames, len(prefix), num_latents).to(device)
+        voices = [audio] if speaker_regions is None else list(audio)
+        audio_windows = torch.stack(
+            [self.encode_audio(voice, sample_rate, fps, num_frames, len(prefix), num_latents) for voice in voices]
+        ).to(device)
+        speaker_masks = None
+        if speaker_regions is not None:
+            speaker_masks = self.speaker_token_masks(speaker_regions, height, width).to(device)
 
         # 3. Timesteps; a camera move starts part-way down the schedule from its reference video
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -561,8 +597,11 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                         latents[:, :, window.start : window.end],
                         condition if condition is not None else conditions[window.length],
                         timestep,
-                        audio_windows[window.start : window.end],
+                        audio_windows[:, window.start : window.end]
+                        if speaker_masks is not None
+                        else audio_windows[0, window.start : window.end],
                         guidance,
+                        speaker_masks,
                     ),
                 )
             latents = self.scheduler.step(blender.output, timestep, latents, return_dict=False)[0]
@@ -589,6 +628,30 @@ class WanAudioPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         return WanAudioPipelineOutput(frames=frames) if return_dict else (frames,)
 
     # ------------------------------------------------------------------------------------------ helpers
+
+    def speaker_token_masks(self, regions: Sequence[SpeakerRegion], height: int, width: int) -> torch.Tensor:
+        """(S, tokens per latent frame) bool: the DiT tokens whose centre lies in each speaker's region.
+
+        ValueError when a region is too small to hold a token, or two regions share one (a token must hear
+        one voice: overlapping regions would mix two people's speech on one mouth).
+        """
+        cell_y = self.vae_scale_factor_spatial * self.transformer.config.patch_size[1]
+        cell_x = self.vae_scale_factor_spatial * self.transformer.config.patch_size[2]
+        rows, columns = height // cell_y, width // cell_x
+        centre_y = (torch.arange(rows, dtype=torch.float64) + 0.5) / rows
+        centre_x = (torch.arange(columns, dtype=torch.float64) + 0.5) / columns
+        masks = []
+        for left, top, right, bottom in regions:
+            inside_y = (centre_y >= top) & (centre_y < bottom)
+            inside_x = (centre_x >= left) & (centre_x < right)
+            masks.append((inside_y[:, None] & inside_x[None, :]).flatten())
+        stacked = torch.stack(masks)
+        for index, mask in enumerate(stacked):
+            if not bool(mask.any()):
+                raise ValueError(f"speaker {index}'s region {regions[index]} holds no {cell_x}x{cell_y} px token")
+        if bool((stacked.sum(dim=0) > 1).any()):
+            raise ValueError("speaker regions overlap: each part of the frame must hear one speaker")
+        return stacked
 
     @staticmethod
     def _noised(clean: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

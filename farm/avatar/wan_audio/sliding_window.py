@@ -14,6 +14,7 @@ which hides its start, where it is least informed. "linear" is the plain ramp.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -47,6 +48,21 @@ def plan_windows(num_latents: int, window: int, overlap: int) -> list[Window]:
     starts = list(range(0, num_latents - window, stride))
     starts.append(num_latents - window)
     return [Window(start, start + window) for start in starts]
+
+
+def seam_frames(windows: list[Window], prefix_frames: int, frames: int) -> list[int]:
+    """The shot's video frames at the middle of each overlap between consecutive windows: its seams.
+
+    Latent 0 decodes to frame 0 and latent n >= 1 to frames 4n-3..4n (with ``prefix_frames`` of
+    continuation in front, not part of the shot). The lip-sync check measures sync around each.
+    """
+    seams = []
+    for before, after in itertools.pairwise(windows):
+        middle = (after.start + before.end) / 2
+        frame = max(0, round(4 * middle - 3)) - prefix_frames
+        if 0 <= frame < frames:
+            seams.append(frame)
+    return seams
 
 
 def blend_weights(length: int, scheme: str = "log") -> torch.Tensor:

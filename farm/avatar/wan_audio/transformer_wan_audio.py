@@ -13,6 +13,12 @@ whose state-dict layout it keeps (a Wan I2V checkpoint in diffusers format loads
   and value projections whose result is summed with the text and image attention before the shared output
   projection. Those projections start at zero, so a freshly added adapter leaves the base model exactly as
   it was; that identity is what the tests check.
+
+**Several speakers in one frame** (MultiTalk / InfiniteTalk's problem: whose voice moves which mouth) are
+routed by region rather than learned: each speaker has a mask over the latent token grid (their side of a
+two-shot). The adapter refines a speaker's audio against the video tokens of that speaker's region only,
+and a video token attends to the audio of the speaker whose region it lies in (a token in no region hears
+nobody). One speaker without a mask is exactly the single-speaker model.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class WanAudioAttnProcessor:
         rotary_emb: Any = None,
         image_tokens: int = 0,
         audio_context: torch.Tensor | None = None,
+        speaker_masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         image_states = encoder_hidden_states[:, :image_tokens]
         text_states = encoder_hidden_states[:, image_tokens:]
@@ -82,8 +89,10 @@ class WanAudioAttnProcessor:
             image_value = attn.add_v_proj(image_states).unflatten(2, (heads, -1))
             out = out + _attend(self, query, image_key, image_value)
 
-        if audio_context is not None:
+        if audio_context is not None and speaker_masks is None:
             out = out + self._frame_local_audio(attn, query, audio_context)
+        elif audio_context is not None and speaker_masks is not None:
+            out = out + self._routed_audio(attn, query, audio_context, speaker_masks)
 
         out = attn.to_out[0](out)
         return attn.to_out[1](out)
@@ -103,6 +112,28 @@ class WanAudioAttnProcessor:
         audio_key = attn.to_k_audio(audio_context).reshape(batch * frames, audio_tokens, heads, -1)
         audio_value = attn.to_v_audio(audio_context).reshape(batch * frames, audio_tokens, heads, -1)
         out = _attend(self, frame_query, audio_key, audio_value)
+        return out.reshape(batch, frames * per_frame, -1)
+
+    def _routed_audio(
+        self,
+        attn: WanAudioCrossAttention,
+        query: torch.Tensor,
+        audio_context: torch.Tensor,
+        speaker_masks: torch.Tensor,
+    ) -> torch.Tensor:
+        """Frame-local audio attention per speaker, each result kept only on that speaker's tokens.
+
+        ``audio_context`` is (B, S, F, N, D); ``speaker_masks`` (S, tokens per frame) is 1 on the tokens of
+        a latent frame that belong to speaker ``s``. A token's output depends on its own speaker's audio
+        alone, which is what makes the routing testable exactly.
+        """
+        batch, speakers, frames = audio_context.shape[:3]
+        per_frame = query.shape[1] // frames
+        out = query.new_zeros(batch, frames, per_frame, query.shape[2] * query.shape[3])
+        for speaker in range(speakers):
+            heard = self._frame_local_audio(attn, query, audio_context[:, speaker])
+            mask = speaker_masks[speaker].to(heard.dtype).view(1, 1, per_frame, 1)
+            out = out + heard.view(batch, frames, per_frame, -1) * mask
         return out.reshape(batch, frames * per_frame, -1)
 
 
@@ -153,6 +184,7 @@ class WanAudioTransformerBlock(WanTransformerBlock):
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
         image_tokens: int = 0,
         audio_context: torch.Tensor | None = None,
+        speaker_masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         shift, scale, gate, ffn_shift, ffn_scale, ffn_gate = (self.scale_shift_table + temb.float()).chunk(6, dim=1)
 
@@ -162,7 +194,13 @@ class WanAudioTransformerBlock(WanTransformerBlock):
 
         normed = self.norm2(hidden_states.float()).type_as(hidden_states)
         attended = self.attn2(
-            normed, encoder_hidden_states, None, None, image_tokens=image_tokens, audio_context=audio_context
+            normed,
+            encoder_hidden_states,
+            None,
+            None,
+            image_tokens=image_tokens,
+            audio_context=audio_context,
+            speaker_masks=speaker_masks,
         )
         hidden_states = hidden_states + attended
 
@@ -213,12 +251,20 @@ class TimestepAwareAudioAdapter(nn.Module):
         self.proj_out = nn.Linear(dim, dim)
 
     def forward(
-        self, audio_embeds: torch.Tensor, video_tokens: torch.Tensor, timestep_proj: torch.Tensor, temb: torch.Tensor
+        self,
+        audio_embeds: torch.Tensor,
+        video_tokens: torch.Tensor,
+        timestep_proj: torch.Tensor,
+        temb: torch.Tensor,
+        region: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``region`` (tokens per frame,) bool: the video tokens this audio may look at (all when None)."""
         batch, frames, audio_tokens, _ = audio_embeds.shape
         audio = self.norm_in(self.proj_in(audio_embeds.to(self.proj_in.weight.dtype)))
         audio = audio.reshape(batch * frames, audio_tokens, -1)
         frame_tokens = video_tokens.reshape(batch * frames, video_tokens.shape[1] // frames, -1)
+        if region is not None:
+            frame_tokens = frame_tokens[:, region]
         per_frame_temb6 = timestep_proj.repeat_interleave(frames, dim=0)
         for block in self.blocks:
             audio = block(audio, frame_tokens, per_frame_temb6)
@@ -299,6 +345,31 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
         """Audio tokens per latent frame: 4 video frames plus context on each side, times tokens per frame."""
         return (4 + 2 * self.config.audio_context_frames) * self.config.audio_tokens_per_frame
 
+    def _audio_context(
+        self,
+        audio_embeds: torch.Tensor,
+        tokens: torch.Tensor,
+        timestep_proj: torch.Tensor,
+        temb: torch.Tensor,
+        speaker_masks: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(B, F, N, D) for one speaker; (B, S, F, N, D) for several, each refined on its own region."""
+        if speaker_masks is None:
+            return self.audio_adapter(audio_embeds, tokens, timestep_proj, temb)
+        if audio_embeds.shape[1] != speaker_masks.shape[0]:
+            raise ValueError(f"{audio_embeds.shape[1]} speakers' audio but {speaker_masks.shape[0]} speaker masks")
+        per_frame = tokens.shape[1] // audio_embeds.shape[2]
+        if speaker_masks.shape[1] != per_frame:
+            raise ValueError(f"speaker masks cover {speaker_masks.shape[1]} tokens, a latent frame has {per_frame}")
+        regions = speaker_masks.to(device=tokens.device, dtype=torch.bool)
+        if not bool(regions.any(dim=1).all()):
+            raise ValueError("a speaker's region is empty: every speaker needs part of the frame")
+        contexts = [
+            self.audio_adapter(audio_embeds[:, speaker], tokens, timestep_proj, temb, region=regions[speaker])
+            for speaker in range(audio_embeds.shape[1])
+        ]
+        return torch.stack(contexts, dim=1)
+
     @apply_lora_scale("attention_kwargs")
     def forward(
         self,
@@ -308,6 +379,7 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
         encoder_hidden_states_image: torch.Tensor | None = None,
         audio_embeds: torch.Tensor | None = None,
         audio_keep: torch.Tensor | None = None,
+        speaker_masks: torch.Tensor | None = None,
         return_dict: bool = True,
         attention_kwargs: dict[str, Any] | None = None,
     ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
@@ -316,6 +388,9 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
         ``audio_embeds`` (B, F, N, audio_dim) are the wav2vec2 windows of each latent frame; ``audio_keep``
         (B,) is 1 for batch rows that hear the audio and 0 for rows that must not (the unconditional branch
         of audio guidance gets an all-zero audio context, not an adapter output for silence).
+
+        With ``speaker_masks`` (S, H/p_h * W/p_w) bool, one row per speaker over a latent frame's token grid,
+        ``audio_embeds`` is (B, S, F, N, audio_dim): each speaker's windows, routed to their own region.
         """
         batch, _, frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.config.patch_size
@@ -333,12 +408,13 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
 
         audio_context = None
         if audio_embeds is not None:
-            audio_context = self.audio_adapter(audio_embeds, tokens, timestep_proj, temb)
+            audio_context = self._audio_context(audio_embeds, tokens, timestep_proj, temb, speaker_masks)
             if audio_keep is not None:
-                audio_context = audio_context * audio_keep.to(audio_context.dtype).view(-1, 1, 1, 1)
+                keep = audio_keep.to(audio_context.dtype).view(-1, *([1] * (audio_context.dim() - 1)))
+                audio_context = audio_context * keep
 
         for block in self.blocks:
-            tokens = block(tokens, text_states, timestep_proj, rotary_emb, image_tokens, audio_context)
+            tokens = block(tokens, text_states, timestep_proj, rotary_emb, image_tokens, audio_context, speaker_masks)
 
         shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
         tokens = (self.norm_out(tokens.float()) * (1 + scale) + shift).type_as(tokens)

@@ -23,7 +23,9 @@ from farm.edit.checks.base import (
     judge,
 )
 from farm.edit.checks.identity import IdentityCheck
+from farm.edit.checks.lipsync import LipSyncCheck
 from farm.edit.checks.picture import BlackFramesCheck, ColourCheck, FrozenFramesCheck, WindowSeamCheck
+from farm.edit.checks.seams import SeamColourCheck, SeamIdentityCheck
 from farm.edit.checks.timing import AvDurationCheck, FormatCheck
 from farm.edit.timeline import EditShot
 from farm.errors import UsageError
@@ -40,6 +42,9 @@ CHECKS: tuple[ContinuityCheck, ...] = (
     WindowSeamCheck(),
     BlackFramesCheck(),
     FrozenFramesCheck(),
+    LipSyncCheck(),
+    SeamColourCheck(),
+    SeamIdentityCheck(),
 )
 
 __all__ = [
@@ -73,8 +78,8 @@ def enabled_checks(config: ContinuityConfig) -> list[ContinuityCheck]:
 
 
 def needs_faces(checks: Sequence[ContinuityCheck]) -> bool:
-    """Whether the picture analysis must find faces (the identity check is among ``checks``)."""
-    return any(check.name == IdentityCheck.name for check in checks)
+    """Whether the picture analysis must find faces (an identity check is among ``checks``)."""
+    return any(check.name in (IdentityCheck.name, SeamIdentityCheck.name) for check in checks)
 
 
 def run_checks(
@@ -93,7 +98,7 @@ def run_checks(
     enabled = enabled_checks(config)
     if analysis is None and any(check.needs_pictures for check in enabled):
         analysis = analyse_edit(shots, faces=needs_faces(enabled))
-    context = CheckContext(shots, assembly, analysis)
+    context = CheckContext(shots, assembly, analysis, config)
     results: list[CheckResult] = []
     for check in enabled:
         config_for_check = config.checks.get(check.name)

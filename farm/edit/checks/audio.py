@@ -26,7 +26,8 @@ class AudioGapCheck:
 
     The value is the size of the gap or overlap in milliseconds. Timecodes that are not on frame
     boundaries round to whole frames when planned, which can leave up to half a frame (20 ms at 25 fps);
-    the default threshold lets that through.
+    the default threshold lets that through. A shot's ``audio.slip`` is a deliberate offset against its
+    picture (the lip_sync check's business), so the timecodes are compared as the shot list gives them.
     """
 
     name = "audio_gap"
@@ -39,20 +40,19 @@ class AudioGapCheck:
 
     def measure(self, context: CheckContext) -> Iterator[Measurement]:
         for before, after in context.cuts():
-            if before.audio.path != after.audio.path:
+            first, second = before.planned_audio, after.planned_audio
+            if first.path != second.path:
                 continue
-            gap = Fraction(after.audio.start_sample, after.audio.sample_rate) - Fraction(
-                before.audio.end_sample, before.audio.sample_rate
-            )
+            gap = Fraction(second.start_sample, second.sample_rate) - Fraction(first.end_sample, first.sample_rate)
             milliseconds = float(gap * 1000)
             if gap > 0:
-                what = f"gap of {milliseconds:.0f} ms: {format_clock(before.audio.end_seconds)}-"
-                what += f"{format_clock(after.audio.start_seconds)} of track {before.audio.track_id} is dropped"
+                what = f"gap of {milliseconds:.0f} ms: {format_clock(first.end_seconds)}-"
+                what += f"{format_clock(second.start_seconds)} of track {first.track_id} is dropped"
             elif gap < 0:
-                what = f"overlap of {-milliseconds:.0f} ms: {format_clock(after.audio.start_seconds)}-"
-                what += f"{format_clock(before.audio.end_seconds)} of track {before.audio.track_id} is heard twice"
+                what = f"overlap of {-milliseconds:.0f} ms: {format_clock(second.start_seconds)}-"
+                what += f"{format_clock(first.end_seconds)} of track {first.track_id} is heard twice"
             else:
-                what = f"track {before.audio.track_id} continues sample-exactly"
+                what = f"track {first.track_id} continues sample-exactly"
             yield Measurement(
                 subject=Subject.cut(before.shot_id, after.shot_id),
                 value=abs(milliseconds),

@@ -4,7 +4,9 @@ A check only measures: it yields Measurements (a subject, a value, what it saw, 
 would re-render). Turning a value into a verdict is the same for every check and lives here: the
 value is compared with the threshold (from the shot list's ``continuity:`` section, else the check's
 default), and the policy decides what a value over it means: ``warn`` reports it, ``fail`` fails the
-edit, ``retake`` fails it and names the shots to re-render (for the checks a re-render can fix).
+edit, ``retake`` fails it and names the shots to re-render (for the checks a re-render can fix). What
+should be measurable but was not (a shot in which no face is found) is never a silent skip: it warns, or
+fails under the check's ``unmeasured: fail``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Protocol
 from farm.edit.analysis import EditAnalysis
 from farm.edit.assemble import AssemblyResult
 from farm.edit.timeline import EditShot
-from farm.shotlist.types import CheckConfig, CheckPolicy
+from farm.shotlist.types import CheckConfig, CheckPolicy, ContinuityConfig, UnmeasuredPolicy
 from farm.verdicts import Verdict
 
 
@@ -51,7 +53,7 @@ class Subject:
 class Measurement:
     subject: Subject
     value: float | None
-    """None when the check could not measure (see ``skip_reason``)."""
+    """None when the check could not measure (see ``skip_reason`` and ``unmeasured``)."""
     detail: str
     """What was measured, in words a producer reads: 'dE00 7.4 between the last 0.5 s of A and ...'."""
     culprits: tuple[str, ...] = ()
@@ -59,6 +61,11 @@ class Measurement:
     frame: int | None = None
     """Frame of the edit where the finding is (the cut, or the offending frame)."""
     skip_reason: str = ""
+    """Why there was nothing to measure (audio under one loudness block): a skip, which is no finding."""
+    unmeasured: str = ""
+    """Why what must be there could not be measured (no face found): a warning, or a failure."""
+    unfixable: str = ""
+    """Why a re-render cannot fix what was measured, and what will (a wrong portrait): no retake."""
     details: dict[str, float | str] = field(default_factory=dict)
 
 
@@ -76,6 +83,8 @@ class CheckResult:
     """Shots to re-render: only for a failed check whose policy is ``retake``."""
     frame: int | None = None
     details: dict[str, float | str] = field(default_factory=dict)
+    unfixable: str = ""
+    """Why no re-render can fix this and what will (the measurement's ``unfixable``), when flagged."""
 
     @property
     def flagged(self) -> bool:
@@ -98,6 +107,7 @@ class CheckResult:
             "retake": list(self.retake),
             "frame": self.frame,
             "details": self.details,
+            "unfixable": self.unfixable,
         }
 
 
@@ -106,6 +116,8 @@ class CheckContext:
     shots: Sequence[EditShot]
     assembly: AssemblyResult
     analysis: EditAnalysis | None
+    continuity: ContinuityConfig | None = None
+    """The shot list's continuity section, for checks with limits of their own (lip_sync)."""
 
     def cuts(self) -> Iterator[tuple[EditShot, EditShot]]:
         """Consecutive shots in edit order."""
@@ -134,15 +146,21 @@ def judge(check: ContinuityCheck, measurement: Measurement, config: CheckConfig 
     threshold = config.threshold if config and config.threshold is not None else check.default_threshold
     policy = config.policy if config and config.policy is not None else check.default_policy
     value = measurement.value
-    if value is None:
+    if measurement.unmeasured:
+        fails = config is not None and config.unmeasured is UnmeasuredPolicy.FAIL
+        verdict, outcome = (Verdict.FAIL if fails else Verdict.WARN), f"not measured: {measurement.unmeasured}"
+    elif value is None:
         verdict, outcome = Verdict.SKIP, f"not measured: {measurement.skip_reason}"
     elif value <= threshold:
         verdict, outcome = Verdict.PASS, f"within the threshold of {threshold:g} {check.unit}"
     else:
         verdict = Verdict.WARN if policy is CheckPolicy.WARN else Verdict.FAIL
         outcome = f"over the threshold of {threshold:g} {check.unit}"
+    unfixable = measurement.unfixable if verdict in (Verdict.WARN, Verdict.FAIL) else ""
     retake: tuple[str, ...] = ()
-    if verdict is Verdict.FAIL and policy is CheckPolicy.RETAKE:
+    if unfixable:
+        outcome += f"; {unfixable}"
+    elif verdict is Verdict.FAIL and policy is CheckPolicy.RETAKE and value is not None:
         if check.retakeable:
             retake = measurement.culprits
             outcome += f"; retake {', '.join(retake)}"
@@ -162,4 +180,5 @@ def judge(check: ContinuityCheck, measurement: Measurement, config: CheckConfig 
         retake=retake,
         frame=measurement.frame,
         details=measurement.details,
+        unfixable=unfixable,
     )

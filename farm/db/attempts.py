@@ -1,0 +1,91 @@
+"""Reading a job's render attempts: every try at a shot, with where its worker's output was captured.
+
+An attempt is a ``renders`` row, never reused, so a shot's history is its attempts in order. ``farm logs``
+and the HTTP API read them here; the engine writes them (``farm.db.shots``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from farm.db.errors import UnknownJob, UnknownShot
+from farm.db.records import AttemptRecord
+from farm.db.session import Database
+from farm.db.tables import Job, Render, Shot
+
+
+def shot_attempts(
+    db: Database, job_id: int, *, shot_id: str | None = None, attempt_no: int | None = None
+) -> tuple[AttemptRecord, ...]:
+    """The job's attempts in edit order, then attempt order: every shot's, or ``shot_id``'s, or only
+    attempt ``attempt_no``. UnknownJob, or UnknownShot naming what the job does have."""
+    statement = (
+        select(
+            Shot.shot_id,
+            Render.id,
+            Render.attempt_no,
+            Render.state,
+            Render.worker,
+            Render.node,
+            Render.device,
+            Render.started_at,
+            Render.finished_at,
+            Render.progress,
+            Render.phase,
+            Render.error_class,
+            Render.error_message,
+            Render.gpu_seconds,
+            Render.warnings,
+            Render.timings,
+            Render.log_path,
+        )
+        .select_from(Render)
+        .join(Shot, Shot.id == Render.shot_id)
+        .where(Shot.job_id == job_id)
+        .order_by(Shot.edit_order, Render.attempt_no)
+    )
+    if shot_id is not None:
+        statement = statement.where(Shot.shot_id == shot_id)
+    if attempt_no is not None:
+        statement = statement.where(Render.attempt_no == attempt_no)
+    with db.read() as connection:
+        _require_job(connection, job_id)
+        if shot_id is not None:
+            _require_shot(connection, job_id, shot_id)
+        rows = connection.execute(statement).all()
+    if attempt_no is not None and not rows:
+        subject = f"shot {shot_id} of job {job_id}" if shot_id is not None else f"job {job_id}"
+        raise UnknownShot(f"{subject} has had no attempt {attempt_no}; `farm logs {job_id}` lists the attempts")
+    return tuple(
+        AttemptRecord(
+            shot_id=row.shot_id,
+            render_id=row.id,
+            attempt_no=row.attempt_no,
+            state=str(row.state),
+            worker=row.worker,
+            node=row.node,
+            device=row.device,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            progress=row.progress,
+            phase=row.phase,
+            error_class=row.error_class,
+            error_message=row.error_message,
+            gpu_seconds=row.gpu_seconds,
+            warnings=tuple(row.warnings) if row.warnings is not None else None,
+            timings=row.timings,
+            log_path=row.log_path,
+        )
+        for row in rows
+    )
+
+
+def _require_job(connection: Connection, job_id: int) -> None:
+    if connection.execute(select(Job.id).where(Job.id == job_id)).scalar_one_or_none() is None:
+        raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
+
+
+def _require_shot(connection: Connection, job_id: int, shot_id: str) -> None:
+    found = select(Shot.id).where(Shot.job_id == job_id, Shot.shot_id == shot_id)
+    if connection.execute(found).scalar_one_or_none() is None:
+        raise UnknownShot(f"job {job_id} has no shot {shot_id}; `farm status {job_id}` lists its shots")

@@ -1,0 +1,130 @@
+"""Shows: the share, GPU quota and GPU-hour budget the manager gives each show, and what each has spent.
+
+A show is a shot list's ``project``, so a show exists for people as soon as it has a job: it is listed with
+the defaults (share 1, no quota, no budget) before anyone sets it. Setting one writes its row (created on
+the first change) and a ``show.changed`` event saying what changed from what, in one transaction. The
+GPU hours a show has used are its jobs' shots' GPU time, summed in SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, distinct, func, insert, select, update
+
+from farm.db.columns import utcnow
+from farm.db.errors import UnknownShow
+from farm.db.events import event_row, write_events
+from farm.db.kinds import EventKind
+from farm.db.records import ShowChange, ShowInfo
+from farm.db.session import Database
+from farm.db.tables import NAME, Job, Shot, Show
+from farm.errors import InvalidValue, UsageError
+
+DEFAULT_SHARE = 1.0
+
+
+def set_show(db: Database, name: str, change: ShowChange, *, by: str) -> ShowInfo:
+    """Apply ``change`` to show ``name`` (its row created on the first change); returns the show after it."""
+    name = _checked_name(name)
+    wanted = change.changes()
+    if not wanted:
+        raise UsageError(f"nothing to change for show {name!r}: give a share, a GPU quota or a GPU-hour budget")
+    now = utcnow()
+    with db.write() as connection:
+        before = _settings(connection, name)
+        if before is None:
+            before = {"share": DEFAULT_SHARE, "gpu_quota": None, "gpu_hour_budget": None}
+            connection.execute(insert(Show).values(name=name, **{**before, **wanted}, updated_at=now))
+        else:
+            connection.execute(update(Show).where(Show.name == name).values(**wanted, updated_at=now))
+        after = {**before, **wanted}
+        write_events(
+            connection,
+            [
+                event_row(
+                    at=now,
+                    by=by,
+                    kind=EventKind.SHOW_CHANGED,
+                    job_id=None,
+                    message=f"show {name}: {_describe(before, after)}",
+                    data={"show": name, "before": before, "after": after},
+                )
+            ],
+        )
+        return _shows(connection, name)[0]
+
+
+def list_shows(db: Database) -> tuple[ShowInfo, ...]:
+    """Every show with settings or jobs, by name, with the GPU hours its jobs have used."""
+    with db.read() as connection:
+        return _shows(connection, None)
+
+
+def read_show(db: Database, name: str) -> ShowInfo:
+    """One show (UnknownShow if it has neither settings nor jobs)."""
+    with db.read() as connection:
+        found = _shows(connection, name)
+    if not found:
+        raise UnknownShow(
+            f"no show is named {name!r}: none has its settings and no job's project is {name!r}; "
+            "`farm show` lists the shows"
+        )
+    return found[0]
+
+
+def _shows(connection: Connection, name: str | None) -> tuple[ShowInfo, ...]:
+    usage = (
+        select(Job.project, func.count(distinct(Job.id)), func.coalesce(func.sum(Shot.gpu_seconds), 0.0))
+        .select_from(Job)
+        .outerjoin(Shot, Shot.job_id == Job.id)
+        .group_by(Job.project)
+    )
+    settings = select(Show.name, Show.share, Show.gpu_quota, Show.gpu_hour_budget, Show.updated_at)
+    if name is not None:
+        usage, settings = usage.where(Job.project == name), settings.where(Show.name == name)
+    used = {project: (jobs, float(seconds)) for project, jobs, seconds in connection.execute(usage).all()}
+    rows = {row.name: row for row in connection.execute(settings).all()}
+    shows = []
+    for show in sorted(set(used) | set(rows)):
+        jobs, seconds = used.get(show, (0, 0.0))
+        row = rows.get(show)
+        shows.append(
+            ShowInfo(
+                name=show,
+                share=row.share if row else DEFAULT_SHARE,
+                gpu_quota=row.gpu_quota if row else None,
+                gpu_hour_budget=row.gpu_hour_budget if row else None,
+                gpu_hours_used=seconds / 3600.0,
+                jobs=jobs,
+                configured=row is not None,
+                updated_at=row.updated_at if row else None,
+            )
+        )
+    return tuple(shows)
+
+
+def _settings(connection: Connection, name: str) -> dict[str, Any] | None:
+    row = connection.execute(
+        select(Show.share, Show.gpu_quota, Show.gpu_hour_budget).where(Show.name == name)
+    ).one_or_none()
+    return (
+        None
+        if row is None
+        else {"share": row.share, "gpu_quota": row.gpu_quota, "gpu_hour_budget": row.gpu_hour_budget}
+    )
+
+
+def _describe(before: dict[str, Any], after: dict[str, Any]) -> str:
+    changed = [f"{key} {_shown(before[key])} -> {_shown(after[key])}" for key in after if before[key] != after[key]]
+    return ", ".join(changed) or "unchanged"
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
+def _checked_name(name: str) -> str:
+    if not name.strip() or len(name) > NAME:
+        raise InvalidValue("name", f"a show's name is its shot lists' project, 1-{NAME} characters, not {name!r}")
+    return name
