@@ -4,7 +4,7 @@ The stream first replays what the client has not seen (the events after ``Last-E
 browser's EventSource sends when it reconnects, or after ``?after=``), then follows the job's tail: one
 poller per job for every client (``farm.api.feeds``). Every SSE ``id`` is the event's id, so a
 reconnecting client misses nothing and sees nothing twice. It ends, with an ``end`` event, once the job
-is finished and every event has been sent; FastAPI sends keep-alive comments while nothing happens.
+is finished and every event has been sent; a keep-alive comment goes out when nothing happened for 15 s.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 
 from farm.api.auth import Reader
 from farm.api.context import ApiSettingsDep, FarmDep
-from farm.api.feeds import PAGE, EventHub, message_of
+from farm.api.feeds import KEEP_ALIVE, PAGE, EventHub, end_message, messages_of
 from farm.jobs import Farm
 
 router = APIRouter(tags=["events"])
+
+KEEP_ALIVE_SECONDS = 15.0
 
 
 def existing_job(job_id: int, farm: FarmDep) -> int:
@@ -48,7 +50,8 @@ def get_events(
 
 @router.get(
     "/api/jobs/{job_id}/events/stream",
-    response_class=EventSourceResponse,
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The job's events, then `end`."}},
     summary="A job's events, live (Server-Sent Events)",
 )
 async def stream_events(
@@ -59,34 +62,38 @@ async def stream_events(
     job_id: Annotated[int, Depends(existing_job)],
     after: Annotated[int | None, Query(ge=0, description="Replay the events after this event id.")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> StreamingResponse:
     """Each event is ``event: <kind>``, ``id: <event id>``, ``data: <the event as JSON>``; the last is
     ``event: end`` with the job's final state."""
-    seen = _resume_point(after, last_event_id)
     hub = hub_of(request, farm, api.poll_seconds)
+    stream = _follow(hub, farm, job_id, _resume_point(after, last_event_id))
+    return StreamingResponse(
+        stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+async def _follow(hub: EventHub, farm: Farm, job_id: int, seen: int) -> AsyncIterator[bytes]:
+    """The stream's body: whatever is new since the last write, as one chunk (the server stops it when the
+    client goes away)."""
     tail = await hub.join(job_id)
     try:
         while True:
             if seen < tail.first_id or seen < tail.floor:  # behind the tail: catch up from the database
                 page = await run_in_threadpool(farm.events_since, job_id, after=seen, limit=PAGE)
-                events = list(page.events)
-                if not events:  # nothing in the database between here and the tail's start
+                if not page.events:  # nothing in the database between here and the tail's start
                     seen = max(seen, tail.first_id)
-                messages = [message_of(event) for event in events]
+                    continue
+                seen, chunk = page.events[-1].id, messages_of(page.events)
             else:
-                events = tail.after(seen)
-                messages = [tail.messages[event.id] for event in events]
-            for event, message in zip(events, messages, strict=True):
-                yield message
-                seen = event.id
-            if events:
+                seen, chunk = tail.messages_after(seen)
+            if chunk:
+                yield chunk
                 continue
-            if tail.finished and not tail.after(seen):
-                yield ServerSentEvent(data={"job": job_id, "state": tail.state, "last_event_id": seen}, event="end")
+            if tail.finished:
+                yield end_message(job_id, tail.state, seen)
                 return
-            if await request.is_disconnected():
-                return
-            await tail.wait(timeout=max(api.poll_seconds * 4, 1.0))
+            if not await tail.wait(timeout=KEEP_ALIVE_SECONDS):
+                yield KEEP_ALIVE
     finally:
         hub.leave(tail)
 
