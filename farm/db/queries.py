@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
 
+from farm.db.bulk import collector_paused
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
 from farm.db.kinds import ArtifactKind
@@ -230,7 +231,7 @@ def job_detail(
     them all whatever ``shot_states`` says (a small job is read whole).
     """
     wanted = frozenset(shot_states) if shot_states is not None else None
-    with db.read() as connection:
+    with collector_paused(), db.read() as connection:
         job = connection.execute(_jobs_with_newest_edit().where(Job.id == job_id)).one_or_none()
         if job is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
@@ -452,12 +453,13 @@ def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[
     """The job's audit log, oldest first (the last ``limit`` events if given)."""
     newest_first = limit is not None
     statement = _events_statement(job_id).order_by(Event.id.desc() if newest_first else Event.id).limit(limit)
-    with db.read() as connection:
-        _require_job(connection, job_id)
-        rows = connection.execute(statement).all()
-    if newest_first:
-        rows = list(reversed(rows))
-    return tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows)
+    with collector_paused():
+        with db.read() as connection:
+            _require_job(connection, job_id)
+            rows = connection.execute(statement).all()
+        if newest_first:
+            rows = list(reversed(rows))
+        return tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows)
 
 
 def events_since(db: Database, job_id: int, *, after: int = 0, limit: int = 500) -> EventPage:
