@@ -93,6 +93,11 @@ def conform_job(
         _track_lengths(shot_list),
     )
     target = Path(output) if output is not None else next_version_path(source)
+    if target.resolve().parent != source.resolve().parent:
+        raise UsageError(
+            f"{display_path(target)}: write the new shot list next to {name} (its media paths are relative to "
+            f"that folder); give --output a name in {display_path(source.parent)}"
+        )
     if target.exists():
         raise UsageError(f"{display_path(target)} exists; conform never overwrites a shot list, pick another --output")
     document = load_located_yaml(source, name)
