@@ -208,7 +208,7 @@ def test_a_trim_past_the_dialogue_is_refused_at_the_clip_and_the_shot(rendered: 
     error = refused(rendered, timeline, tmp_path)
 
     (finding,) = error.findings
-    assert finding.shot == "a" and finding.shot_list.endswith("ep.yaml:24")
+    assert finding.shot == "a" and finding.shot_list.endswith("ep.yaml:26")
     assert "starts 0.400 s before the start of dialogue track 'sc01'" in finding.message
 
 
@@ -220,7 +220,7 @@ def test_overlapping_clips_a_shot_used_twice_and_a_transition_are_refused_togeth
     video = timeline.video_tracks()[0]
     video.append(copy.deepcopy(video[0]))  # a again at the end
     layered = otio.schema.Track(name="V2", kind=otio.schema.TrackKind.Video)
-    layered.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(50, FPS))))
+    layered.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(60, FPS))))
     layered.append(video.pop(2))  # c over the end of b
     timeline.tracks.append(layered)
     video.insert(1, otio.schema.Transition(name="dissolve", in_offset=otio.opentime.RationalTime(2, FPS)))

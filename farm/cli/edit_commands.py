@@ -199,7 +199,7 @@ def describe_change(shot: ShotChange) -> str:
     if shot.new_out != shot.old_out:
         parts.append(f"out {format_clock(shot.old_out)} -> {format_clock(shot.new_out)}")
     if parts:
-        parts.append(f"({shot.rule})")
+        parts[-1] += f" ({shot.rule})"
     if shot.moved:
         parts.append(f"moved #{shot.old_position} -> #{shot.new_position}")
     if shot.dropped_continues:
