@@ -41,6 +41,8 @@ class RenderedCut:
     first_sample: int
     """The first sample of the exported dialogue clip in its file at 48 kHz (after any ``audio.slip``)."""
     samples: int
+    source_start: int = 0
+    """The exported picture clip's first source frame (farm exports each shot's media from frame 0)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class ShotChange:
     """Its place among the shots that stay is not the one it had."""
     dropped_continues: str | None = None
     """The shot it continued, when the editor removed that one: it now renders from its portrait."""
+    other_in: Fraction | None = None
+    other_out: Fraction | None = None
+    """A two-shot's second speaker's new cut: moved by as much as the shot's own in and out."""
 
     @property
     def removed(self) -> bool:
@@ -128,7 +133,11 @@ def recut_shot_list(
     for clip, shot in matched:
         cut = _new_cut(clip, shot, rendered[shot.id], sounds.get(shot.id, []), fps, problems)
         if cut is not None:
-            _check_within_track(clip, shot, cut[0], cut[1], track_lengths, problems)
+            _check_within_track(clip, shot, shot.audio.track, cut[0], cut[1], track_lengths, problems)
+            if shot.two_shot is not None:
+                other = shot.two_shot.audio
+                other_in, other_out = _moved_with(other.start, other.end, shot, cut)
+                _check_within_track(clip, shot, other.track, other_in, other_out, track_lengths, problems)
             cuts[shot.id] = cut
     order = [shot.id for _, shot in matched]
     _check_scenes_stay_together(matched, problems)
@@ -208,7 +217,8 @@ def _new_cut(
 ) -> tuple[Fraction, Fraction, str] | None:
     """The shot's new (in, out) and the rule that decided it, by the module's picture and sound rules."""
     old_in, old_out = shot.audio.start, shot.audio.end
-    head, tail = clip.source_start, clip.source_start + clip.source_frames
+    head = clip.source_start - rendered.source_start
+    tail = head + clip.source_frames
     picture_in = old_in + Fraction(head) / fps if head != 0 else old_in
     picture_out = old_in + Fraction(tail) / fps if tail != rendered.frames else old_out
     picture_moved = (picture_in, picture_out) != (old_in, old_out)
@@ -246,15 +256,22 @@ def _new_cut(
     return sound_in, sound_out, "sound"
 
 
+def _moved_with(
+    start: Fraction, end: Fraction, shot: Shot, cut: tuple[Fraction, Fraction, str]
+) -> tuple[Fraction, Fraction]:
+    """A two-shot's second cut moved by as much as the shot's own in and out moved."""
+    return start + (cut[0] - shot.audio.start), end + (cut[1] - shot.audio.end)
+
+
 def _check_within_track(
     clip: CutClip,
     shot: Shot,
+    track: str,
     new_in: Fraction,
     new_out: Fraction,
     track_lengths: Mapping[str, Fraction],
     problems: _Problems,
 ) -> None:
-    track = shot.audio.track
     length = track_lengths.get(track)
     if new_in < 0:
         problems.add(
@@ -318,6 +335,11 @@ def _changes(shot_list: ShotList, order: Sequence[str], cuts: Mapping[str, tuple
         shot = shots[shot_id]
         start, end, rule = cuts.get(shot_id, (shot.audio.start, shot.audio.end, "removed"))
         continued = shot.continues
+        other = (
+            _moved_with(shot.two_shot.audio.start, shot.two_shot.audio.end, shot, cuts[shot_id])
+            if shot.two_shot is not None and shot_id in cuts
+            else (None, None)
+        )
         changes.append(
             ShotChange(
                 shot_id=shot_id,
@@ -331,6 +353,8 @@ def _changes(shot_list: ShotList, order: Sequence[str], cuts: Mapping[str, tuple
                 rule=rule,
                 moved=shot_id in position and kept.index(shot_id) != position[shot_id],
                 dropped_continues=continued if continued and shot_id in cuts and continued not in cuts else None,
+                other_in=other[0],
+                other_out=other[1],
             )
         )
     return Recut(tuple(changes))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from farm.catalog import ModelCatalog
 from farm.db.jobs import job_record
-from farm.db.queries import shots_of_job
+from farm.db.queries import latest_edit, shots_of_job
 from farm.db.session import Database
 from farm.defaults import EDIT_AUDIO_RATE, MODEL_SAMPLE_RATE
 from farm.digests import file_sha256
@@ -89,7 +89,7 @@ def conform_job(
         shot_list,
         name,
         read_recut(Path(timeline), shot_list.output.fps),
-        {shot_id: _rendered_cut(task) for shot_id, task in tasks.items()},
+        _baseline(db, settings, job_id, tasks, shot_list.output.fps),
         _track_lengths(shot_list),
     )
     target = Path(output) if output is not None else next_version_path(source)
@@ -102,7 +102,7 @@ def conform_job(
         raise UsageError(f"{display_path(target)} exists; conform never overwrites a shot list, pick another --output")
     document = load_located_yaml(source, name)
     rewritten = rewrite_shot_list(
-        source.read_text(encoding="utf-8"), document, _shot_list_edit(recut), shot_list.output.fps
+        source.read_text(encoding="utf-8"), document, _shot_list_edit(recut, shot_list), shot_list.output.fps
     )
     renders = _write_checked(
         settings, target, rewritten.text, {shot_id: task.cache_key for shot_id, task in tasks.items()}
@@ -133,6 +133,28 @@ def _rendered_shot_list(db: Database, job_id: int) -> Path:
     return source
 
 
+def _baseline(
+    db: Database, settings: Settings, job_id: int, tasks: dict[str, ShotTask], fps: Fraction
+) -> dict[str, RenderedCut]:
+    """Each shot as farm exported it: read from the job's newest ``edit.otio`` where there is one, so the
+    baseline is whatever the exporter wrote; else from the shots' specs, as the exporter writes them."""
+    cuts = {shot_id: _rendered_cut(task) for shot_id, task in tasks.items()}
+    edit = latest_edit(db, job_id)
+    exported = Path(edit.otio_path) if edit is not None and edit.otio_path else None
+    if exported is not None and not exported.is_absolute():
+        exported = settings.data_dir / exported
+    if exported is None or not exported.is_file():
+        return cuts
+    timeline = read_recut(exported, fps)
+    for clip in timeline.clips:
+        if clip.shot_id in cuts:
+            cuts[clip.shot_id] = replace(cuts[clip.shot_id], source_start=clip.source_start, frames=clip.source_frames)
+    for sound in timeline.sounds:
+        if sound.shot_id in cuts:
+            cuts[sound.shot_id] = replace(cuts[sound.shot_id], first_sample=sound.first_sample, samples=sound.samples)
+    return cuts
+
+
 def _rendered_cut(task: ShotTask) -> RenderedCut:
     """The shot as farm.edit.otio_export wrote it: picture frames [0, frames), dialogue at 48 kHz."""
     audio = slipped(task.audio, task.audio_slip, task.fps, task.shot_id)
@@ -150,16 +172,20 @@ def _track_lengths(shot_list: ShotList) -> dict[str, Fraction]:
     }
 
 
-def _shot_list_edit(recut: Recut) -> ShotListEdit:
-    timecodes: dict[str, dict[str, Fraction]] = {}
-    for shot in recut.shots:
-        if shot.removed:
+def _shot_list_edit(recut: Recut, shot_list: ShotList) -> ShotListEdit:
+    shots = {shot.id: shot for shot in shot_list.shots}
+    timecodes: dict[str, dict[tuple[str, ...], Fraction]] = {}
+    for change in recut.shots:
+        if change.removed:
             continue
-        ends = {"in": shot.new_in} if shot.new_in != shot.old_in else {}
-        if shot.new_out != shot.old_out:
-            ends["out"] = shot.new_out
-        if ends:
-            timecodes[shot.shot_id] = ends
+        shot = shots[change.shot_id]
+        ends = {("audio", "in"): (shot.audio.start, change.new_in), ("audio", "out"): (shot.audio.end, change.new_out)}
+        if shot.two_shot is not None and change.other_in is not None and change.other_out is not None:
+            ends[("two_shot", "audio", "in")] = (shot.two_shot.audio.start, change.other_in)
+            ends[("two_shot", "audio", "out")] = (shot.two_shot.audio.end, change.other_out)
+        moved = {path: new for path, (old, new) in ends.items() if new != old}
+        if moved:
+            timecodes[change.shot_id] = moved
     return ShotListEdit(
         order=recut.order,
         timecodes=timecodes,

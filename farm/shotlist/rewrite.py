@@ -10,6 +10,7 @@ list, say) is written as clean YAML instead, without its comments, and the resul
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -30,8 +31,9 @@ class ShotListEdit:
     (seconds) by shot, and the shots whose ``continues`` goes because its target was removed."""
 
     order: tuple[str, ...]
-    timecodes: Mapping[str, Mapping[str, Fraction]] = field(default_factory=dict)
-    """shot id -> {"in": seconds, "out": seconds}, only the ends that change."""
+    timecodes: Mapping[str, Mapping[tuple[str, ...], Fraction]] = field(default_factory=dict)
+    """shot id -> {field path within the shot: seconds}, only the ends that change: ``("audio", "in")``,
+    ``("two_shot", "audio", "out")``."""
     drop_continues: frozenset[str] = frozenset()
 
 
@@ -83,7 +85,7 @@ class _TextEditor:
     def apply(self, edit: ShotListEdit) -> str:
         for shot_id, ends in edit.timecodes.items():
             for end, seconds in ends.items():
-                self._replace_scalar((*self.places[shot_id], "audio", end), seconds)
+                self._replace_scalar((*self.places[shot_id], *end), seconds)
         for shot_id in edit.drop_continues:
             self._drop_line((*self.places[shot_id], "continues"))
         original = tuple(self.places)
@@ -199,11 +201,14 @@ def _clean_yaml(data: Any, edit: ShotListEdit, fps: Fraction) -> str:
         scene = scene_of[shot_id]
         if not scenes or scenes[-1]["id"] != scene["id"]:
             scenes.append({**scene, "shots": []})
-        shot = {**shots[shot_id], "audio": dict(shots[shot_id]["audio"])}
+        shot = copy.deepcopy(shots[shot_id])
         for end, seconds in edit.timecodes.get(shot_id, {}).items():
-            original = shot["audio"][end]
+            parent = shot
+            for part in end[:-1]:
+                parent = parent[part]
+            original = parent[end[-1]]
             token = timecode_token(seconds, fps, f'"{original}"' if isinstance(original, str) else str(original))
-            shot["audio"][end] = token.strip('"') if token.startswith('"') else float(token)
+            parent[end[-1]] = token.strip('"') if token.startswith('"') else float(token)
         if shot_id in edit.drop_continues:
             shot.pop("continues", None)
         scenes[-1]["shots"].append(shot)
