@@ -316,7 +316,9 @@ def test_a_rewrite_keeps_the_demos_comments_and_moves_whole_shot_blocks() -> Non
     text = path.read_text()
     document = load_located_yaml(path)
     order = ("sc03_010", "sc01_010", "sc01_030", "sc01_020", "sc02_010", "sc02_020", "sc02_030")
-    edit = ShotListEdit(order, {"sc01_020": {"in": Fraction(240, 100)}, "sc02_030": {"out": Fraction(6)}})
+    edit = ShotListEdit(
+        order, {"sc01_020": {("audio", "in"): Fraction(240, 100)}, "sc02_030": {("audio", "out"): Fraction(6)}}
+    )
 
     rewritten = rewrite_shot_list(text, document, edit, Fraction(FPS))
 
@@ -344,3 +346,45 @@ def test_a_rewrite_keeps_the_demos_comments_and_moves_whole_shot_blocks() -> Non
 )
 def test_a_new_timecode_keeps_its_form_where_it_can_be_exact(seconds: Fraction, original: str, token: str) -> None:
     assert timecode_token(seconds, Fraction(FPS), original) == token
+
+
+def demo_clips(fps: Fraction, global_start: otio.opentime.RationalTime | None, tmp_path: Path) -> Path:
+    """The demo's picture track as farm lays it out (each shot's frames from 0), with sc03_010's head
+    trimmed by 5 frames, written as OTIO with the NLE's record start."""
+    shot_list = load_shot_list(REPO_ROOT / "shots" / "demo" / "episode.yaml")
+    timeline = otio.schema.Timeline(name="recut", global_start_time=global_start)
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for shot in shot_list.shots:
+        frames = round(shot.audio.duration * fps)
+        head = 5 if shot.id == "sc03_010" else 0
+        clip = otio.schema.Clip(
+            name=shot.id,
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(head, float(fps)), otio.opentime.RationalTime(frames - head, float(fps))
+            ),
+        )
+        clip.metadata["farm"] = {"shot": shot.id}
+        video.append(clip)
+    timeline.tracks.append(video)
+    return write(timeline, tmp_path / "demo.otio")
+
+
+def test_record_positions_count_from_the_timelines_start_and_a_two_shot_moves_both_cuts(tmp_path: Path) -> None:
+    from farm.edit.conform import RenderedCut, recut_shot_list
+    from farm.edit.recut import read_recut
+
+    fps = Fraction(FPS)
+    shot_list = load_shot_list(REPO_ROOT / "shots" / "demo" / "episode.yaml")
+    path = demo_clips(fps, otio.opentime.from_timecode("01:00:00:00", FPS), tmp_path)
+
+    timeline = read_recut(path, fps)
+
+    assert timeline.clips[0].record_start == 0 and timeline.clips[0].timecode == "01:00:00:00"
+    rendered = {shot.id: RenderedCut(shot.id, round(shot.audio.duration * fps), 0, 0) for shot in shot_list.shots}
+    lengths = {track: Fraction(60) for track in shot_list.audio_tracks}
+    recut = recut_shot_list(shot_list, "episode.yaml", timeline, rendered, lengths)
+    (two_shot,) = [change for change in recut.shots if change.retimed]
+    assert two_shot.shot_id == "sc03_010" and two_shot.rule == "picture"
+    assert two_shot.new_in - two_shot.old_in == Fraction(5, FPS)
+    assert (two_shot.other_in, two_shot.other_out) == (Fraction(5, FPS), Fraction(12, 10))
+    assert recut.order == tuple(shot.id for shot in shot_list.shots)
