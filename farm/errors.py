@@ -123,3 +123,50 @@ class BundleError(FarmError):
 
 class BundleTooLarge(BundleError):
     """An uploaded bundle, or what it unpacks to, is over the size the farm accepts."""
+
+
+@dataclass(frozen=True)
+class ClipFinding:
+    """One problem of a re-cut timeline, located twice: at the clip in the timeline and at the shot in the
+    shot list, because the editor fixes the first and the TD reads the second."""
+
+    timeline: str
+    clip: str
+    """The clip as the editor sees it: ``V1 clip 3 'sc01_020' at 01:00:04:10``."""
+    message: str
+    hint: str = ""
+    shot: str | None = None
+    shot_list: str = ""
+    """``file:line`` of the shot in the shot list, when the clip maps to one."""
+
+    def format(self) -> str:
+        where = f"{self.timeline}: {self.clip}"
+        if self.shot:
+            where += f": shot {self.shot}" + (f" ({self.shot_list})" if self.shot_list else "")
+        text = f"{where}: {self.message}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "timeline": self.timeline,
+            "clip": self.clip,
+            "shot": self.shot,
+            "shot_list": self.shot_list,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass
+class ConformError(FarmError):
+    """A re-cut timeline cannot be conformed to its shot list; carries every problem found, and nothing
+    was written."""
+
+    findings: Sequence[ClipFinding] = field(default_factory=list)
+    exit_code = EXIT_BAD_INPUT
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(finding.format() for finding in self.findings) or "the timeline cannot be conformed"

@@ -31,6 +31,7 @@ _COMMAND_MODULES = {
     "retry": "render_commands",
     "assemble": "edit_commands",
     "review": "edit_commands",
+    "conform": "edit_commands",
     "status": "db_commands",
     "events": "db_commands",
     "notifications": "db_commands",

@@ -3,6 +3,7 @@ producer's decision on it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -20,8 +21,11 @@ from farm.cli.options import (
 from farm.cli.styles import VERDICT_STYLES
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED
 from farm.jobs import Verdict
+from farm.paths import display_path
+from farm.shotlist.timecode import format_clock
 
 if TYPE_CHECKING:
+    from farm.jobs.conform import Conformed, ShotChange
     from farm.jobs.edit import JobEdit
 
 loudness_option = click.option(
@@ -139,4 +143,68 @@ def review(
     stdout.print(f"job {job}: edit v{edit_version} {choice}{sent} (producer status: {status})", highlight=False)
 
 
-COMMANDS = [assemble, review]
+@click.command()
+@click.argument("job", type=int)
+@click.argument("timeline", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the new shot list (default: next to the job's, as NAME.conform-vN.yaml).",
+)
+@json_option
+@settings_options
+def conform(job: int, timeline: Path, output: Path | None, json_output: bool, **flags: object) -> None:
+    """Bring an editor's re-cut back: write a new version of the job's shot list whose shots' audio in/out and
+    order follow TIMELINE (.otio, .edl, or FCP 7 .xml), and print what changed per shot.
+
+    The original shot list is never overwritten; a clip the shot list cannot take writes nothing.
+    Rendering the new file re-renders only the re-timed shots and re-uses the rest from the cache.
+
+    \b
+    Examples:
+      farm conform 12 recut.otio
+      farm conform 12 recut.edl -o shots/ep01-director.yaml --json
+    """
+    conformed = farm_from(**flags).conform(job, timeline, output=output)
+    if json_output:
+        print_json(conformed.to_json())
+    else:
+        print_conformed(conformed)
+
+
+def print_conformed(conformed: Conformed) -> None:
+    """What a conform changed, shot by shot, and what rendering its shot list will cost."""
+    stdout.print(
+        f"job {conformed.job_id} conformed to {display_path(conformed.timeline)}: "
+        f"wrote {display_path(conformed.path)} (from {display_path(conformed.source)})",
+        highlight=False,
+    )
+    if not conformed.layout_kept:
+        stdout.print("  written as plain YAML: the original's layout could not be edited in place, comments are lost")
+    for shot in conformed.shots:
+        stdout.print(f"  {shot.shot_id:<12} {describe_change(shot)}", highlight=False)
+    cached = len([shot for shot in conformed.shots if not shot.removed]) - len(conformed.renders)
+    renders = ", ".join(conformed.renders) or "nothing"
+    stdout.print(f"rendering it renders {renders} and re-uses {cached} shots from the cache:", highlight=False)
+    stdout.print(f"  farm render {display_path(conformed.path)}", highlight=False)
+
+
+def describe_change(shot: ShotChange) -> str:
+    if shot.removed:
+        return f"removed (was #{shot.old_position})"
+    parts = []
+    if shot.new_in != shot.old_in:
+        parts.append(f"in {format_clock(shot.old_in)} -> {format_clock(shot.new_in)}")
+    if shot.new_out != shot.old_out:
+        parts.append(f"out {format_clock(shot.old_out)} -> {format_clock(shot.new_out)}")
+    if parts:
+        parts[-1] += f" ({shot.rule})"
+    if shot.moved:
+        parts.append(f"moved #{shot.old_position} -> #{shot.new_position}")
+    if shot.dropped_continues:
+        parts.append(f"no longer continues {shot.dropped_continues} (removed)")
+    return ", ".join(parts) or "unchanged"
+
+
+COMMANDS = [assemble, review, conform]

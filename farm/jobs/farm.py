@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from farm.engine.messages import JobOutcome, Observer, WorkerSnapshot
     from farm.engine.policy import EngineOptions
     from farm.jobs.bundle import BundleLimits
+    from farm.jobs.conform import Conformed
     from farm.jobs.edit import JobEdit
     from farm.jobs.logs import AttemptLog
     from farm.jobs.manager import Manager, ManagerOptions
@@ -283,6 +284,28 @@ class Farm:
             if edit.outcome.retakes.retakes:
                 apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=by)
         return edit
+
+    def conform(self, job_id: int, timeline: Path | str, *, output: Path | str | None = None) -> Conformed:
+        """Bring an editor's re-cut of job ``job_id``'s edit back: a new version of its shot list (next to
+        the original, ``ep01.conform-v2.yaml``, or at ``output``) whose shots' audio in/out and order follow
+        ``timeline`` (``.otio``, ``.edl``, or FCP 7 ``.xml`` with otio-fcp-adapter installed). The original
+        is never touched; ConformError (located at the clips and the shots) writes nothing. Rendering the
+        new file re-renders only the shots listed in ``renders``.
+
+        Example::
+
+            conformed = farm.conform(job_id, "edits/job-1/v001/recut.otio")
+            print(conformed.path, "renders", conformed.renders)
+        """
+        from farm.jobs.conform import conform_job
+
+        return conform_job(
+            self.database(write=False),
+            self.settings,
+            job_id,
+            Path(timeline),
+            output=Path(output) if output is not None else None,
+        )
 
     def cancel(self, job_id: int, *, by: str | None = None) -> int:
         """Cancel a job: its queued shots at once (returns how many), running ones as its driver notices.

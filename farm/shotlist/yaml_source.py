@@ -46,6 +46,8 @@ class LocatedDocument:
     data: Any
     value_positions: dict[JsonPath, Position] = field(default_factory=dict)
     key_positions: dict[JsonPath, Position] = field(default_factory=dict)
+    scalar_ends: dict[JsonPath, Position] = field(default_factory=dict)
+    """Where each scalar value's text ends (exclusive), so a value can be replaced in place in the text."""
 
     def locate(self, path: JsonPath, *, key: bool = False) -> Position:
         """Position of ``path``; of its key when ``key``; else of the nearest ancestor that exists."""
@@ -133,6 +135,7 @@ class _DocumentBuilder:
         position = Position(event.start_mark.line + 1, event.start_mark.column + 1)
         self.document.value_positions[path] = position
         if isinstance(event, yaml.ScalarEvent):
+            self.document.scalar_ends[path] = Position(event.end_mark.line + 1, event.end_mark.column + 1)
             return _resolve_scalar(event)
         if isinstance(event, yaml.SequenceStartEvent):
             items: list[Any] = []
