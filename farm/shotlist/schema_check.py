@@ -2,8 +2,9 @@
 
 The schema, shotlist.schema.json beside this module, is the single statement of the format (editors get
 completion from it too, through the checkout's schemas/shotlist.schema.json, a link to it). It ships in
-the package and is read as package data, so an installed farm finds it wherever it is installed. jsonschema finds the violations; this module only words them: each becomes a
-located Finding with a plain message and, where the schema carries an ``x-hint``, how to fix it.
+the package and is read as package data, so an installed farm finds it wherever it is installed.
+jsonschema finds the violations; this module only words them: each becomes a located Finding with a plain
+message and, where the schema carries an ``x-hint``, how to fix it.
 """
 
 from __future__ import annotations
