@@ -49,7 +49,14 @@ equal to pyproject.toml's ``render`` extra)."""
 
 def missing_render_modules() -> list[str]:
     """The render side's modules this installation cannot import, found without importing any of them."""
-    return sorted(name for name in RENDER_MODULES if importlib.util.find_spec(name) is None)
+    return sorted(name for name in RENDER_MODULES if not _findable(name))
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # an import hook that refuses the name says so instead of returning None
+        return False
 
 
 def require_render_side(command: str) -> None:
