@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from farm.install import RENDER_INSTALL
-from tests.light import POSIX_ONLY, IMPORT_MODULES, light_farm, light_python
+from tests.light import IMPORT_MODULES, POSIX_ONLY, light_farm, light_python
 from tests.shotlists import REPO
 
 CLIENT_MODULES = (
