@@ -34,9 +34,9 @@ def build_wheel(out: Path) -> Path:
     shutil.copytree(REPO / "farm", source / "farm", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
+    offline = ["--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--wheel-dir", str(out / "dist"), str(source)],
+        [sys.executable, "-m", "pip", "wheel", *offline, "--wheel-dir", str(out / "dist"), str(source)],
         check=True,
         capture_output=True,
         timeout=300,
