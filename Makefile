@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The distribution was called `farm` before it became avatarfarm: a venv made then holds both otherwise.
+	$(PY) -m pip uninstall --quiet --yes farm 2>/dev/null || true
+	$(PY) -m pip install --quiet -e '.[render,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

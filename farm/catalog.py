@@ -23,7 +23,7 @@ import yaml
 from farm import defaults
 from farm.digests import file_sha256
 from farm.errors import ManifestError
-from farm.settings import Settings
+from farm.settings import SHIPPED_MODELS_DIR, Settings
 
 
 class Quality(enum.StrEnum):
@@ -324,7 +324,7 @@ def weights_digest(manifest: ModelManifest, memo_file: Path | None = None) -> st
     if not manifest.weights.is_dir():
         raise ManifestError(
             f"{manifest.source}: weights directory {manifest.weights} for model '{manifest.name}' does not exist; "
-            "see models/README.md for how to install or convert weights"
+            f"see {SHIPPED_MODELS_DIR / 'README.md'} for how to install or convert weights"
         )
     memo: dict[str, str] = {}
     if memo_file is not None and memo_file.exists():

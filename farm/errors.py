@@ -170,3 +170,18 @@ class ConformError(FarmError):
 
     def __str__(self) -> str:
         return "\n".join(finding.format() for finding in self.findings) or "the timeline cannot be conformed"
+
+
+class MissingExtra(UsageError):
+    """A command needs a part of farm that this installation lacks: the light install has no render side.
+
+    Raised before the command changes anything, so that the fix (installing the extra) is all there is to do.
+    """
+
+    def __init__(self, command: str, missing: Sequence[str], install: str) -> None:
+        self.command = command
+        self.missing = tuple(missing)
+        super().__init__(
+            f"{command} needs farm's render side, which this installation lacks (no module "
+            f"{', '.join(repr(name) for name in self.missing)}); install it with: {install}"
+        )

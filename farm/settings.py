@@ -14,9 +14,9 @@ still connects.
 from __future__ import annotations
 
 import os
-import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The folder above the package: the checkout, in a development install (tests and benches read shots/ and
+docs/ there). Nothing in farm reads it: an installed farm has no checkout, and finds what it ships (the
+shot-list schema, the model manifests) as package data."""
+
+SHIPPED_MODELS_DIR = Path(str(resources.files("farm") / "model_manifests"))
+"""The model manifests that ship in the package (the checkout's models/ links here): the default models dir."""
 
 DATABASE_URL_VARIABLE = "FARM_DATABASE_URL"
 
@@ -108,7 +114,7 @@ def resolve_settings(
     if file.database_url and has_password(file.database_url):
         hint = f"put the password in ~/.pgpass or the whole URL in {DATABASE_URL_VARIABLE}"
         raise _config_error(file, "farm.database_url", "the database URL in farm.toml holds a password", hint)
-    models = Path(models_dir or env.get("FARM_MODELS_DIR") or file.models_dir or REPO_ROOT / "models")
+    models = Path(models_dir or env.get("FARM_MODELS_DIR") or file.models_dir or SHIPPED_MODELS_DIR)
     from_env = env.get(DATABASE_URL_VARIABLE) or None
     chosen = database_url or from_env or file.database_url
     url = with_password_from(chosen, from_env) if chosen else sqlite_url(data / "farm.db")
@@ -121,7 +127,7 @@ def resolve_settings(
         weights_dir=Path(weights).expanduser().resolve(),
         ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or file.ray_address or None,
         max_shot_seconds=max_seconds if max_seconds is not None else file.max_shot_seconds or defaults.MAX_SHOT_SECONDS,
-        user=env.get("FARM_USER") or env.get("USER") or _login_name(),
+        user=env.get("FARM_USER") or env.get("USER") or env.get("USERNAME") or _login_name(),
         config=file,
     )
 
@@ -281,6 +287,15 @@ def _identity(url: URL) -> tuple[object, ...]:
 
 
 def _login_name() -> str:
+    """The account's name from the password database, where there is one (``USER`` unset, as under cron).
+
+    ``pwd`` is imported here, not at the top: Windows has no such module (there ``USERNAME`` names the
+    user), and every farm command resolves its settings.
+    """
+    try:
+        import pwd
+    except ImportError:
+        return "unknown"
     try:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:

@@ -20,6 +20,7 @@ import pytest
 from farm.settings import REPO_ROOT
 from tests.api_farm import ServedFarm, served
 from tests.db_records import make_farm
+from tests.light import light_farm
 from tests.shotlists import TEMPLATE, make_project, replace_once
 
 
@@ -117,6 +118,22 @@ def test_events_logs_cancel_and_retry_over_the_api(laptop: Laptop, shot_list: Pa
     assert "no render attempts yet" in logs.stdout
     assert "job 1: 1 shot(s) re-queued" in retried.stdout
     assert laptop.manager.farm.status(1).job.state == "queued"
+
+
+def test_the_light_install_on_windows_submits_and_reads_over_the_api(laptop: Laptop, shot_list: Path) -> None:
+    """No torch, Ray, diffusers, nor pwd or fcntl: the client of a manager works as on an editor's laptop."""
+    server = ["--server", laptop.manager.url, "--token", laptop.manager.tokens["alice"]]
+    home = {"FARM_DATA_DIR": str(laptop.home), "TZ": "UTC"}
+
+    submitted = light_farm("submit", str(shot_list), "--json", *server, **home)
+    status = light_farm("status", "1", "--json", *server, **home)
+    logs = light_farm("logs", "1", *server, **home)
+
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    assert json.loads(submitted.stdout)["job"] == 1
+    assert status.returncode == 0 and json.loads(status.stdout)["job"]["state"] == "queued", status.stderr[-3000:]
+    assert "no render attempts yet" in logs.stdout, logs.stderr[-3000:]
+    assert laptop.manager.job_count() == 1
 
 
 def test_an_invalid_shot_list_prints_the_servers_findings_and_exits_2(laptop: Laptop, tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """What pyproject.toml declares is what farm imports: nothing undeclared, nothing declared for nothing.
 
 Every import under farm/ (at the top of a module or inside a function) that is not the standard library
-or farm itself must come from a distribution in ``[project] dependencies``, and every such distribution
-must be imported by farm unless the short allow-lists below say why not.
+or farm itself must come from a distribution in ``[project] dependencies`` (the light install) or in the
+``render`` extra, and every such distribution must be imported by farm unless the short allow-lists below
+say why not. The two lists do not overlap, and farm.install.RENDER_MODULES (what a light install reports
+as missing) names exactly the render extra's imports; tests/test_light_install.py shows the light commands
+run without them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
+from farm.install import RENDER_EXTRA, RENDER_MODULES
 from tests.shotlists import REPO
 
 FARM = REPO / "farm"
@@ -43,8 +47,12 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def declared(pyproject: Path = REPO / "pyproject.toml") -> set[str]:
-    requirements = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+def declared(pyproject: Path = REPO / "pyproject.toml", *, part: str | None = None) -> set[str]:
+    """The distributions farm needs at run time: the light ``dependencies`` and the render extra's, or,
+    with ``part`` (``"light"`` or an extra's name), one of them."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    parts = {"light": project["dependencies"], **project.get("optional-dependencies", {})}
+    requirements = parts[part] if part else [*parts["light"], *parts.get(RENDER_EXTRA, [])]
     names = set()
     for requirement in requirements:
         match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
@@ -142,3 +150,20 @@ def test_faces_load_without_pkg_resources_so_setuptools_is_no_runtime_dependency
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_the_light_install_and_the_render_extra_do_not_overlap() -> None:
+    light, render = declared(part="light"), declared(part=RENDER_EXTRA)
+
+    assert light and render
+    assert not light & render, f"declared in both: {sorted(light & render)}"
+    assert {"torch", "ray", "diffusers", "transformers", "scipy"} <= render
+    assert not light & {"torch", "ray", "diffusers", "transformers", "scipy", "scikit-image"}
+
+
+def test_the_render_modules_farm_reports_missing_are_the_render_extras_imports() -> None:
+    """farm.install names the modules a light install lacks; they must track pyproject's render extra."""
+    render = declared(part=RENDER_EXTRA)
+    from_render = {name for name in third_party_imports() if distributions_providing(name) & render}
+
+    assert set(RENDER_MODULES) == from_render

@@ -319,11 +319,11 @@ def test_every_variable_the_unit_passes_to_farm_serve_is_set() -> None:
 
 def test_the_image_installs_the_pinned_torch_before_farm() -> None:
     lines = (IMAGE / "Dockerfile").read_text().splitlines()
-    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pin = next(dependency for dependency in dependencies if dependency.startswith("torch=="))
+    render = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["render"]
+    pin = next(dependency for dependency in render if dependency.startswith("torch=="))
 
     torch_line = next(i for i, line in enumerate(lines) if re.search(r"pip install torch==", line))
-    farm_line = next(i for i, line in enumerate(lines) if re.search(r"pip install .*-e /opt/farm/src", line))
+    farm_line = next(i for i, line in enumerate(lines) if re.search(r"pip install .*/opt/farm/src$", line))
 
     assert torch_line < farm_line
     assert f"pip install {pin} --index-url" in lines[torch_line]

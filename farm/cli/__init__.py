@@ -1,7 +1,8 @@
 """The ``farm`` command: a thin shell over the library (parse -> call -> print).
 
 Exit status: 0 success, 1 the work failed, 2 bad input or usage. A FarmError prints its message and
-no traceback; an unexpected exception prints one line and writes the traceback to a crash log.
+no traceback; an unexpected exception prints one line and writes the traceback to a crash log. A command
+of the render side run on the light install (no torch, Ray, ...) says which extra to install.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 
 from farm import __version__
 from farm.errors import EXIT_WORK_FAILED, FarmError
+from farm.install import as_missing_extra
 from farm.settings import debug_requested, default_data_dir, resolve_settings
 
 # Each command's module (under farm.cli), imported when the command runs or --help lists it: `farm status`
@@ -69,6 +71,14 @@ class FarmGroup(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except Exception as exc:
+            missing = (
+                as_missing_extra(exc, f"farm {ctx.invoked_subcommand}")
+                if isinstance(exc, ModuleNotFoundError)
+                else None
+            )
+            if missing is not None:
+                click.echo(str(missing), err=True)
+                ctx.exit(missing.exit_code)
             if debug_requested():
                 raise
             crash_log = _write_crash_log(exc)

@@ -20,6 +20,7 @@ from farm.cli.options import (
 )
 from farm.cli.styles import VERDICT_STYLES
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED
+from farm.install import require_render_side
 from farm.jobs import Verdict
 from farm.paths import display_path
 from farm.shotlist.timecode import format_clock
@@ -82,6 +83,7 @@ def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> N
       farm assemble 12
       farm assemble 12 --loudness -14 --json
     """
+    require_render_side("farm assemble")
     edit = farm_from(**flags).assemble(job, loudness_lufs=loudness)
     if json_output:
         print_json(

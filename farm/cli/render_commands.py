@@ -30,6 +30,7 @@ from farm.cli.options import (
 )
 from farm.cli.styles import ENGINE_EVENT_STYLES
 from farm.errors import EXIT_OK, EXIT_WORK_FAILED, UsageError
+from farm.install import require_render_side
 from farm.jobs import EngineEvent, EngineEventKind, Farm, Quality
 from farm.paths import display_path
 
@@ -90,6 +91,7 @@ def render(
 
     if (file is None) == (resume_job is None):
         raise UsageError("give a shot list to render, or --resume JOB (not both)")
+    require_render_side("farm render")
     farm = farm_from(**flags)
     if resume_job is None:
         submission = farm.submit(file, quality=quality, priority=priority)
@@ -172,6 +174,8 @@ def submit(
     client = client_from(server, token, flags)
     if client is not None or upload or idempotency_key:
         return _submit_to_server(client, file, quality, priority, upload, idempotency_key, dashboard, json_output)
+    if own_driver or dashboard:  # the driver runs Ray from here; checked before the job is queued
+        require_render_side(f"farm submit {'--driver' if own_driver else '--dashboard'}")
     farm = farm_from(**flags)
     submission = farm.submit(file, quality=quality, priority=priority)
     job_id = submission.job_id

@@ -13,6 +13,7 @@ import click
 from farm import defaults
 from farm.cli.options import address_option, farm_from, settings_options, stdout
 from farm.errors import UsageError
+from farm.install import require_render_side
 from farm.jobs import EngineEvent, EngineEventKind, EngineOptions, Farm
 from farm.settings import LOCAL_TOKEN_FILE
 
@@ -50,6 +51,7 @@ def serve(listen: str | None, idle_release: float, workers: int | None, **flags:
       farm serve --address head:6379 --listen 0.0.0.0:8765
       farm serve --db postgresql://farm@db/farm --listen none
     """
+    require_render_side("farm serve")
     farm = farm_from(**flags)
     farm.database(write=True)  # a service creates (and migrates) its database before anything reads it
     _first_token(farm)

@@ -1,8 +1,10 @@
 """JSON Schema validation of a shot list, with jsonschema's errors rewritten for editors.
 
-The schema in schemas/shotlist.schema.json is the single statement of the format (editors get
-completion from it too). jsonschema finds the violations; this module only words them: each becomes a
-located Finding with a plain message and, where the schema carries an ``x-hint``, how to fix it.
+The schema, shotlist.schema.json beside this module, is the single statement of the format (editors get
+completion from it too, through the checkout's schemas/shotlist.schema.json, a link to it). It ships in
+the package and is read as package data, so an installed farm finds it wherever it is installed.
+jsonschema finds the violations; this module only words them: each becomes a located Finding with a plain
+message and, where the schema carries an ``x-hint``, how to fix it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import difflib
 import json
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -21,7 +23,8 @@ from farm.errors import Finding
 from farm.shotlist.locations import finding_at
 from farm.shotlist.yaml_source import JsonPath, LocatedDocument
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "shotlist.schema.json"
+SCHEMA_FILE = "shotlist.schema.json"
+"""The schema's name in this package (``farm.shotlist``)."""
 
 _JSON_TYPES = {
     "string": "a string",
@@ -36,7 +39,7 @@ _JSON_TYPES = {
 
 @cache
 def shotlist_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def schema_findings(document: LocatedDocument, display_name: str) -> tuple[list[Finding], set[JsonPath]]:

@@ -34,6 +34,7 @@ from farm.avatar.camera import (
 from farm.avatar.two_shot import compose_reference
 from farm.catalog import ModelManifest
 from farm.errors import ManifestError, RenderError
+from farm.settings import SHIPPED_MODELS_DIR
 from farm.shotlist.types import CameraMove
 
 from .render_params import RenderParams, RenderParamsError
@@ -79,7 +80,7 @@ class WanAudioModel:
             raise ManifestError(
                 f"{self.manifest.source}: weights for model '{self.manifest.name}' not found at {weights}; "
                 "convert StableAvatar's checkpoint with `farm model convert`, or build a tiny test model with "
-                "`farm model create-tiny` (see models/README.md)"
+                f"`farm model create-tiny` (see {SHIPPED_MODELS_DIR / 'README.md'})"
             )
         self._pipeline = None
         gc.collect()
