@@ -48,7 +48,9 @@ def test_timeline_reads_back_with_otio_with_the_right_durations(flagged_edit) ->
     assert [clip.source_range.duration.value for clip in video] == [30, 30, 20]
     second = video[1]
     assert second.metadata["farm"]["cache_key"] == "key-s01" and second.metadata["farm"]["assembly"] == "copy"
-    assert Path(otio.url_utils.filepath_from_url(second.media_reference.target_url)) == shots[1].video.resolve()
+    bundled = Path(otio.url_utils.filepath_from_url(second.media_reference.target_url))
+    assert bundled == out / "media" / "s01_v1.mp4" and bundled.samefile(shots[1].video)
+    assert second.metadata["farm"]["shot"] == "s01" and second.metadata["farm"]["render"] == str(shots[1].video)
     dialogue = audio[2]
     assert dialogue.source_range.start_time == otio.opentime.RationalTime(
         3 * (2 * 30 * SAMPLES_PER_FRAME + 3_200), 48_000
