@@ -73,7 +73,8 @@ count = 4
 
     lines = str(raised.value).splitlines()
     assert lines == [
-        f"{path}:14:1: gpu: unknown section [gpu]; allowed: farm, server, shows, people, notifications, editorial, path_map",
+        f"{path}:14:1: gpu: unknown section [gpu]; allowed: farm, server, shows, people, notifications, "
+        "editorial, path_map",
         f"{path}:2:1: farm.max_shot_seconds: max_shot_seconds must be more than 0, got -3",
         f"{path}:3:1: farm.colour: unknown key colour; allowed in [farm]: data_dir, database_url, models_dir, "
         "weights_dir, ray_address, max_shot_seconds",
