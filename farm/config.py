@@ -77,6 +77,24 @@ class SmtpConfig:
     password_env: str | None = None
 
 
+PATH_MAP_PLATFORMS = ("linux", "windows", "macos")
+"""The platforms a ``[[path_map]]`` entry names a share's root on."""
+DEFAULT_RECORD_START = "01:00:00:00"
+"""Where an edit's record timecode starts: the hour-one convention of broadcast masters."""
+
+
+@dataclass(frozen=True)
+class PathMapping:
+    """One share, mounted at ``linux`` on Linux, ``windows`` on Windows and ``macos`` on macOS."""
+
+    linux: str | None = None
+    windows: str | None = None
+    macos: str | None = None
+
+    def root(self, platform: str) -> str | None:
+        return getattr(self, platform) if platform in PATH_MAP_PLATFORMS else None
+
+
 @dataclass(frozen=True)
 class FarmConfig:
     """A parsed, checked ``farm.toml``; every field None (or empty) that the file leaves out."""
@@ -95,6 +113,9 @@ class FarmConfig:
     webhooks: tuple[WebhookConfig, ...] = ()
     emails: tuple[EmailConfig, ...] = ()
     smtp: SmtpConfig | None = None
+    record_start: str | None = None
+    """``[editorial] record_start``: the edit's first record timecode (SMPTE, ``;`` for drop-frame)."""
+    path_map: tuple[PathMapping, ...] = ()
     locations: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """``section.key`` -> (line, column) of each key in the file, for errors found after loading."""
 
@@ -204,6 +225,21 @@ def _listen(value: Any) -> str | None:
     return None if ok else "must be HOST:PORT, e.g. 127.0.0.1:8765"
 
 
+def _smpte(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(r"\d{2}:[0-5]\d:[0-5]\d[:;]\d{2}", value)
+    return None if ok else "must be an SMPTE timecode HH:MM:SS:FF (HH:MM:SS;FF for drop-frame), e.g. 01:00:00:00"
+
+
+def _linux_root(value: Any) -> str | None:
+    ok = isinstance(value, str) and value.startswith("/") and value.strip() == value
+    return None if ok else "must be an absolute path, e.g. /mnt/farm"
+
+
+def _windows_root(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(r"[A-Za-z]:\\[^/]*|\\\\[^\\/]+\\[^\\/]+(\\[^/]*)?", value)
+    return None if ok else "must be a drive or UNC path, e.g. Z:\\farm or \\\\nas\\farm (in TOML, 'Z:\\farm')"
+
+
 def _env_name(value: Any) -> str | None:
     ok = isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)
     return None if ok else "must be the name of an environment variable, e.g. FARM_WEBHOOK_SECRET"
@@ -240,7 +276,9 @@ SMTP_KEYS: dict[str, Check] = {
     "username": _text,
     "password_env": _env_name,
 }
-SECTIONS = ("farm", "server", "shows", "people", "notifications")
+EDITORIAL_KEYS: dict[str, Check] = {"record_start": _smpte}
+PATH_MAP_KEYS: dict[str, Check] = {"linux": _linux_root, "windows": _windows_root, "macos": _linux_root}
+SECTIONS = ("farm", "server", "shows", "people", "notifications", "editorial", "path_map")
 
 
 class _Checker:
@@ -260,6 +298,7 @@ class _Checker:
             if name not in ("webhook", "email", "smtp"):
                 self._problem(f"notifications.{name}", f"unknown key {name}", "allowed: webhook, email, smtp")
         smtp = self._table(notifications, "smtp", SMTP_KEYS, prefix="notifications.")
+        editorial = self._table(document, "editorial", EDITORIAL_KEYS)
         return FarmConfig(
             path=self.path,
             data_dir=self._path(farm.get("data_dir")),
@@ -278,6 +317,8 @@ class _Checker:
             webhooks=tuple(self._webhook(entry) for entry in self._entries(notifications, "webhook", WEBHOOK_KEYS)),
             emails=tuple(self._email(entry) for entry in self._entries(notifications, "email", EMAIL_KEYS)),
             smtp=self._smtp(smtp) if "smtp" in notifications else None,
+            record_start=editorial.get("record_start"),
+            path_map=self._path_map(document.get("path_map", [])),
             locations=self.positions,
         )
 
@@ -313,6 +354,25 @@ class _Checker:
             username=values.get("username"),
             password_env=values.get("password_env"),
         )
+
+    def _path_map(self, value: Any) -> tuple[PathMapping, ...]:
+        """``[[path_map]]`` entries: each a share's root on two or more platforms."""
+        if not isinstance(value, list):
+            self._problem("path_map", "must be a list of tables", "write each share as [[path_map]]")
+            return ()
+        mappings = []
+        for index, entry in enumerate(value):
+            label = f"path_map[{index}]"
+            checked = self._checked(self._mapping(entry, label), label, PATH_MAP_KEYS)
+            named = [key for key in PATH_MAP_KEYS if isinstance(entry, dict) and key in entry]
+            if len(named) < 2:
+                self._problem(
+                    label,
+                    f"[[path_map]] number {index + 1} names the share on {len(named)} platform(s)",
+                    "give its root on at least two of linux, windows, macos",
+                )
+            mappings.append(PathMapping(**checked))
+        return tuple(mappings)
 
     def _mapping(self, value: Any, where: str) -> dict[str, Any]:
         if isinstance(value, dict):

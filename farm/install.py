@@ -28,7 +28,6 @@ RENDER_MODULES = frozenset(
         "fastapi",
         "ftfy",
         "jinja2",
-        "opentimelineio",
         "prometheus_client",
         "pydantic",
         "pyloudnorm",

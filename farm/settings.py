@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm import defaults
-from farm.config import ConfigError, FarmConfig, config_in, load_config, named_config
+from farm.config import DEFAULT_RECORD_START, ConfigError, FarmConfig, config_in, load_config, named_config
 from farm.errors import Finding, UsageError
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class Settings:
     """None starts a local Ray instance; ``auto`` or ``host:port`` joins a cluster."""
     max_shot_seconds: float = defaults.MAX_SHOT_SECONDS
     user: str = "unknown"
+    record_start: str = DEFAULT_RECORD_START
+    """The record timecode an edit's first frame gets in its editorial files (``[editorial] record_start``)."""
     config: FarmConfig = field(default_factory=FarmConfig)
     """The config file's shows, people and notification targets (empty without a file)."""
 
@@ -128,6 +130,7 @@ def resolve_settings(
         ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or file.ray_address or None,
         max_shot_seconds=max_seconds if max_seconds is not None else file.max_shot_seconds or defaults.MAX_SHOT_SECONDS,
         user=env.get("FARM_USER") or env.get("USER") or env.get("USERNAME") or _login_name(),
+        record_start=env.get("FARM_RECORD_START") or file.record_start or DEFAULT_RECORD_START,
         config=file,
     )
 

@@ -73,7 +73,8 @@ count = 4
 
     lines = str(raised.value).splitlines()
     assert lines == [
-        f"{path}:14:1: gpu: unknown section [gpu]; allowed: farm, server, shows, people, notifications",
+        f"{path}:14:1: gpu: unknown section [gpu]; allowed: farm, server, shows, people, notifications, "
+        "editorial, path_map",
         f"{path}:2:1: farm.max_shot_seconds: max_shot_seconds must be more than 0, got -3",
         f"{path}:3:1: farm.colour: unknown key colour; allowed in [farm]: data_dir, database_url, models_dir, "
         "weights_dir, ray_address, max_shot_seconds",
@@ -173,3 +174,28 @@ def test_the_manager_gives_the_files_shows_their_share_quota_and_budget(tmp_path
         shows = {show.name: (show.share, show.gpu_quota, show.gpu_hour_budget) for show in farm.shows()}
 
     assert shows == {"Night Shift": (2, 4, None), "Pilot": (3, None, 5)}  # what the file leaves out stays
+
+
+def test_editorial_record_start_and_path_map_load_with_located_mistakes(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[editorial]\nrecord_start = "10:00:00;00"\n\n'
+        '[[path_map]]\nlinux = "/mnt/farm"\nwindows = \'Z:\\farm\'\nmacos = "/Volumes/farm"\n'
+    )
+    config = load_config(good)
+    assert config.record_start == "10:00:00;00"
+    assert config.path_map[0].root("windows") == "Z:\\farm" and config.path_map[0].root("macos") == "/Volumes/farm"
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[editorial]\nrecord_start = "1:00:00"\n\n'
+        '[[path_map]]\nlinux = "mnt/farm"\nwindows = "Z:/farm"\n\n'
+        '[[path_map]]\nmacos = "/Volumes/farm"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    found = {(finding.line, finding.field): finding.message for finding in caught.value.findings}
+    assert "must be an SMPTE timecode" in found[(2, "editorial.record_start")]
+    assert "must be an absolute path" in found[(5, "path_map[0].linux")]
+    assert "drive or UNC path" in found[(6, "path_map[0].windows")]
+    assert "on 1 platform(s)" in found[(8, "path_map[1]")]

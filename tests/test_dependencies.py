@@ -28,6 +28,8 @@ FARM = REPO / "farm"
 DECLARED_FOR_ANOTHER_REASON = {
     "psycopg": "the PostgreSQL driver SQLAlchemy loads for a postgresql+psycopg:// URL",
     "otio-cmx3600-adapter": "an OpenTimelineIO plug-in, found by its adapter name (cmx_3600) for edit.edl",
+    "otio-fcp-adapter": "an OpenTimelineIO plug-in, found by its adapter name (fcp_xml) for edit.xml",
+    "otio-aaf-adapter": "an OpenTimelineIO plug-in, found by its adapter name (AAF) for edit.aaf",
     "peft": "diffusers imports it to load the wan_audio model's LoRAs (load_lora_weights)",
     "face-recognition-models": "dlib's model files, located by path; never imported (its __init__ needs pkg_resources)",
     "python-multipart": "FastAPI parses the multipart bodies of bundle uploads (POST /api/jobs) with it",

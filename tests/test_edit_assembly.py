@@ -193,3 +193,51 @@ def test_streaming_meter_agrees_with_pyloudnorm() -> None:
     short = LoudnessMeter(EDIT_RATE)
     short.feed(signal[: EDIT_RATE // 4])
     assert short.integrated() is None
+
+
+def colour_tags(path: Path) -> dict[str, tuple[str, ...]]:
+    """The video's colour tags as the container's stream says them and as a decoded frame carries them."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        frame = next(container.decode(stream))
+        names = {"primaries": (context.color_primaries, frame.color_primaries)}
+        names["transfer"] = (context.color_trc, frame.color_trc)
+        names["matrix"] = (context.colorspace, frame.colorspace)
+        names["range"] = (context.color_range, frame.color_range)
+    return {key: tuple(str(value) for value in values) for key, values in names.items()}
+
+
+BT709 = {"primaries": ("1", "1"), "transfer": ("1", "1"), "matrix": ("1", "1"), "range": ("1", "1")}
+"""ISO/IEC 23091-2 code points: 1 is BT.709 for primaries, transfer and matrix; range 1 is limited (tv)."""
+
+
+def test_every_shot_and_the_edit_are_tagged_bt709(tmp_path: Path) -> None:
+    shots = synthetic_edit(tmp_path, [20, 20])
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    assert colour_tags(shots[0].video) == BT709
+    assert colour_tags(result.path) == BT709
+
+
+def test_an_untagged_shot_from_before_the_tags_still_gives_a_tagged_edit(tmp_path: Path) -> None:
+    import subprocess
+
+    from farm.media.ffmpeg import ffmpeg_executable
+
+    shots = synthetic_edit(tmp_path, [20, 20])
+    untagged = tmp_path / "untagged.mp4"
+    subprocess.run(
+        [ffmpeg_executable(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-frames:v", "20",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-crf", "18", str(untagged)],
+        check=True,
+    )  # fmt: skip
+    assert colour_tags(untagged)["primaries"] == ("2", "2")  # unspecified, as shots were before
+    shots[1] = edit_shot("old", untagged, 20, shots[1].audio.path, shots[1].audio.start_sample)
+
+    result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
+
+    assert colour_tags(result.path) == BT709

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import opentimelineio as otio
 import pytest
 
 from farm.edit.build import EditOutcome, build_edit, new_edit_dir
@@ -85,9 +86,37 @@ def test_the_broken_demo_report_puts_the_flagged_cuts_first_and_shows_the_wrong_
 def test_an_edit_version_holds_the_edit_its_timeline_and_its_report(broken: EditOutcome) -> None:
     names = {path.name for path in broken.version_dir.iterdir()}
 
-    assert {"edit.mp4", "edit.otio", "edit.edl", "report.json", "report.html", "report_files"} <= names
+    assert {"edit.mp4", "edit.otio", "edit.edl", "edit.xml", "edit.aaf", "media", "report.json", "report.html"} <= names
+    assert "report_files" in names
     assert not [name for name in names if name.startswith(".")]
     assert broken.assembly.copied == 6 and broken.assembly.frames == 351
+
+
+@pytest.mark.parametrize(("name", "adapter"), [("edit.xml", "fcp_xml"), ("edit.aaf", "AAF"), ("edit.edl", "cmx_3600")])
+def test_the_demo_reads_back_from_each_nle_file_with_its_shots_ranges_and_findings(
+    broken: EditOutcome, name: str, adapter: str
+) -> None:
+    own = otio.adapters.read_from_file(str(broken.timeline.otio))
+    shots = list(own.video_tracks()[0].find_clips())
+    options = {"rate": float(broken.assembly.fps)} if adapter == "cmx_3600" else {}
+
+    timeline = otio.adapters.read_from_file(str(broken.version_dir / name), adapter_name=adapter, **options)
+
+    video = list(timeline.video_tracks()[0].find_clips())
+    assert [clip.name for clip in video] == [clip.name for clip in shots]
+    assert [clip.source_range.duration.value for clip in video] == [clip.source_range.duration.value for clip in shots]
+    record = [clip.range_in_parent().start_time.value for clip in shots]
+    if adapter == "cmx_3600":  # record timecode from 01:00:00:00: the reader offsets the track by it
+        assert timeline.video_tracks()[0].source_range.start_time.value == -3600 * float(broken.assembly.fps)
+    else:
+        assert [clip.range_in_parent().start_time.value for clip in video] == record
+    if adapter == "fcp_xml":
+        found = [marker.name for clip in video for marker in clip.markers]
+        assert any(marker.startswith("identity: ") for marker in found)
+    if adapter == "cmx_3600":
+        text = (broken.version_dir / name).read_text()
+        assert all(len(line) <= 80 for line in text.splitlines())
+        assert "IDENTITY" in text and "* LOC: 01:00:" in text
 
 
 def test_the_clean_demo_passes_every_continuity_check_that_matters(clean: EditOutcome) -> None:

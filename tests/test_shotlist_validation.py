@@ -135,6 +135,13 @@ INVALID_CASES = {
         "frame field 30 is not below the frame rate 25",
         "b",
     ),
+    "drop_frame_at_25_fps": Invalid(
+        replaced('"00:00:04:14"', '"00:00:04;14"'),
+        29,
+        "audio.out",
+        "00:00:04;14 is drop-frame timecode (';' before the frames), which exists only at 29.97 and 59.94 fps",
+        "b",
+    ),
     "shot_longer_than_limit": Invalid(
         lambda text: text, 24, "audio.out", "more than the 1 s limit", "a", max_shot_seconds=1.0
     ),
@@ -281,6 +288,19 @@ def test_ntsc_rate_and_smpte_timecodes(tmp_path: Path) -> None:
 
     assert shot_list.output.fps == Fraction(30000, 1001)
     assert shot_list.shots[1].audio.end == Fraction(4 * 30 + 15) / Fraction(30000, 1001)
+
+
+@pytest.mark.parametrize(("fps", "frame"), [("29.97", (4 * 30 + 15, 30)), ("59.94", (4 * 60 + 15, 60))])
+def test_drop_frame_timecodes_at_ntsc_rates(tmp_path: Path, fps: str, frame: tuple[int, int]) -> None:
+    text = replace_once(TEMPLATE, "fps: 25", f"fps: {fps}")
+    text = replace_once(text, '"00:00:04:14"', '"00:00:04;15"')
+    text = replace_once(text, "in: 4.56", 'in: "00:00:04;15"')
+    shot_list = load_shot_list(make_project(tmp_path, text), catalog=CATALOG)
+
+    rate = Fraction(frame[1] * 1000, 1001)
+    assert shot_list.output.fps == rate
+    assert shot_list.shots[1].audio.end == Fraction(frame[0]) / rate
+    assert shot_list.shots[2].audio.start == Fraction(frame[0]) / rate
 
 
 def test_norway_and_sexagesimal_values_are_not_reinterpreted(tmp_path: Path) -> None:

@@ -58,8 +58,13 @@ def print_edit(edit: JobEdit, *, retakes_left_to_render: bool = False) -> None:
         stdout.print(f"  ... {len(flagged) - 10} more in the report")
     stdout.print(f"  video   {outcome.assembly.path}", highlight=False)
     stdout.print(f"  otio    {outcome.timeline.otio}", highlight=False)
-    if outcome.timeline.edl:
-        stdout.print(f"  edl     {outcome.timeline.edl}", highlight=False)
+    for label, path in (("edl", outcome.timeline.edl), ("xml", outcome.timeline.xml), ("aaf", outcome.timeline.aaf)):
+        if path:
+            stdout.print(f"  {label:<7} {path}", highlight=False)
+    if outcome.timeline.media:
+        stdout.print(f"  media   {outcome.timeline.media}", highlight=False)
+    for platform, folder in outcome.timeline.platforms.items():
+        stdout.print(f"  {platform:<7} {folder}", highlight=False)
     stdout.print(f"  report  {outcome.report.html}", highlight=False)
     retakes = outcome.retakes.retakes
     if retakes and retakes_left_to_render:
@@ -73,18 +78,27 @@ def print_edit(edit: JobEdit, *, retakes_left_to_render: bool = False) -> None:
 @click.command()
 @click.argument("job", type=int)
 @loudness_option
+@click.option(
+    "--record-start",
+    metavar="TIMECODE",
+    default=None,
+    help="Record timecode of the edit's first frame in its EDL, XML, AAF and OTIO "
+    "(default: farm.toml's [editorial] record_start, else 01:00:00:00; HH:MM:SS;FF is drop-frame).",
+)
 @json_option
 @settings_options
-def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> None:
-    """Assemble a finished job into a new edit version: edit.mp4, edit.otio, edit.edl and report.html.
+def assemble(job: int, loudness: float, record_start: str | None, json_output: bool, **flags: object) -> None:
+    """Assemble a finished job into a new edit version: edit.mp4, edit.otio, edit.edl, edit.xml (FCP 7),
+    edit.aaf, the shot-named media/ folder and report.html.
 
     \b
     Examples:
       farm assemble 12
       farm assemble 12 --loudness -14 --json
+      farm assemble 12 --record-start 10:00:00:00
     """
     require_render_side("farm assemble")
-    edit = farm_from(**flags).assemble(job, loudness_lufs=loudness)
+    edit = farm_from(**flags).assemble(job, loudness_lufs=loudness, record_start=record_start)
     if json_output:
         print_json(
             {
@@ -94,6 +108,10 @@ def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> N
                 "video": str(edit.outcome.assembly.path),
                 "otio": str(edit.outcome.timeline.otio),
                 "edl": str(edit.outcome.timeline.edl) if edit.outcome.timeline.edl else None,
+                "xml": str(edit.outcome.timeline.xml) if edit.outcome.timeline.xml else None,
+                "aaf": str(edit.outcome.timeline.aaf) if edit.outcome.timeline.aaf else None,
+                "media": str(edit.outcome.timeline.media) if edit.outcome.timeline.media else None,
+                "platforms": {name: str(folder) for name, folder in edit.outcome.timeline.platforms.items()},
                 "report": str(edit.outcome.report.html),
                 "retakes": [retake.shot_id for retake in edit.outcome.retakes.retakes],
                 "checks": [result.to_json() for result in edit.outcome.results],

@@ -16,7 +16,7 @@ from farm import defaults
 from farm.edit.analysis import analyse_edit
 from farm.edit.assemble import AssemblyResult, assemble_edit
 from farm.edit.checks import CheckResult, enabled_checks, needs_faces, run_checks
-from farm.edit.otio_export import TimelinePaths, export_timeline
+from farm.edit.otio_export import EditorialOptions, TimelinePaths, export_timeline
 from farm.edit.report import ReportPaths, write_report
 from farm.edit.retakes import Escalation, RetakePlan, plan_retakes
 from farm.edit.timeline import EditShot
@@ -54,8 +54,10 @@ def build_edit(
     escalations: Mapping[str, Sequence[Escalation]] | None = None,
     title: str = "edit",
     on_assembled: Callable[[], None] | None = None,
+    editorial: EditorialOptions | None = None,
 ) -> EditOutcome:
-    """Everything for one edit version in ``out_dir``: edit.mp4, edit.otio (+ .edl), report.json/.html.
+    """Everything for one edit version in ``out_dir``: edit.mp4, edit.otio (+ .edl, .xml, .aaf and the
+    shot-named ``media/``), report.json/.html; ``editorial``: record start and path map.
 
     ``on_assembled`` is called once edit.mp4 exists, before the checks run (the jobs layer moves the job
     from assembling to checking there). ``retake_attempts`` and ``escalations`` are what the retake
@@ -70,7 +72,7 @@ def build_edit(
     retakes = plan_retakes(
         results, shots, max_retakes=continuity.max_retakes, attempts=retake_attempts, escalations=escalations
     )
-    timeline = export_timeline(shots, assembly, results, out_dir, name=title)
+    timeline = export_timeline(shots, assembly, results, out_dir, name=title, options=editorial)
     report = write_report(shots, assembly, results, out_dir, analysis=analysis, title=title, retakes=retakes)
     return EditOutcome(out_dir, assembly, tuple(results), timeline, report, retakes)
 

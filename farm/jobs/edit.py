@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from farm import defaults
@@ -23,6 +24,7 @@ from farm.db.session import Database
 from farm.db.states import JobState, ShotState
 from farm.edit.build import EditOutcome, build_edit, new_edit_dir
 from farm.edit.checks.lipsync import lip_sync_table
+from farm.edit.otio_export import EditorialOptions, record_start_frames
 from farm.edit.retakes import Escalation
 from farm.edit.timeline import EditShot, SpeakerRegion, slipped
 from farm.errors import UsageError
@@ -56,6 +58,7 @@ def assemble_job(
     loudness_lufs: float = defaults.LOUDNESS_LUFS,
     true_peak_db: float = defaults.TRUE_PEAK_DB,
     retake_attempts: Mapping[str, int] | None = None,
+    record_start: str | None = None,
     by: str,
 ) -> JobEdit:
     """Assemble every shot of a finished job into a new edit version, check it, and record it.
@@ -65,6 +68,7 @@ def assemble_job(
     is not done or a video is missing from the artifact store.
     """
     tasks = finished_tasks(db, job_id)
+    editorial = editorial_options(settings, tasks[0].fps, record_start)
     shots = edit_shots(tasks, {task.shot_id: video_of(db, job_id, task) for task in tasks})
     options = job_options(db, job_id)
     before = job_state(db, job_id)
@@ -82,6 +86,7 @@ def assemble_job(
             true_peak_db=true_peak_db,
             retake_attempts=retake_attempts,
             escalations=_escalations(settings, tasks),
+            editorial=editorial,
             title=options.get("title") or f"job {job_id}",
             on_assembled=lambda: transition_job(
                 db,
@@ -106,6 +111,23 @@ def assemble_job(
         _abandon(db, job_id, exc, by=by)
         raise
     return JobEdit(job_id, edit_id, version, outcome.verdict, outcome)
+
+
+def editorial_options(settings: Settings, fps: Fraction, record_start: str | None = None) -> EditorialOptions:
+    """The editorial files' record start (``record_start``, else the settings') and path map, the record
+    start checked at the edit's rate before anything is assembled; UsageError naming where it was set."""
+    chosen = record_start or settings.record_start
+    try:
+        record_start_frames(chosen, fps)
+    except UsageError as exc:
+        if record_start:
+            raise UsageError(f"--record-start: {exc}") from exc
+        if settings.config.record_start == chosen:
+            raise UsageError(
+                f"{settings.config.where('editorial.record_start')}: editorial.record_start: {exc}"
+            ) from exc
+        raise UsageError(f"FARM_RECORD_START: {exc}") from exc
+    return EditorialOptions(record_start=chosen, path_map=settings.config.path_map)
 
 
 def _abandon(db: Database, job_id: int, error: BaseException, *, by: str) -> None:
@@ -139,6 +161,9 @@ def _summary(outcome: EditOutcome) -> dict[str, object]:
         "exhausted": list(outcome.retakes.exhausted),
         "lip_sync": lip_sync_table(outcome.results),
         "edl": str(outcome.timeline.edl) if outcome.timeline.edl else None,
+        "fcp_xml": str(outcome.timeline.xml) if outcome.timeline.xml else None,
+        "aaf": str(outcome.timeline.aaf) if outcome.timeline.aaf else None,
+        "platforms": {name: str(folder) for name, folder in outcome.timeline.platforms.items()},
         "report_json": str(outcome.report.json),
     }
 

@@ -262,8 +262,12 @@ class Farm:
 
         return drive_job(self.database(write=True), self.settings, job_id, options=options, observer=observer)
 
-    def assemble(self, job_id: int, *, loudness_lufs: float = defaults.LOUDNESS_LUFS) -> JobEdit:
-        """A new edit version of a job whose shots are all done: edit.mp4, edit.otio, edit.edl, the report.
+    def assemble(
+        self, job_id: int, *, loudness_lufs: float = defaults.LOUDNESS_LUFS, record_start: str | None = None
+    ) -> JobEdit:
+        """A new edit version of a job whose shots are all done: edit.mp4, edit.otio, edit.edl, edit.xml,
+        edit.aaf, the shot-named media and the report. ``record_start``: the first frame's record timecode
+        (default: the settings', 01:00:00:00 unless farm.toml says otherwise).
 
         When a check's policy asks for retakes, the shots are re-keyed and queued (the job is then
         ``retaking``, and ``render`` renders them).
@@ -280,7 +284,9 @@ class Farm:
         db = self.database(write=True)
         by = self.settings.user
         with hold_lease(db, job_id, by=by):  # a live driver keeps its job; a dead one's lease is taken over
-            edit = assemble_job(db, self.settings, job_id, loudness_lufs=loudness_lufs, by=by)
+            edit = assemble_job(
+                db, self.settings, job_id, loudness_lufs=loudness_lufs, record_start=record_start, by=by
+            )
             if edit.outcome.retakes.retakes:
                 apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=by)
         return edit

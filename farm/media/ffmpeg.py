@@ -76,6 +76,16 @@ DUPLICATE_MONO_TO_STEREO = Filter.of("pan", args="stereo|c0=c0|c1=c0")
 """Mono dialogue on both channels at full level (``-ac 2`` would mix it down 3 dB on each)."""
 
 
+BT709_TAGS = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv"}
+"""The container's colour tags of every shot and edit: BT.709 primaries, transfer and matrix, limited range."""
+
+BT709_BITSTREAM = (
+    "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1:video_full_range_flag=0"
+)
+"""The same tags written into the H.264 stream itself (its SPS), for a stream-copied edit: a decoder reads
+these, and a shot rendered before farm tagged its primaries and transfer carries "unknown" there."""
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """x264 and AAC settings shared by every shot so that shots concatenate without re-encoding."""
@@ -84,14 +94,20 @@ class EncodeSettings:
     preset: str = "veryfast"
     audio_bitrate: str = "192k"
 
-    def colour_conversion(self) -> Filter:
-        """RGB to BT.709 limited-range YUV: the last filter before the encoder, tagged to match below."""
-        return Filter.of("scale", out_color_matrix="bt709", out_range="tv")
+    def colour_conversion(self) -> tuple[Filter, ...]:
+        """RGB to BT.709 limited-range YUV, and the frames tagged BT.709 in all four properties: the last
+        filters before the encoder. ffmpeg 7+ takes the encoder's colour tags from the frames, on which
+        ``scale`` sets only the matrix and range, so without ``setparams`` the primaries and transfer of
+        every shot would read "unknown" however the output options below are set."""
+        return (
+            Filter.of("scale", out_color_matrix="bt709", out_range="tv"),
+            Filter.of("setparams", color_primaries="bt709", color_trc="bt709", colorspace="bt709", range="tv"),
+        )
 
     def video_options(self) -> dict[str, str]:
         return {
             "c:v": "libx264", "preset": self.preset, "crf": str(self.crf), "pix_fmt": "yuv420p",
-            "colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv",
+            **BT709_TAGS,
         }  # fmt: skip
 
     def audio_options(self) -> dict[str, str]:
@@ -128,7 +144,7 @@ def encode_rgb_frames(
     """rgb24 frames on stdin (+ a WAV of the dialogue) -> an H.264/AAC mp4, moov first, at exactly ``fps``."""
     rate = _rate(fps)
     frames = ffmpeg.input("pipe:0", f="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=rate)
-    streams = [_chain(frames["v:0"], [settings.colour_conversion()])]
+    streams = [_chain(frames["v:0"], settings.colour_conversion())]
     options = settings.video_options()
     if audio is not None:
         streams.append(ffmpeg.input(str(audio))["a:0"])
@@ -141,7 +157,7 @@ def reencode_video(
     source: Path, destination: Path, *, filters: Sequence[Filter], fps: Fraction, frames: int, settings: EncodeSettings
 ) -> FfmpegCommand:
     """The first video stream of ``source`` through ``filters`` to farm's encoder: ``frames`` frames, no audio."""
-    video = _chain(ffmpeg.input(str(source))["v:0"], [*filters, settings.colour_conversion()])
+    video = _chain(ffmpeg.input(str(source))["v:0"], [*filters, *settings.colour_conversion()])
     rate = _rate(fps)
     output = video.output(str(destination), r=rate, f="mp4", **{"frames:v": str(frames)}, **settings.video_options())
     return FfmpegCommand(_compile(output))
@@ -174,11 +190,18 @@ def mux_copied_video(
 
     ``-copyts`` matters: without it ffmpeg shifts the whole input by the earliest timestamp it sees,
     which for shots carrying their own AAC is the audio's -1024-sample priming, and the edit's video
-    would start 21.3 ms late against its audio.
+    would start 21.3 ms late against its audio. The video is tagged BT.709 on the way through
+    (``BT709_BITSTREAM``, ``BT709_TAGS``), so the edit is tagged even when its shots were not.
     """
     video = ffmpeg.input(str(concat_list), f="concat", safe=0)["v:0"]
     sound = _chain(ffmpeg.input(str(audio))["a:0"], audio_filters)
-    options = {"c:v": "copy", **settings.audio_options(), "aac_coder": aac_coder}
+    options = {
+        "c:v": "copy",
+        "bsf:v": BT709_BITSTREAM,
+        **BT709_TAGS,
+        **settings.audio_options(),
+        "aac_coder": aac_coder,
+    }
     output = ffmpeg.output(video, sound, str(destination), movflags="+faststart", f="mp4", **options)
     return FfmpegCommand(_compile(output.global_args("-copyts")))
 

@@ -18,7 +18,7 @@ from farm.media.audio import MODEL_SAMPLE_RATE, decode_audio, require_audio_stre
 from farm.media.faces import SAME_PERSON_DISTANCE, identity_distance, portrait_identity
 from farm.media.image import probe_image
 from farm.shotlist.locations import finding_at
-from farm.shotlist.timecode import TimecodeError, parse_frame_rate, parse_timecode
+from farm.shotlist.timecode import TIMECODE_FORMS, TimecodeError, is_smpte, parse_frame_rate, parse_timecode
 from farm.shotlist.types import LAYOUT_FACES, TwoShotLayout, regions_overlap
 from farm.shotlist.yaml_source import JsonPath, LocatedDocument
 
@@ -373,9 +373,9 @@ def _timecode(context: SemanticContext, path: JsonPath, value: Any, fps: Fractio
     try:
         return parse_timecode(value, fps if fps is not None else Fraction(25))
     except TimecodeError as exc:
-        if isinstance(value, str) and value.count(":") == 3 and fps is None:
+        if isinstance(value, str) and is_smpte(value) and fps is None:
             return None
-        context.error(path, str(exc), "write seconds (12.5), HH:MM:SS.mmm or HH:MM:SS:FF")
+        context.error(path, str(exc), TIMECODE_FORMS)
         return None
 
 
