@@ -13,14 +13,13 @@ plug-in. EDLs count whole frames, so the EDL has the video track only.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import opentimelineio as otio
 
+from farm import files
 from farm.defaults import EDIT_AUDIO_RATE
 from farm.edit.assemble import AssemblyResult
 from farm.edit.checks.base import CheckResult, Verdict
@@ -150,10 +149,9 @@ def export_timeline(
 
 
 def _write_atomically(timeline: otio.schema.Timeline, path: Path, adapter: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
+    temporary = files.temporary_path(path)
     try:
-        otio.adapters.write_to_file(timeline, temporary, adapter_name=adapter)
-        os.replace(temporary, path)
+        otio.adapters.write_to_file(timeline, str(temporary), adapter_name=adapter)
+        files.publish(temporary, path, fsync=False)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
