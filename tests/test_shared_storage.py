@@ -47,14 +47,14 @@ def written(data_dir: Path) -> list[Path]:
 
 def unreadable_to_others(paths: list[Path]) -> list[str]:
     """The paths the group or others cannot read (files) or enter and list (folders)."""
-    wanted_file = stat.S_IRGRP | stat.S_IROTH
-    wanted_dir = wanted_file | stat.S_IXGRP | stat.S_IXOTH
-    return [
-        f"{path} {stat.filemode(path.stat().st_mode)}"
-        for path in paths
-        if path.stat().st_mode & (wanted_dir if path.is_dir() else wanted_file)
-        != (wanted_dir if path.is_dir() else wanted_file)
-    ]
+    readable = stat.S_IRGRP | stat.S_IROTH
+    traversable = readable | stat.S_IXGRP | stat.S_IXOTH
+    found = []
+    for path in paths:
+        wanted = traversable if path.is_dir() else readable
+        if path.stat().st_mode & wanted != wanted:
+            found.append(f"{path} {stat.filemode(path.stat().st_mode)}")
+    return found
 
 
 def test_under_umask_0077_nothing_farm_writes_is_open_to_the_group_or_others(tmp_path: Path) -> None:
