@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -54,13 +55,21 @@ class DataPaths:
         """``values`` (a row in the order of ``names``) with the ``PATH_FIELDS`` among them made absolute."""
         if self.data_dir is None:
             return tuple(values)
-        return tuple(
-            self.to_absolute(value) if name in PATH_FIELDS else value for name, value in zip(names, values, strict=True)
-        )
+        resolved = list(values)
+        for index in _path_indexes(tuple(names)):
+            resolved[index] = self.to_absolute(resolved[index])
+        return tuple(resolved)
 
     def _real_root(self) -> Path:
         assert self.data_dir is not None
         return Path(os.path.realpath(self.data_dir))
+
+
+@cache
+def _path_indexes(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the path fields are in a row of ``names`` (looked up once per query shape: status reads build
+    ten thousand rows)."""
+    return tuple(index for index, name in enumerate(names) if name in PATH_FIELDS)
 
 
 def _is_absolute(stored: str) -> bool:
