@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from farm import defaults
+from farm import defaults, files
 from farm.digests import file_sha256
 from farm.errors import ManifestError
 from farm.settings import SHIPPED_MODELS_DIR, Settings
@@ -346,6 +346,4 @@ def weights_digest(manifest: ModelManifest, memo_file: Path | None = None) -> st
 
 def _write_memo(memo_file: Path, memo: dict[str, str]) -> None:
     memo_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = memo_file.with_suffix(f".tmp{os.getpid()}")
-    temporary.write_text(json.dumps(memo))
-    temporary.replace(memo_file)
+    files.write_text(memo_file, json.dumps(memo), fsync=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from farm import __version__
+from farm import __version__, files
 from farm.errors import EXIT_WORK_FAILED, FarmError
 from farm.install import as_missing_extra
 from farm.settings import debug_requested, default_data_dir, resolve_settings
@@ -94,7 +94,7 @@ def _write_crash_log(exc: BaseException) -> Path:
         logs = default_data_dir(os.environ) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     path = logs / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    path.write_text("".join(traceback.format_exception(exc)))
+    files.write_text(path, "".join(traceback.format_exception(exc)), fsync=False)
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -10,7 +9,7 @@ from types import FrameType
 
 import click
 
-from farm import defaults
+from farm import defaults, files
 from farm.cli.options import address_option, farm_from, settings_options, stdout
 from farm.errors import UsageError
 from farm.install import require_render_side
@@ -81,11 +80,7 @@ def _first_token(farm: Farm) -> None:
     path = farm.settings.data_dir / LOCAL_TOKEN_FILE
     token = farm.create_token("local-admin", "admin")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-    os.replace(partial, path)
+    files.write_text(path, token + "\n", private=True)  # a credential: the one file farm keeps 0600
     _log(f"made an admin API token for this machine in {path}; give others theirs with farm token create")
 
 

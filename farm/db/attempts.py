@@ -74,7 +74,7 @@ def shot_attempts(
             gpu_seconds=row.gpu_seconds,
             warnings=tuple(row.warnings) if row.warnings is not None else None,
             timings=row.timings,
-            log_path=row.log_path,
+            log_path=db.paths.to_absolute(row.log_path),
         )
         for row in rows
     )

@@ -31,7 +31,7 @@ def edit_versions(db: Database, job_id: int) -> tuple[EditInfo, ...]:
         rows = connection.execute(
             select(*(getattr(Edit, name) for name in _EDIT_FIELDS)).where(Edit.job_id == job_id).order_by(Edit.version)
         ).all()
-    return tuple(from_values(EditInfo, _EDIT_FIELDS, row) for row in rows)
+    return tuple(from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row)) for row in rows)
 
 
 @dataclass(frozen=True)
@@ -106,4 +106,4 @@ def review_edit(
                 Edit.job_id == job_id, Edit.version == version
             )
         ).one()
-    return from_values(EditInfo, _EDIT_FIELDS, row)
+    return from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row))

@@ -255,7 +255,7 @@ def record_checked_edit(db: Database, job_id: int, edit: NewEdit, *, retaking: b
     Returns (edit id, version).
     """
     with db.write() as connection:
-        recorded = insert_edit(connection, job_id, edit, by=by)
+        recorded = insert_edit(connection, job_id, edit, by=by, paths=db.paths)
         to = JobState.RETAKING if retaking else JobState.DONE
         move_job(connection, job_id, to, by=by, message=f"edit v{recorded[1]}: continuity {edit.verdict}",
                  expected={JobState.CHECKING})  # fmt: skip

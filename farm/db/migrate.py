@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0008_notifications"
+HEAD_REVISION = "0009_relative_artifact_paths"
 """The newest migration in migrations/versions (a test keeps this in step with the files)."""
 VERSION_TABLE = "alembic_version"
 
@@ -39,13 +39,15 @@ _ALEMBIC_LOCK = threading.Lock()
 Across processes the database serialises them (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL)."""
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic Config for farm's migrations; env.py migrates ``connection``."""
+def alembic_config(connection: Connection | None = None, *, data_dir: Path | None = None) -> Config:
+    """An Alembic Config for farm's migrations; env.py migrates ``connection``. ``data_dir`` is for a migration
+    that needs it (turning relative paths back into absolute ones on the way down)."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    config.attributes["data_dir"] = data_dir
     return config
 
 
@@ -117,13 +119,14 @@ def upgrade(engine: Engine, revision: str = "head") -> SchemaStatus:
     return schema_status(engine)
 
 
-def downgrade(engine: Engine, revision: str) -> SchemaStatus:
-    """Migrate down to ``revision`` (``base`` drops everything); for tests and careful operators."""
+def downgrade(engine: Engine, revision: str, *, data_dir: Path | None = None) -> SchemaStatus:
+    """Migrate down to ``revision`` (``base`` drops everything); for tests and careful operators. Below
+    0009 the database holds absolute paths again: name the ``data_dir`` they are joined to."""
     from alembic import command
 
     check_not_newer(schema_status(engine))
     _check_revision(revision)
-    _run(engine, lambda config: command.downgrade(config, revision))
+    _run(engine, lambda config: command.downgrade(config, revision), data_dir=data_dir)
     return schema_status(engine)
 
 
@@ -134,14 +137,14 @@ def _check_revision(revision: str) -> None:
         )
 
 
-def _run(engine: Engine, step: Callable[[Config], None]) -> None:
+def _run(engine: Engine, step: Callable[[Config], None], *, data_dir: Path | None = None) -> None:
     # SQLite rebuilds a table to alter it (copy, drop, rename); with foreign keys on, dropping the old
     # table would cascade into the rows that refer to it. So SQLite migrates on a connection with foreign
     # keys off and checks them afterwards, as SQLite's own ALTER TABLE procedure prescribes.
     migration_engine = create_sql_engine(engine.url, foreign_keys=False) if is_sqlite(engine.url) else engine
     try:
         with _ALEMBIC_LOCK, migration_engine.connect() as connection:
-            step(alembic_config(connection))
+            step(alembic_config(connection, data_dir=data_dir))
             connection.commit()
             if is_sqlite(engine.url):
                 _check_foreign_keys(connection)

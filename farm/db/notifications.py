@@ -131,7 +131,7 @@ def notifiable_events(
             .order_by(Event.id)
             .limit(limit)
         ).all()
-    events = tuple(NotifiableEvent(*row) for row in rows)
+    events = tuple(NotifiableEvent(*row[:-2], *map(db.paths.to_absolute, row[-2:])) for row in rows)
     # A full page was read up to its last event; otherwise everything up to ``end`` was.
     return cursor, (events[-1].event_id if len(events) == limit else end), events
 

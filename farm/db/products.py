@@ -18,6 +18,7 @@ from farm.db.events import event_row, write_events
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.machine import CAS_RETRIES, job_state_in
 from farm.db.session import Database
+from farm.db.stored_paths import DataPaths
 from farm.db.tables import Artifact, Edit
 from farm.verdicts import Verdict
 
@@ -41,11 +42,12 @@ def record_artifact(db: Database, record: ArtifactRecord) -> int:
     Idempotent: two workers recording the same key at once keep one row (the first) and both get its id.
     """
     with db.write() as connection:
-        return upsert_artifact(connection, record)
+        return upsert_artifact(connection, record, paths=db.paths)
 
 
-def upsert_artifact(connection: Connection, record: ArtifactRecord) -> int:
+def upsert_artifact(connection: Connection, record: ArtifactRecord, *, paths: DataPaths) -> int:
     """``record_artifact`` inside the caller's transaction (a finished attempt records its files with it)."""
+    record = dataclasses.replace(record, path=paths.to_stored(record.path))
     dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = (
         dialect_insert(Artifact)
@@ -79,7 +81,7 @@ def record_edit(db: Database, job_id: int, edit: NewEdit, *, by: str) -> tuple[i
     for attempt in range(CAS_RETRIES):
         try:
             with db.write() as connection:
-                return insert_edit(connection, job_id, edit, by=by)
+                return insert_edit(connection, job_id, edit, by=by, paths=db.paths)
         except IntegrityError:
             # Two assemblies of the same job picked the same version at once (PostgreSQL); take the next one.
             if edit.version is not None or attempt == CAS_RETRIES - 1:
@@ -87,7 +89,7 @@ def record_edit(db: Database, job_id: int, edit: NewEdit, *, by: str) -> tuple[i
     raise AssertionError("unreachable")
 
 
-def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str) -> tuple[int, int]:
+def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str, paths: DataPaths) -> tuple[int, int]:
     """``record_edit`` inside the caller's transaction (the job's phase changes with it)."""
     job_state_in(connection, job_id)  # UnknownJob if there is none
     version = edit.version
@@ -101,9 +103,9 @@ def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str) 
         .values(
             job_id=job_id,
             version=version,
-            video_path=edit.video_path,
-            otio_path=edit.otio_path,
-            report_path=edit.report_path,
+            video_path=paths.to_stored(edit.video_path),
+            otio_path=paths.to_stored(edit.otio_path),
+            report_path=paths.to_stored(edit.report_path),
             verdict=edit.verdict,
             summary=edit.summary,
             created_at=now,

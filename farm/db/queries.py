@@ -34,6 +34,7 @@ from farm.db.records import (
 )
 from farm.db.session import Database
 from farm.db.states import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, JobState, ShotState
+from farm.db.stored_paths import DataPaths
 from farm.db.tables import Artifact, Edit, Event, Job, Render, Shot
 
 _JOB_COLUMNS = (
@@ -240,13 +241,13 @@ def job_detail(
         totals = _sum_totals(by_scene.values())
         if wanted is not None and totals.counts.total <= all_shots_up_to:
             wanted = None
-        shots = _shot_rows(connection.execute(_shot_rows_statement(job_id, wanted)).all(), now)
+        shots = _shot_rows(connection.execute(_shot_rows_statement(job_id, wanted)).all(), now, db.paths)
         if wanted is None or ShotState.FAILED in wanted:
             failures = tuple(shot for shot in shots if shot.state is ShotState.FAILED)
         else:
             failed_only = _shot_rows_statement(job_id, frozenset({ShotState.FAILED}))
-            failures = _shot_rows(connection.execute(failed_only).all(), now)
-        edit = _latest_edit(connection, job_id)
+            failures = _shot_rows(connection.execute(failed_only).all(), now, db.paths)
+        edit = _latest_edit(connection, job_id, db.paths)
     scenes = tuple(
         SceneRollup(scene_id=scene, shots=part.counts, gpu_seconds=part.gpu_seconds)
         for scene, part in sorted(by_scene.items(), key=lambda item: item[1].first_order)
@@ -305,13 +306,14 @@ def _shot_rows_statement(job_id: int, states: frozenset[ShotState] | None) -> An
 _SHOT_ROW_FIELDS = field_names(ShotRow)
 
 
-def _shot_rows(rows: Iterable[Row[Any]], now: datetime) -> tuple[ShotRow, ...]:
+def _shot_rows(rows: Iterable[Row[Any]], now: datetime, paths: DataPaths) -> tuple[ShotRow, ...]:
     """ShotRows from the status query's rows, which hold ShotRow's fields in order but the duration."""
     shots = []
     for row in rows:
         started_at, finished_at = row[16], row[17]
         duration = None if started_at is None else ((finished_at or now) - started_at).total_seconds()
-        shots.append(from_values(ShotRow, _SHOT_ROW_FIELDS, (*row[:18], duration, *row[18:])))
+        values = paths.resolve_row(_SHOT_ROW_FIELDS, (*row[:18], duration, *row[18:]))
+        shots.append(from_values(ShotRow, _SHOT_ROW_FIELDS, values))
     return tuple(shots)
 
 
@@ -323,17 +325,17 @@ def latest_edit(db: Database, job_id: int) -> EditInfo | None:
     """The job's newest edit version, or None before its first assembly."""
     with db.read() as connection:
         _require_job(connection, job_id)
-        return _latest_edit(connection, job_id)
+        return _latest_edit(connection, job_id, db.paths)
 
 
-def _latest_edit(connection: Connection, job_id: int) -> EditInfo | None:
+def _latest_edit(connection: Connection, job_id: int, paths: DataPaths) -> EditInfo | None:
     row = connection.execute(
         select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
         .where(Edit.job_id == job_id)
         .order_by(Edit.version.desc())
         .limit(1)
     ).one_or_none()
-    return None if row is None else from_values(EditInfo, _EDIT_FIELDS, row)
+    return None if row is None else from_values(EditInfo, _EDIT_FIELDS, paths.resolve_row(_EDIT_FIELDS, row))
 
 
 def _require_job(connection: Connection, job_id: int) -> None:
@@ -483,4 +485,8 @@ def find_artifact(db: Database, cache_key: str, kind: ArtifactKind) -> ArtifactI
                 Artifact.cache_key == cache_key, Artifact.kind == kind
             )
         ).one_or_none()
-    return None if row is None else from_values(ArtifactInfo, _ARTIFACT_FIELDS, row)
+    return (
+        None
+        if row is None
+        else from_values(ArtifactInfo, _ARTIFACT_FIELDS, db.paths.resolve_row(_ARTIFACT_FIELDS, row))
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, Connection
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from farm.db import migrate
 from farm.db.connect import READ_ONLY, create_sql_engine, display_url, normalise_url
 from farm.db.errors import DatabaseMissing, DatabaseUnavailable, SchemaVersionError
+from farm.db.stored_paths import DataPaths
 
 
 class Database:
@@ -27,10 +29,14 @@ class Database:
 
     Writes go through ``write()`` (or ``session()`` for ORM work): one transaction, ``BEGIN IMMEDIATE`` on
     SQLite. Reads go through ``read()``: a snapshot that never takes the write lock.
+
+    ``data_dir`` is the farm's data directory as this process sees it: paths under it are stored relative to
+    it and read back absolute (``farm.db.stored_paths``), so the database survives the folder moving.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, data_dir: Path | None = None) -> None:
         self.sql_engine = engine
+        self.paths = DataPaths(data_dir)
         self.url: URL = engine.url
         self._read_engine = engine.execution_options(**{READ_ONLY: True})
         self.sessionmaker: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
@@ -77,12 +83,12 @@ class Database:
         return f"Database({self.display_url!r})"
 
 
-def open_database(url: str | URL, *, read_only: bool = False) -> Database:
+def open_database(url: str | URL, *, read_only: bool = False, data_dir: Path | None = None) -> Database:
     """Connect to ``url`` and check its schema version; unless ``read_only``, create and migrate it as needed.
 
     ``postgresql://`` URLs use psycopg 3. Raises DatabaseUnavailable when the database cannot be reached,
     DatabaseMissing when ``read_only`` finds no database (or one farm never wrote to), SchemaVersionError
-    when it is newer than this farm, or older and ``read_only``.
+    when it is newer than this farm, or older and ``read_only``. ``data_dir``: see ``Database``.
     """
     parsed = normalise_url(url)
     try:
@@ -94,7 +100,7 @@ def open_database(url: str | URL, *, read_only: bool = False) -> Database:
     except BaseException:
         engine.dispose()
         raise
-    return Database(engine)
+    return Database(engine, data_dir=data_dir)
 
 
 def upgrade_database(url: str | URL, revision: str = "head") -> tuple[migrate.SchemaStatus, migrate.SchemaStatus]:

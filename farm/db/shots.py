@@ -72,7 +72,7 @@ def start_logged_attempt(
                 started_at=now,
                 progress=0.0,
                 gpu_seconds=0.0,
-                log_path=log_path,
+                log_path=db.paths.to_stored(log_path),
             )
             .returning(Render.id)
         ).scalar_one()
@@ -140,7 +140,7 @@ def finish_attempt(
     error_text = _error_text(error_class, error_message)
     current = (Shot.current_render_id == render_id) & (Shot.state == ShotState.RUNNING)
     with db.write() as connection:
-        artifact_ids = [upsert_artifact(connection, record) for record in artifacts]
+        artifact_ids = [upsert_artifact(connection, record, paths=db.paths) for record in artifacts]
         finished = connection.execute(
             update(Render)
             .where(Render.id == render_id, Render.state == AttemptState.RUNNING, exists().where(current))

@@ -31,7 +31,6 @@ from __future__ import annotations
 import enum
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from farm import defaults
+from farm import defaults, files
 from farm.edit.audio_lay import ShotAudioStats, lay_audio
 from farm.edit.loudness import LoudnessMeasurement, Normalisation, measure_loudness, normalisation_gain
 from farm.edit.timeline import EditShot, EditSpan, check_edit_order, edit_spans, source_start_sample
@@ -213,7 +212,7 @@ def assemble_edit(
     target = out_dir / EDIT_FILE
     if target.exists():
         raise UsageError(f"{target} exists; every assembly is a new edit version, write it to a new folder")
-    work = Path(tempfile.mkdtemp(prefix=".assemble.", dir=out_dir))
+    work = files.temporary_dir(out_dir, prefix=".assemble.")
     clock = _PhaseClock()
     try:
         reference = _reference_signature(work, output, settings)
@@ -245,9 +244,7 @@ def assemble_edit(
             info = _verify(staged, frames, audio_samples, output)
             after = measured.result()
         clock.lap("verify")
-        with staged.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(staged, target)
+        files.publish(staged, target)  # ffmpeg created it under the umask, like every file farm writes
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assembled = tuple(

@@ -18,11 +18,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from farm import files
 from farm.edit.timeline import EditShot
 
 MEDIA_DIR = "media"
@@ -86,20 +86,13 @@ def _link_or_copy(source: Path, destination: Path) -> None:
         return
     except OSError:
         pass
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=".mp4", dir=destination.parent)
-    os.close(handle)
+    temporary = files.temporary_path(destination, suffix=".mp4")
     try:
         shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
+        files.publish(temporary, destination)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, value: object) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(value, out, indent=1, sort_keys=True)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    files.write_text(path, json.dumps(value, indent=1, sort_keys=True))

@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
+
+from farm import files
 
 EDL_ADAPTER = "cmx_3600"
 FCP_XML_ADAPTER = "fcp_xml"
@@ -182,10 +183,9 @@ def _umid_material(material: uuid.UUID) -> str:
 
 
 def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
+    temporary = files.temporary_path(path, suffix=path.suffix)
     try:
-        write(temporary)
-        os.replace(temporary, path)
+        write(str(temporary))
+        files.publish(temporary, path, fsync=False)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)

@@ -18,8 +18,6 @@ config, ``for-<platform>/`` holds the same files with the media paths that platf
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from farm import files
 from farm.config import DEFAULT_RECORD_START, PathMapping
 from farm.defaults import EDIT_AUDIO_RATE
 from farm.edit import nle_formats
@@ -270,10 +269,9 @@ def _reels(shots: Sequence[EditShot]) -> dict[str, str]:
 
 
 def _write_atomically(timeline: otio.schema.Timeline, path: Path, adapter: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
+    temporary = files.temporary_path(path)
     try:
-        otio.adapters.write_to_file(timeline, temporary, adapter_name=adapter)
-        os.replace(temporary, path)
+        otio.adapters.write_to_file(timeline, str(temporary), adapter_name=adapter)
+        files.publish(temporary, path, fsync=False)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)

@@ -12,15 +12,14 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from farm import files
 from farm.edit.analysis import EditAnalysis, analyse_edit
 from farm.edit.assemble import AssemblyResult
 from farm.edit.checks.base import CheckResult, SubjectKind, Verdict
@@ -72,9 +71,9 @@ def write_report(
     document = _report_json(shots, assembly, results, cuts, title)
     document["retakes"] = retakes.to_json()
     json_path = out_dir / REPORT_JSON
-    _write_text(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    files.write_text(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", fsync=False)
     html_path = out_dir / REPORT_HTML
-    _write_text(html_path, _report_html(shots, assembly, results, cuts, title, retakes))
+    files.write_text(html_path, _report_html(shots, assembly, results, cuts, title, retakes), fsync=False)
     return ReportPaths(json_path, html_path, thumbnails)
 
 
@@ -118,15 +117,16 @@ def _thumb(shot_id: str, side: str) -> str:
 
 
 def _write_thumbnails(shots: Sequence[EditShot], analysis: EditAnalysis, out_dir: Path) -> Path:
-    staging = Path(tempfile.mkdtemp(prefix=f".{THUMBNAIL_DIR}.", dir=out_dir))
+    staging = files.temporary_dir(out_dir, prefix=f".{THUMBNAIL_DIR}.")
     try:
         for shot in shots:
+            # Inside the staging folder, which is renamed into place whole: no file of it needs its own rename.
             (staging / f"{shot.shot_id}.first.jpg").write_bytes(analysis[shot.shot_id].first_thumbnail)
             (staging / f"{shot.shot_id}.last.jpg").write_bytes(analysis[shot.shot_id].last_thumbnail)
         final = out_dir / THUMBNAIL_DIR
         if final.exists():
             shutil.rmtree(final)
-        os.replace(staging, final)
+        files.publish(staging, final, fsync=False)  # a folder: renamed whole
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
@@ -341,13 +341,3 @@ def _results_table(results: Sequence[CheckResult]) -> str:
 
 def _num(value: object) -> str:
     return "&ndash;" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def _write_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)

@@ -7,12 +7,11 @@ identical result: the store never holds two artifacts for one key.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from farm import files
 from farm.db.kinds import ArtifactKind
 
 SUFFIXES = {ArtifactKind.SHOT_VIDEO: ".mp4", ArtifactKind.LAST_FRAMES: ".npz"}
@@ -29,16 +28,8 @@ class ArtifactStore:
         """Write (k, H, W, 3) uint8 frames atomically; returns the final path."""
         path = self.path_for(cache_key, ArtifactKind.LAST_FRAMES)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.npz", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.savez(out, frames=frames)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with files.atomic_file(path) as out:
+            np.savez(out, frames=frames)
         return path
 
     @staticmethod

@@ -218,7 +218,7 @@ def _write_member(source: IO[bytes], path: Path, budget: _Budget, name: str) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        descriptor = os.open(path, flags, 0o644)
+        descriptor = os.open(path, flags, 0o666)  # the umask decides, as for every file farm writes
     except FileExistsError:
         raise BundleError(f"bundle member {name!r} appears twice") from None
     with os.fdopen(descriptor, "wb") as file:

@@ -97,7 +97,7 @@ class Farm:
             return self._db
         if self._db is not None:
             self._db.dispose()
-        self._db = open_database(self.settings.database_url, read_only=not write)
+        self._db = open_database(self.settings.database_url, read_only=not write, data_dir=self.settings.data_dir)
         self._writable = write
         return self._db
 

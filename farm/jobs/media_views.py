@@ -7,10 +7,9 @@ A shot's thumbnail is made once per artifact (its cache key names it) and kept i
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from farm import files
 from farm.db.edits import edit_versions
 from farm.db.errors import UnknownFile, UnknownJob
 from farm.db.kinds import ArtifactKind
@@ -36,13 +35,12 @@ def shot_thumbnail(db: Database, settings: Settings, job_id: int, shot_id: str) 
     cached = settings.data_dir / "cache" / "thumbnails" / f"{row.cache_key}.jpg"
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, partial = tempfile.mkstemp(prefix=".thumb.", suffix=".jpg", dir=cached.parent)
-        os.close(descriptor)
+        partial = files.temporary_path(cached)
         try:
-            run(last_frame_jpeg(Path(artifact.path), Path(partial), width=THUMBNAIL_WIDTH), f"{shot_id}: thumbnail")
-            os.replace(partial, cached)
+            run(last_frame_jpeg(Path(artifact.path), partial, width=THUMBNAIL_WIDTH), f"{shot_id}: thumbnail")
+            files.publish(partial, cached, fsync=False)
         finally:
-            Path(partial).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
     return cached
 
 

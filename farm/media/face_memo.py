@@ -8,14 +8,13 @@ The memo is keyed by content, so an edited portrait is detected afresh whatever 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from farm import files
 from farm.digests import file_sha256
 from farm.media.faces import PORTRAIT_DETECTION_SIDE, Face, detect_faces
 from farm.media.image import load_rgb
@@ -95,10 +94,7 @@ class FaceMemo:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": MEMO_VERSION, "portraits": stored})
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".faces-")
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, self.path)  # atomic: a concurrent reader sees the old or the new memo
+        files.write_text(self.path, text, fsync=False)  # atomic: a concurrent reader sees the old or the new memo
 
 
 def _to_json(result: PortraitFaces) -> dict[str, object]:

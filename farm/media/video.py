@@ -7,8 +7,6 @@ crash leaves nothing behind but a temp file that is removed on the way out.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,7 +15,7 @@ from types import TracebackType
 
 import numpy as np
 
-from farm import defaults
+from farm import defaults, files
 from farm.errors import MediaError
 from farm.media.audio import write_wav_chunks
 from farm.media.ffmpeg import DEFAULT_ENCODE, EncodeSettings, FfmpegProcess, encode_rgb_frames, start
@@ -51,9 +49,7 @@ class ShotVideoWriter:
         self.frames_written = 0
         self.settings = settings
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
-        os.close(handle)
-        self.temporary = Path(temporary)
+        self.temporary = files.temporary_path(path, suffix=".part.mp4")
         self.audio_file: Path | None = None
         if audio is not None or audio_chunks is not None:
             self.audio_file = self.temporary.with_suffix(".wav")
@@ -105,9 +101,7 @@ class ShotVideoWriter:
         self.process.finish()
         if self.frames_written != self.expected_frames:
             raise MediaError(f"{self.path}: {self.frames_written} frames written, {self.expected_frames} expected")
-        with self.temporary.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.temporary, self.path)
+        files.publish(self.temporary, self.path)
 
 
 @dataclass(frozen=True)
