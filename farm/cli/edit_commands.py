@@ -38,25 +38,38 @@ loudness_option = click.option(
 
 def print_edit(edit: JobEdit, *, retakes_left_to_render: bool = False) -> None:
     """One edit version: its verdict, what was flagged, its files; ``retakes_left_to_render``: the retakes it
-    queued were not rendered here (``farm assemble``), so say how to render them."""
-    outcome = edit.outcome
-    flagged = [r for r in outcome.results if r.verdict in (Verdict.FAIL, Verdict.WARN)]
+    queued were not rendered here (``farm assemble``), so say how to render them. A version that re-uses
+    an earlier edit (same content key) says which one."""
+    flagged = edit.summary.get("flagged") or []
+    checks = edit.summary.get("checks", 0)
     stdout.print(
         f"edit v{edit.version} of job {edit.job_id}: continuity [{VERDICT_STYLES[edit.verdict]}]{edit.verdict}[/] "
-        f"({len(flagged)} flagged of {len(outcome.results)} checks)",
+        f"({len(flagged)} flagged of {checks} checks)",
         highlight=False,
     )
+    if edit.reused is not None:
+        stdout.print(
+            f"  re-used edit v{edit.reused.version} of job {edit.reused.job_id} (edit {edit.reused.id}): "
+            f"same shots and settings, content key {(edit.content_key or '')[:12]}; nothing assembled",
+            highlight=False,
+        )
     for result in flagged[:10]:
-        colour = VERDICT_STYLES[result.verdict]
-        stdout.print(f"  [{colour}]{result.verdict.value:>4}[/] {result.check}: {result.message}", highlight=False)
+        verdict = Verdict(result["verdict"])
+        stdout.print(
+            f"  [{VERDICT_STYLES[verdict]}]{verdict.value:>4}[/] {result['check']}: {result['message']}",
+            highlight=False,
+        )
     if len(flagged) > 10:
         stdout.print(f"  ... {len(flagged) - 10} more in the report")
-    stdout.print(f"  video   {outcome.assembly.path}", highlight=False)
-    stdout.print(f"  otio    {outcome.timeline.otio}", highlight=False)
-    if outcome.timeline.edl:
-        stdout.print(f"  edl     {outcome.timeline.edl}", highlight=False)
-    stdout.print(f"  report  {outcome.report.html}", highlight=False)
-    retakes = outcome.retakes.retakes
+    files = edit.files
+    stdout.print(f"  video   {files.video}", highlight=False)
+    if files.otio:
+        stdout.print(f"  otio    {files.otio}", highlight=False)
+    if files.edl:
+        stdout.print(f"  edl     {files.edl}", highlight=False)
+    if files.report:
+        stdout.print(f"  report  {files.report}", highlight=False)
+    retakes = edit.retakes
     if retakes and retakes_left_to_render:
         stdout.print(
             f"  retakes {', '.join(retake.shot_id for retake in retakes)} queued; "
@@ -85,12 +98,12 @@ def assemble(job: int, loudness: float, json_output: bool, **flags: object) -> N
                 "job": job,
                 "version": edit.version,
                 "verdict": edit.verdict,
-                "video": str(edit.outcome.assembly.path),
-                "otio": str(edit.outcome.timeline.otio),
-                "edl": str(edit.outcome.timeline.edl) if edit.outcome.timeline.edl else None,
-                "report": str(edit.outcome.report.html),
-                "retakes": [retake.shot_id for retake in edit.outcome.retakes.retakes],
-                "checks": [result.to_json() for result in edit.outcome.results],
+                "video": str(edit.files.video),
+                "otio": str(edit.files.otio) if edit.files.otio else None,
+                "edl": str(edit.files.edl) if edit.files.edl else None,
+                "report": str(edit.files.report) if edit.files.report else None,
+                "retakes": [retake.shot_id for retake in edit.retakes],
+                "checks": [result.to_json() for result in edit.outcome.results] if edit.outcome else [],
             }
         )
     else:

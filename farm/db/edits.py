@@ -107,3 +107,16 @@ def review_edit(
             )
         ).one()
     return from_values(EditInfo, _EDIT_FIELDS, row)
+
+
+def edits_with_content(db: Database, content_key: str, *, limit: int = 5) -> tuple[EditInfo, ...]:
+    """The newest edit versions (of any job) whose content key is ``content_key``, newest first: the
+    candidates a run with the same edit inputs may re-use instead of assembling again."""
+    with db.read() as connection:
+        rows = connection.execute(
+            select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
+            .where(Edit.content_key == content_key)
+            .order_by(Edit.id.desc())
+            .limit(limit)
+        ).all()
+    return tuple(from_values(EditInfo, _EDIT_FIELDS, row) for row in rows)

@@ -280,8 +280,8 @@ class Farm:
         by = self.settings.user
         with hold_lease(db, job_id, by=by):  # a live driver keeps its job; a dead one's lease is taken over
             edit = assemble_job(db, self.settings, job_id, loudness_lufs=loudness_lufs, by=by)
-            if edit.outcome.retakes.retakes:
-                apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=by)
+            if edit.retakes:
+                apply_retakes(db, self.settings, job_id, edit.retakes, by=by)
         return edit
 
     def cancel(self, job_id: int, *, by: str | None = None) -> int:
