@@ -110,12 +110,13 @@ def review_edit(
 
 
 def edits_with_content(db: Database, content_key: str, *, limit: int = 5) -> tuple[EditInfo, ...]:
-    """The newest edit versions (of any job) whose content key is ``content_key``, newest first: the
-    candidates a run with the same edit inputs may re-use instead of assembling again."""
+    """The newest assembled edit versions (of any job) whose content key is ``content_key``, newest first:
+    the candidates a run with the same edit inputs may re-use instead of assembling again. Versions that
+    themselves re-use one are left out: they point at the same files as the one they name."""
     with db.read() as connection:
         rows = connection.execute(
             select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
-            .where(Edit.content_key == content_key)
+            .where(Edit.content_key == content_key, Edit.reused_from_id.is_(None))
             .order_by(Edit.id.desc())
             .limit(limit)
         ).all()

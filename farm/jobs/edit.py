@@ -188,7 +188,7 @@ def _record_reused(
 ) -> JobEdit:
     """A new version of ``job_id`` that is ``original``'s files: its folder holds only ``reused.json``
     (the folder is still the version's lock on disk), its row points at the files and at ``original``."""
-    source_id = original.reused_from_id or original.id  # always name the edit that was assembled
+    source_id = original.id
     version, folder = new_edit_dir(job_edits_dir(settings, job_id))
     try:
         pointer = {"edit_id": source_id, "content_key": content_key, "video": original.video_path}
