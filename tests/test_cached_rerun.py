@@ -77,7 +77,7 @@ def test_an_edit_whose_files_are_gone_is_not_reused(database: Database, database
 def test_the_content_key_follows_order_audio_loudness_and_checks(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
-    settings, job = rendered_job(database, database_url, tmp_path)
+    _, job = rendered_job(database, database_url, tmp_path)
     tasks = finished_tasks(database, job)
     shots = edit_shots(tasks, {task.shot_id: video_of(database, job, task) for task in tasks})
     output = OutputSpec(fps=tasks[0].fps, width=tasks[0].width, height=tasks[0].height)
