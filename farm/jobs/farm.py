@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from farm.engine.policy import EngineOptions
     from farm.jobs.bundle import BundleLimits
     from farm.jobs.edit import JobEdit
+    from farm.jobs.estimate import PlanCost
     from farm.jobs.logs import AttemptLog
     from farm.jobs.manager import Manager, ManagerOptions
     from farm.jobs.run import RenderedJob
@@ -146,6 +147,25 @@ class Farm:
         from farm.jobs.submit import plan_file
 
         return plan_file(self.settings, Path(path), quality=_quality(quality))[1]
+
+    def plan_cost(self, plan: Plan) -> PlanCost:
+        """Which of ``plan``'s shots the artifact store already has, and the GPU-hours the rest will take at
+        each model's measured seconds per frame (its manifest's rate where none was measured yet).
+
+        Example::
+
+            cost = farm.plan_cost(farm.plan("shots/demo/episode.yaml"))
+            print(len(cost.cached), "cached;", f"{cost.gpu_hours:.2f} GPU-hours to render")
+        """
+        from farm.catalog import ModelCatalog
+        from farm.db.errors import DatabaseMissing
+        from farm.jobs.estimate import plan_cost
+
+        try:
+            db: Database | None = self.database(write=False)
+        except DatabaseMissing:
+            db = None
+        return plan_cost(plan, db, ModelCatalog.for_settings(self.settings))
 
     # ---- jobs: writes -------------------------------------------------------------------------------
 
