@@ -8,17 +8,19 @@ from pathlib import Path
 
 import ray
 
+from farm.catalog import ModelCatalog
 from farm.db.queries import latest_edit, shots_of_job
 from farm.db.session import Database
 from farm.db.states import JobState
 from farm.defaults import LOUDNESS_LUFS, TRUE_PEAK_DB
 from farm.edit.content_key import edit_content_key
 from farm.jobs.edit import edit_shots, finished_tasks, video_of
+from farm.jobs.estimate import MANIFEST, MEASURED, plan_cost
 from farm.jobs.run import render_job
 from farm.jobs.submit import submit_shot_list
 from farm.shotlist.types import ContinuityConfig, OutputSpec
 from tests.shotlists import make_project
-from tests.test_job_edit import SMALL, rendered_job
+from tests.test_job_edit import SMALL, render_without_ray, rendered_job, settings_for
 
 
 def test_a_cached_rerun_starts_no_ray_and_reuses_the_edit(
@@ -93,3 +95,21 @@ def test_the_content_key_follows_order_audio_loudness_and_checks(
     assert edit_content_key([trimmed, *shots[1:]], **base) != key  # type: ignore[arg-type]
     assert edit_content_key(shots, **{**base, "loudness_lufs": LOUDNESS_LUFS - 1}) != key  # type: ignore[arg-type]
     assert edit_content_key(shots, **{**base, "continuity": ContinuityConfig(max_retakes=0)}) != key  # type: ignore[arg-type]
+
+
+def test_the_plan_cost_names_the_cached_shots_and_where_each_rate_comes_from(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path, database_url)
+    submission = submit_shot_list(database, settings, make_project(tmp_path / "p", SMALL))
+    catalog = ModelCatalog.for_settings(settings)
+    before = plan_cost(submission.plan, database, catalog)
+    assert before.cached == frozenset() and before.to_render_frames == submission.plan.total_frames
+    assert {rate.source for rate in before.rates.values()} == {MANIFEST} and before.gpu_hours > 0
+
+    render_without_ray(database, settings, submission.job_id)
+    after = plan_cost(submission.plan, database, catalog)
+
+    assert after.cached == {task.shot_id for task in submission.plan.tasks}
+    assert after.to_render_frames == 0 and after.gpu_hours == 0
+    assert {rate.source for rate in after.rates.values()} == {MEASURED}
