@@ -43,30 +43,41 @@ loudness_option = click.option(
 
 def print_edit(edit: JobEdit, *, retakes_left_to_render: bool = False) -> None:
     """One edit version: its verdict, what was flagged, its files; ``retakes_left_to_render``: the retakes it
-    queued were not rendered here (``farm assemble``), so say how to render them."""
-    outcome = edit.outcome
-    flagged = [r for r in outcome.results if r.verdict in (Verdict.FAIL, Verdict.WARN)]
+    queued were not rendered here (``farm assemble``), so say how to render them. A version that re-uses
+    an earlier edit (same content key) says which one."""
+    flagged = edit.summary.get("flagged") or []
+    checks = edit.summary.get("checks", 0)
     stdout.print(
         f"edit v{edit.version} of job {edit.job_id}: continuity [{VERDICT_STYLES[edit.verdict]}]{edit.verdict}[/] "
-        f"({len(flagged)} flagged of {len(outcome.results)} checks)",
+        f"({len(flagged)} flagged of {checks} checks)",
         highlight=False,
     )
+    if edit.reused is not None:
+        stdout.print(
+            f"  re-used edit v{edit.reused.version} of job {edit.reused.job_id} (edit {edit.reused.id}): "
+            f"same shots and settings, content key {(edit.content_key or '')[:12]}; nothing assembled",
+            highlight=False,
+        )
     for result in flagged[:10]:
-        colour = VERDICT_STYLES[result.verdict]
-        stdout.print(f"  [{colour}]{result.verdict.value:>4}[/] {result.check}: {result.message}", highlight=False)
+        verdict = Verdict(result["verdict"])
+        stdout.print(
+            f"  [{VERDICT_STYLES[verdict]}]{verdict.value:>4}[/] {result['check']}: {result['message']}",
+            highlight=False,
+        )
     if len(flagged) > 10:
         stdout.print(f"  ... {len(flagged) - 10} more in the report")
-    stdout.print(f"  video   {outcome.assembly.path}", highlight=False)
-    stdout.print(f"  otio    {outcome.timeline.otio}", highlight=False)
-    for label, path in (("edl", outcome.timeline.edl), ("xml", outcome.timeline.xml), ("aaf", outcome.timeline.aaf)):
+    files = edit.files
+    stdout.print(f"  video   {files.video}", highlight=False)
+    for label, path in (("otio", files.otio), ("edl", files.edl), ("xml", files.xml), ("aaf", files.aaf)):
         if path:
             stdout.print(f"  {label:<7} {path}", highlight=False)
-    if outcome.timeline.media:
-        stdout.print(f"  media   {outcome.timeline.media}", highlight=False)
-    for platform, folder in outcome.timeline.platforms.items():
+    if files.media:
+        stdout.print(f"  media   {files.media}", highlight=False)
+    for platform, folder in files.platforms.items():
         stdout.print(f"  {platform:<7} {folder}", highlight=False)
-    stdout.print(f"  report  {outcome.report.html}", highlight=False)
-    retakes = outcome.retakes.retakes
+    if files.report:
+        stdout.print(f"  report  {files.report}", highlight=False)
+    retakes = edit.retakes
     if retakes and retakes_left_to_render:
         stdout.print(
             f"  retakes {', '.join(retake.shot_id for retake in retakes)} queued; "
@@ -105,16 +116,16 @@ def assemble(job: int, loudness: float, record_start: str | None, json_output: b
                 "job": job,
                 "version": edit.version,
                 "verdict": edit.verdict,
-                "video": str(edit.outcome.assembly.path),
-                "otio": str(edit.outcome.timeline.otio),
-                "edl": str(edit.outcome.timeline.edl) if edit.outcome.timeline.edl else None,
-                "xml": str(edit.outcome.timeline.xml) if edit.outcome.timeline.xml else None,
-                "aaf": str(edit.outcome.timeline.aaf) if edit.outcome.timeline.aaf else None,
-                "media": str(edit.outcome.timeline.media) if edit.outcome.timeline.media else None,
-                "platforms": {name: str(folder) for name, folder in edit.outcome.timeline.platforms.items()},
-                "report": str(edit.outcome.report.html),
-                "retakes": [retake.shot_id for retake in edit.outcome.retakes.retakes],
-                "checks": [result.to_json() for result in edit.outcome.results],
+                "video": str(edit.files.video),
+                "otio": str(edit.files.otio) if edit.files.otio else None,
+                "edl": str(edit.files.edl) if edit.files.edl else None,
+                "xml": str(edit.files.xml) if edit.files.xml else None,
+                "aaf": str(edit.files.aaf) if edit.files.aaf else None,
+                "media": str(edit.files.media) if edit.files.media else None,
+                "platforms": {name: str(folder) for name, folder in edit.files.platforms.items()},
+                "report": str(edit.files.report) if edit.files.report else None,
+                "retakes": [retake.shot_id for retake in edit.retakes],
+                "checks": [result.to_json() for result in edit.outcome.results] if edit.outcome else [],
             }
         )
     else:

@@ -88,18 +88,34 @@ def _print_report(report: ValidationReport) -> None:
 @max_seconds_option
 @settings_options
 def plan(file: Path, quality: str | None, json_output: bool, max_shot_seconds: float | None, **flags: object) -> None:
-    """Show the per-shot render tasks a shot list becomes: frames, audio slice, model and cache key.
+    """Show the per-shot render tasks a shot list becomes: frames, audio slice, model and cache key, which
+    shots the farm already has in its cache, and what the rest will cost in GPU-hours.
 
     \b
     Examples:
       farm plan shots/ep01.yaml
       farm plan shots/ep01.yaml --quality final --json
     """
-    the_plan = farm_from(max_shot_seconds=max_shot_seconds, **flags).plan(file, quality=quality)
+    farm = farm_from(max_shot_seconds=max_shot_seconds, **flags)
+    the_plan = farm.plan(file, quality=quality)
+    cost = farm.plan_cost(the_plan)
     if json_output:
-        print_json(the_plan.to_json())
-    else:
-        stdout.print(plan_table(the_plan))
+        print_json({**the_plan.to_json(), "cost": cost.to_json()})
+        return
+    stdout.print(plan_table(the_plan))
+    cached = [task.shot_id for task in the_plan.tasks if task.shot_id in cost.cached]
+    stdout.print(
+        f"cached: {len(cached)} of {len(the_plan.tasks)} shots" + (f" ({', '.join(cached)})" if cached else ""),
+        highlight=False,
+    )
+    stdout.print(f"to render: {cost.to_render_frames} frames, about {cost.gpu_hours:.3f} GPU-hours", highlight=False)
+    for rate in cost.rates.values():
+        where = (
+            f"measured over {rate.measured_frames} rendered frames"
+            if rate.source == "measured"
+            else "the manifest's stuck-timeout rate (no shot rendered yet; an upper bound)"
+        )
+        stdout.print(f"  {rate.model}: {rate.seconds_per_frame:.4g} GPU-s per frame, {where}", highlight=False)
 
 
 def describe_camera(camera: CameraSpec) -> str:

@@ -107,3 +107,17 @@ def review_edit(
             )
         ).one()
     return from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row))
+
+
+def edits_with_content(db: Database, content_key: str, *, limit: int = 5) -> tuple[EditInfo, ...]:
+    """The newest assembled edit versions (of any job) whose content key is ``content_key``, newest first:
+    the candidates a run with the same edit inputs may re-use instead of assembling again. Versions that
+    themselves re-use one are left out: they point at the same files as the one they name."""
+    with db.read() as connection:
+        rows = connection.execute(
+            select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
+            .where(Edit.content_key == content_key, Edit.reused_from_id.is_(None))
+            .order_by(Edit.id.desc())
+            .limit(limit)
+        ).all()
+    return tuple(from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row)) for row in rows)

@@ -74,6 +74,10 @@ class NewEdit:
     summary: dict[str, Any]
     version: int | None = None
     """The number the edit's folder already has (its creation is the lock on disk); None: the next free one."""
+    content_key: str | None = None
+    """The identity of the edit's inputs (``farm.edit.content_key``), so a later run can re-use it."""
+    reused_from_id: int | None = None
+    """Set when this version re-uses an existing edit's files (same content key) instead of assembling."""
 
 
 def record_edit(db: Database, job_id: int, edit: NewEdit, *, by: str) -> tuple[int, int]:
@@ -109,6 +113,8 @@ def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str, 
             verdict=edit.verdict,
             summary=edit.summary,
             created_at=now,
+            content_key=edit.content_key,
+            reused_from_id=edit.reused_from_id,
         )
         .returning(Edit.id)
     ).scalar_one()
@@ -117,8 +123,16 @@ def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str, 
         by=by,
         kind=EventKind.EDIT_RECORDED,
         job_id=job_id,
-        message=f"edit v{version}: continuity {edit.verdict}",
-        data={"edit_id": edit_id, "version": version, "verdict": edit.verdict.value, "video": edit.video_path},
+        message=f"edit v{version}: continuity {edit.verdict}"
+        + (f" (re-uses edit {edit.reused_from_id})" if edit.reused_from_id is not None else ""),
+        data={
+            "edit_id": edit_id,
+            "version": version,
+            "verdict": edit.verdict.value,
+            "video": edit.video_path,
+            "content_key": edit.content_key,
+            "reused_from": edit.reused_from_id,
+        },
     )
     write_events(connection, [event])
     return edit_id, version

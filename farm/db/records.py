@@ -214,6 +214,9 @@ class EditInfo(_JsonRecord):
     review_comment: str | None = None
     reviewed_by: str | None = None
     reviewed_at: datetime | None = None
+    content_key: str | None = None
+    reused_from_id: int | None = None
+    """The edit (of this job or another) whose files this version re-uses; None when it was assembled."""
 
 
 @dataclass(frozen=True)

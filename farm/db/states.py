@@ -117,6 +117,8 @@ crashed one requeues it (attempts left) or fails it, a cancelled one cancels it 
 ACTIVE_JOB_STATES = frozenset({JobState.RENDERING, JobState.ASSEMBLING, JobState.CHECKING, JobState.RETAKING})
 """A driver is working on the job (it holds the job's driver lease)."""
 FINISHED_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+RENDERABLE_JOB_STATES = frozenset({JobState.QUEUED, JobState.RETAKING, JobState.RENDERING})
+"""A driver renders a job in these states (rendering: it takes over from a driver that was lost)."""
 UNFINISHED_SHOT_STATES = frozenset({ShotState.QUEUED, ShotState.RUNNING})
 
 

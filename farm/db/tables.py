@@ -182,6 +182,7 @@ class Edit(Base):
     __tablename__ = "edits"
     __table_args__ = (
         UniqueConstraint("job_id", "version"),
+        Index(None, "content_key"),
         CheckConstraint(enum_check("verdict", Verdict), name="verdict"),
         CheckConstraint(enum_check("review", Review), name="review"),
     )
@@ -201,6 +202,10 @@ class Edit(Base):
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     reviewed_by: Mapped[str | None] = mapped_column(String(NAME), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    content_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The identity of the edit's inputs (``farm.edit.content_key``); None for edits made before it existed."""
+    reused_from_id: Mapped[int | None] = mapped_column(ForeignKey("edits.id", ondelete="SET NULL"), nullable=True)
+    """The edit whose files this version re-uses (same content key, nothing assembled); None when assembled."""
 
 
 class Event(Base):

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pyloudnorm.iirfilter import IIRfilter
-from scipy.signal import lfilter, lfilter_zi
 
 from farm.errors import MediaError
 from farm.media.ffmpeg import DUPLICATE_MONO_TO_STEREO, Filter, measure_ebur128, run
@@ -35,6 +33,10 @@ class LoudnessMeter:
     """Integrated loudness (LUFS) of one mono channel fed in chunks of float samples in [-1, 1]."""
 
     def __init__(self, sample_rate: int) -> None:
+        # scipy.signal takes seconds to import: only a meter that measures pays for it, not every
+        # process that imports the edit library (a cached re-run re-uses its edit and measures nothing)
+        from pyloudnorm.iirfilter import IIRfilter
+
         shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
         high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
         self._filters = [(shelf.b, shelf.a), (high_pass.b, high_pass.a)]
@@ -44,6 +46,8 @@ class LoudnessMeter:
         self._sub_block_powers: list[float] = []
 
     def feed(self, samples: np.ndarray) -> None:
+        from scipy.signal import lfilter, lfilter_zi
+
         weighted = np.asarray(samples, dtype=np.float64)
         if self._states is None:
             self._states = [lfilter_zi(b, a) * 0.0 for b, a in self._filters]

@@ -13,8 +13,25 @@ import numpy as np
 
 from farm import files
 from farm.db.kinds import ArtifactKind
+from farm.db.queries import find_artifact
+from farm.db.records import ArtifactInfo
+from farm.db.session import Database
 
 SUFFIXES = {ArtifactKind.SHOT_VIDEO: ".mp4", ArtifactKind.LAST_FRAMES: ".npz"}
+
+
+def intact_artifact(db: Database, cache_key: str, kind: ArtifactKind = ArtifactKind.SHOT_VIDEO) -> ArtifactInfo | None:
+    """The recorded artifact for ``cache_key`` if its file is still there at its recorded size: a cache hit.
+
+    A row whose file was deleted or truncated is no hit (the shot renders again and replaces the file).
+    """
+    artifact = find_artifact(db, cache_key, kind)
+    if artifact is None:
+        return None
+    path = Path(artifact.path)
+    if not path.is_file() or path.stat().st_size != artifact.bytes:
+        return None
+    return artifact
 
 
 class ArtifactStore:

@@ -37,11 +37,11 @@ from farm.db.events import record_event
 from farm.db.jobs import settle_job, transition_job
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.products import ArtifactRecord
-from farm.db.queries import find_artifact, higher_priority_jobs, job_state, shots_of_job
+from farm.db.queries import higher_priority_jobs, job_state, shots_of_job
 from farm.db.queue import ShowLimits, job_heads, show_limits
 from farm.db.session import Database
-from farm.db.states import AttemptState, JobState, LostRace, ShotState
-from farm.engine.artifacts import ArtifactStore
+from farm.db.states import RENDERABLE_JOB_STATES, AttemptState, JobState, LostRace, ShotState
+from farm.engine.artifacts import ArtifactStore, intact_artifact
 from farm.engine.faults import classify_failure
 from farm.engine.inputs import InputStager
 from farm.engine.messages import (
@@ -68,9 +68,6 @@ from farm.engine.policy import (
 from farm.engine.pool import PooledWorker, WorkerPool, slots_for
 from farm.errors import FarmError
 from farm.plan import ShotTask
-
-RENDERABLE_JOB_STATES = frozenset({JobState.QUEUED, JobState.RETAKING, JobState.RENDERING})
-"""A driver renders a job in these states (rendering: it takes over from a driver that was lost)."""
 
 _ENDING_KIND = {
     ShotState.QUEUED: EngineEventKind.RETRY,
@@ -383,9 +380,8 @@ class Scheduler:
 
     def _try_cache(self, job: JobBook, pk: int) -> bool:
         task = job.book.tasks[pk]
-        artifact = find_artifact(self.db, task.cache_key, ArtifactKind.SHOT_VIDEO)
-        path = Path(artifact.path) if artifact is not None else None
-        if artifact is None or not path.is_file() or path.stat().st_size != artifact.bytes:
+        artifact = intact_artifact(self.db, task.cache_key)
+        if artifact is None:
             return False
         won = shot_moves.mark_cached(self.db, pk, artifact.id, by=self.by)
         if job.book.apply(pk, ShotState.DONE, won):

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from farm.jobs.bundle import BundleLimits
     from farm.jobs.conform import Conformed
     from farm.jobs.edit import JobEdit
+    from farm.jobs.estimate import PlanCost
     from farm.jobs.logs import AttemptLog
     from farm.jobs.manager import Manager, ManagerOptions
     from farm.jobs.run import RenderedJob
@@ -147,6 +148,25 @@ class Farm:
         from farm.jobs.submit import plan_file
 
         return plan_file(self.settings, Path(path), quality=_quality(quality))[1]
+
+    def plan_cost(self, plan: Plan) -> PlanCost:
+        """Which of ``plan``'s shots the artifact store already has, and the GPU-hours the rest will take at
+        each model's measured seconds per frame (its manifest's rate where none was measured yet).
+
+        Example::
+
+            cost = farm.plan_cost(farm.plan("shots/demo/episode.yaml"))
+            print(len(cost.cached), "cached;", f"{cost.gpu_hours:.2f} GPU-hours to render")
+        """
+        from farm.catalog import ModelCatalog
+        from farm.db.errors import DatabaseMissing
+        from farm.jobs.estimate import plan_cost
+
+        try:
+            db: Database | None = self.database(write=False)
+        except DatabaseMissing:
+            db = None
+        return plan_cost(plan, db, ModelCatalog.for_settings(self.settings))
 
     # ---- jobs: writes -------------------------------------------------------------------------------
 
@@ -287,8 +307,8 @@ class Farm:
             edit = assemble_job(
                 db, self.settings, job_id, loudness_lufs=loudness_lufs, record_start=record_start, by=by
             )
-            if edit.outcome.retakes.retakes:
-                apply_retakes(db, self.settings, job_id, edit.outcome.retakes.retakes, by=by)
+            if edit.retakes:
+                apply_retakes(db, self.settings, job_id, edit.retakes, by=by)
         return edit
 
     def conform(self, job_id: int, timeline: Path | str, *, output: Path | str | None = None) -> Conformed:

@@ -25,11 +25,11 @@ from farm.db.queries import job_state
 from farm.db.queue import hold_job, job_heads, jobs_needing_a_driver, show_gpu_seconds, show_limits
 from farm.db.session import Database
 from farm.db.shots import recover_orphans
-from farm.db.states import FINISHED_JOB_STATES, JobState
+from farm.db.states import FINISHED_JOB_STATES, RENDERABLE_JOB_STATES, JobState
 from farm.engine.cluster import RayUnreachable, connect_ray
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer, ignore_events
 from farm.engine.policy import EngineOptions
-from farm.engine.scheduler import RENDERABLE_JOB_STATES, Scheduler
+from farm.engine.scheduler import Scheduler
 from farm.jobs.edit import JobEdit, assemble_job
 from farm.jobs.lease import driver_name
 from farm.jobs.retake import apply_retakes
@@ -254,10 +254,11 @@ class Manager:
             job_id,
             loudness_lufs=self.options.loudness_lufs,
             retake_attempts=retakes,
+            reuse=True,
             by=self.holder,
         )
-        if edit.outcome.retakes.retakes:
-            apply_retakes(self.db, self.settings, job_id, edit.outcome.retakes.retakes, by=self.holder)
+        if edit.retakes:
+            apply_retakes(self.db, self.settings, job_id, edit.retakes, by=self.holder)
         return edit
 
     def _after_edits(self) -> None:
@@ -271,7 +272,7 @@ class Manager:
                 self._say(f"job {job_id}: its edit could not be made ({type(exc).__name__}: {exc})")
                 self._let_go(job_id)
                 continue
-            retaken = edit.outcome.retakes.retakes
+            retaken = edit.retakes
             self._retakes.setdefault(job_id, {}).update({retake.shot_id: retake.attempt for retake in retaken})
             self._say(f"job {job_id}: edit v{edit.version}, continuity {edit.verdict}")
             state = job_state(self.db, job_id)

@@ -4,26 +4,34 @@ Everything a driver does to a job happens under the job's driver lease (``Driver
 shot to the recorded edit, so a second driver waits and a dead one is noticed and taken over. The job's
 phase says where a resumed driver picks up: queued, retaking or rendering jobs render; assembling or
 checking jobs make their edit.
+
+A job with nothing to render (every shot in the cache) never starts Ray (``farm.jobs.cached``), and its
+edit re-uses an intact edit with the same content key when one exists (``assemble_job(reuse=True)``):
+a re-run of an unchanged shot list is a few database reads. Ray and the scheduler are imported only when
+a shot has to render.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from farm import defaults
 from farm.catalog import ModelCatalog
 from farm.db.queries import job_state, shots_of_job
 from farm.db.session import Database
-from farm.db.states import JobState, ShotState
-from farm.engine.cluster import connect_ray
+from farm.db.states import RENDERABLE_JOB_STATES, JobState, ShotState
 from farm.engine.messages import EngineEvent, EngineEventKind, JobOutcome, Observer, ignore_events
 from farm.engine.policy import EngineOptions
-from farm.engine.scheduler import RENDERABLE_JOB_STATES, Scheduler
+from farm.jobs.cached import drive_from_cache
 from farm.jobs.edit import JobEdit, assemble_job
 from farm.jobs.lease import DriverLease
 from farm.jobs.retake import apply_retakes
 from farm.settings import Settings
+
+if TYPE_CHECKING:
+    from farm.engine.scheduler import Scheduler
 
 
 @dataclass(frozen=True)
@@ -90,10 +98,16 @@ def render_job(
             elif state in (JobState.ASSEMBLING, JobState.CHECKING):
                 notify(EngineEvent(EngineEventKind.MESSAGE, message=f"assembling job {job_id}"))
                 edit = assemble_job(
-                    db, settings, job_id, loudness_lufs=loudness_lufs, retake_attempts=retakes_so_far, by=lease.by
+                    db,
+                    settings,
+                    job_id,
+                    loudness_lufs=loudness_lufs,
+                    retake_attempts=retakes_so_far,
+                    reuse=True,
+                    by=lease.by,
                 )
                 edits.append(edit)
-                retakes = edit.outcome.retakes.retakes
+                retakes = edit.retakes
                 if not retakes:
                     break
                 retakes_so_far.update({retake.shot_id: retake.attempt for retake in retakes})
@@ -130,6 +144,11 @@ def hold_lease(
 def _drive(
     db: Database, settings: Settings, job_id: int, options: EngineOptions, observer: Observer | None, by: str
 ) -> JobOutcome:
+    from_cache = drive_from_cache(db, job_id, by=by, observer=observer or ignore_events)
+    if from_cache is not None:
+        return from_cache
+    from farm.engine.cluster import connect_ray
+
     connect_ray(settings.ray_address)
     return new_scheduler(db, settings, options, observer, by).render_one(job_id)
 
@@ -138,6 +157,8 @@ def new_scheduler(
     db: Database, settings: Settings, options: EngineOptions, observer: Observer | None, by: str
 ) -> Scheduler:
     """The scheduler for ``settings``' farm: its models, artifact store and attempt logs."""
+    from farm.engine.scheduler import Scheduler
+
     return Scheduler(
         db,
         catalog=ModelCatalog.for_settings(settings),
