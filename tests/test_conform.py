@@ -11,6 +11,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 import pytest
+import ray
 import yaml
 from click.testing import CliRunner
 
@@ -67,6 +68,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RenderedJob]:
     assert edit is not None
     yield RenderedJob(farm, job_id, shot_list, edit.outcome.timeline.otio, edit.outcome.timeline.edl)
     farm.close()
+    ray.shutdown()  # the render's local Ray (its agents hold fixed ports) must not outlive the module
 
 
 def exported(job: RenderedJob) -> otio.schema.Timeline:

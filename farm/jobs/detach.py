@@ -9,14 +9,25 @@ travels in the driver's environment (FARM_DATABASE_URL), which its ``--db`` take
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm.errors import UsageError
 from farm.settings import Settings, child_environment, secret_environment, without_password
+
+AGENT_WAIT_SECONDS = 60.0
+"""How long a submit waits out a head whose job agent is still starting (Ray: "No available agent to submit
+job, please try again later"), as on a head that has just come up."""
+
+
+class DriverNotStarted(UsageError):
+    """The cluster did not take the job's driver; the job is not left queued for a driver that never comes."""
 
 
 @dataclass(frozen=True)
@@ -85,13 +96,41 @@ def ray_job_runtime_env(settings: Settings) -> dict[str, Any]:
     return {"env_vars": secret_environment(settings)}
 
 
-def submit_to_ray_jobs(settings: Settings, job_id: int, dashboard_address: str) -> str:
+def submit_to_ray_jobs(
+    settings: Settings, job_id: int, dashboard_address: str, *, wait_seconds: float = AGENT_WAIT_SECONDS
+) -> str:
     """Submit the driver as a Ray job on the cluster (needs the head's dashboard address, e.g. http://head:8265)."""
     from ray.job_submission import JobSubmissionClient
 
-    client = JobSubmissionClient(dashboard_address)
-    return client.submit_job(
-        entrypoint=ray_job_entrypoint(settings, job_id),
-        runtime_env=ray_job_runtime_env(settings),
-        submission_id=f"farm-job-{job_id}-{os.getpid()}",
-    )
+    submission_id = f"farm-job-{job_id}-{os.getpid()}"
+    deadline = time.monotonic() + wait_seconds
+    delay, tried = 0.5, False
+    while True:
+        try:
+            client = JobSubmissionClient(dashboard_address)
+            return client.submit_job(
+                entrypoint=ray_job_entrypoint(settings, job_id),
+                runtime_env=ray_job_runtime_env(settings),
+                submission_id=submission_id,
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if tried and "already exists" in reason:  # an earlier try reached the head after all
+                return submission_id
+            if not _agent_starting(reason) or time.monotonic() + delay > deadline:
+                raise DriverNotStarted(_not_started(dashboard_address, reason)) from exc
+            tried = True
+            time.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 5.0)
+
+
+def _agent_starting(reason: str) -> bool:
+    return "No available agent" in reason or "try again later" in reason
+
+
+def _not_started(dashboard_address: str, reason: str) -> str:
+    if _agent_starting(reason):
+        advice = f"the head's job agent was still not ready after {AGENT_WAIT_SECONDS:.0f} s; check the head's logs"
+    else:
+        advice = "check the address (the head's dashboard, e.g. http://head:8265) and that the head is up"
+    return f"--dashboard {dashboard_address}: the cluster did not take the driver ({reason}); {advice}"

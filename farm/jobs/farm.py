@@ -453,12 +453,31 @@ class Farm:
 
             print(farm.start_driver(submission.job_id))
         """
-        from farm.jobs.detach import start_detached_driver, submit_to_ray_jobs
+        from farm.jobs.detach import DriverNotStarted, start_detached_driver, submit_to_ray_jobs
 
         if dashboard:
-            return f"Ray job {submit_to_ray_jobs(self.settings, job_id, dashboard)}"
+            try:
+                return f"Ray job {submit_to_ray_jobs(self.settings, job_id, dashboard)}"
+            except DriverNotStarted as exc:
+                self._give_up_on(job_id, str(exc))
+                raise DriverNotStarted(f"{exc}; job {job_id} is cancelled, submit the shot list again") from exc
         log = self.settings.logs_dir / f"job-{job_id}.log"
         return f"driver pid {start_detached_driver(self.settings, job_id, log)}, log {log}"
+
+    def _give_up_on(self, job_id: int, why: str) -> None:
+        """A queued job whose driver could not be started is cancelled with the reason, so that nothing shows
+        it queued for a driver that will never come."""
+        from farm.db.jobs import transition_job
+        from farm.db.states import JobState
+
+        transition_job(
+            self.database(write=True),
+            job_id,
+            JobState.CANCELLED,
+            by=self.settings.user,
+            expected={JobState.QUEUED},
+            message=f"its driver was not started: {why}"[:2000],
+        )
 
     # ---- jobs: reads ----------------------------------------------------------------------------------
 
