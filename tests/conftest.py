@@ -146,3 +146,16 @@ def make_job(plan: Plan) -> Callable[..., int]:
         return submit_job(db, job, shots)
 
     return submit
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_ray_outlives_its_module() -> Iterator[None]:
+    """A module that leaves this process connected to Ray (a local Ray started by a render in process) would
+    make the next module's ``ray.init(address=...)`` fail, and its agents hold fixed ports a later test's
+    head needs; so after each module, whatever Ray it left is stopped."""
+    yield
+    import sys
+
+    ray = sys.modules.get("ray")  # never import Ray for a module that did not
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
