@@ -157,7 +157,7 @@ def farm_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
         farm = Farm(
             cluster,
             settings,
-            open_database(settings.database_url),
+            open_database(settings.database_url, data_dir=settings.data_dir),
             make_project(tmp_path / "project", text),
             log,
             nodes,

@@ -370,7 +370,7 @@ def test_a_stuck_render_is_killed_recorded_and_its_shot_finishes_on_another_work
     assert tried[0][5] == "Stuck" and "no progress" in tried[0][6], tried[0]
     assert tried[1][7] != tried[0][7], "the shot ran again on the worker that hung"
     first_failure = next(path for shot, no, path, state in logs if shot == "s02" and state == AttemptState.FAILED)
-    text = Path(first_failure).read_text()
+    text = (farm.settings.data_dir / first_failure).read_text()  # stored relative to the data dir
     assert "Traceback" in text and "injected failure 1 of shot s02" in text, text
 
 
