@@ -374,9 +374,14 @@ def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(far
         videos = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "shot_video"))}
         tails = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "last_frames"))}
     for shot in shots.values():
-        info = probe_video(Path(videos[shot.cache_key].path))
+        info = probe_video(farm.settings.data_dir / videos[shot.cache_key].path)  # stored relative
         assert (info.frames, info.width, info.height) == (shot.frames, 96, 64)
-        assert ArtifactStore.load_last_frames(Path(tails[shot.cache_key].path)).shape == (5, 64, 96, 3)
+        assert ArtifactStore.load_last_frames(farm.settings.data_dir / tails[shot.cache_key].path).shape == (
+            5,
+            64,
+            96,
+            3,
+        )
     assert {a[2] for a in farm.attempts(job)} == {"succeeded"}
     # (spreading over the nodes is test_shots_spread_over_the_gpu_nodes...'s: here the second worker may
     # still be loading the model when the first has rendered all three shots, on a loaded machine)
