@@ -55,13 +55,39 @@ def publish(temporary: Path, destination: Path, *, fsync: bool = True) -> None:
     os.replace(temporary, destination)
 
 
+def publish_new(temporary: Path, destination: Path, *, fsync: bool = True) -> bool:
+    """Move the finished ``temporary`` to ``destination`` unless a file is there already, which is kept
+    (``temporary`` is removed); True if it was published.
+
+    For the content-addressed store, where a path names one recipe: a published file may have a database
+    row recording its digest and size, so a second render of the key must not swap the bytes under it. A
+    hard link is the atomic "create unless it exists" (two publishers cannot both win); where the file
+    system has no hard links the check and the rename are two steps."""
+    if fsync:
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+    try:
+        os.link(temporary, destination)
+    except FileExistsError:
+        temporary.unlink(missing_ok=True)
+        return False
+    except OSError:  # no hard links here (some network shares): the next best is check, then rename
+        if destination.exists():
+            temporary.unlink(missing_ok=True)
+            return False
+        os.replace(temporary, destination)
+        return True
+    temporary.unlink()
+    return True
+
+
 @contextmanager
 def atomic_file(
-    destination: Path, *, text: bool = False, fsync: bool = True, private: bool = False
+    destination: Path, *, text: bool = False, fsync: bool = True, private: bool = False, keep_existing: bool = False
 ) -> Iterator[IO[Any]]:
     """An open temporary file beside ``destination``, renamed onto it when the block ends without error and
     removed when it raises. ``text`` opens it for UTF-8 text, else binary; ``private`` as for
-    ``temporary_path``."""
+    ``temporary_path``; ``keep_existing`` publishes with ``publish_new`` (a file already there stays)."""
     temporary = temporary_path(destination, private=private)
     try:
         with temporary.open("w", encoding="utf-8") if text else temporary.open("wb") as handle:
@@ -69,7 +95,10 @@ def atomic_file(
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(temporary, destination)
+        if keep_existing:
+            publish_new(temporary, destination, fsync=False)
+        else:
+            os.replace(temporary, destination)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -374,7 +374,7 @@ def test_cache_hit_marks_a_queued_shot_done_and_cached(database: Database, make_
     assert job_events(database, job_id)[-1].kind == "shot.cached"
 
 
-def test_recording_the_same_artifact_twice_keeps_one_row(database: Database) -> None:
+def test_recording_the_same_artifact_twice_keeps_one_row_describing_the_file_recorded_last(database: Database) -> None:
     key, shot_video, last_frames = "c" * 64, ArtifactKind.SHOT_VIDEO, ArtifactKind.LAST_FRAMES
     first = record_artifact(database, ArtifactRecord(key, shot_video, "/a.mp4", 5, "1" * 64, 10, 0.4))
     second = record_artifact(database, ArtifactRecord(key, shot_video, "/b.mp4", 6, "2" * 64, 10, 0.4))
@@ -382,7 +382,8 @@ def test_recording_the_same_artifact_twice_keeps_one_row(database: Database) -> 
 
     assert first == second != tail
     info = find_artifact(database, key, shot_video)
-    assert info is not None and (info.id, info.kind, info.path, info.sha256) == (first, shot_video, "/a.mp4", "1" * 64)
+    # a key rendered again (its file was truncated) records the new file: the row matches the bytes on disk
+    assert info is not None and (info.id, info.kind, info.path, info.sha256) == (first, shot_video, "/b.mp4", "2" * 64)
     assert info.created_at.tzinfo is UTC
     assert find_artifact(database, "d" * 64, shot_video) is None
 

@@ -39,7 +39,8 @@ class ArtifactRecord:
 def record_artifact(db: Database, record: ArtifactRecord) -> int:
     """The artifact row for (cache_key, kind), created if missing; returns its id.
 
-    Idempotent: two workers recording the same key at once keep one row (the first) and both get its id.
+    Idempotent: two workers recording the same key at once keep one row and both get its id; the row takes
+    the values recorded last (the file on disk, which the store never replaces, as its worker measured it).
     """
     with db.write() as connection:
         return upsert_artifact(connection, record, paths=db.paths)
@@ -50,17 +51,14 @@ def upsert_artifact(connection: Connection, record: ArtifactRecord, *, paths: Da
     record = dataclasses.replace(record, path=paths.to_stored(record.path))
     dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = (
-        dialect_insert(Artifact)
-        .values(**dataclasses.asdict(record), created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Artifact.cache_key, Artifact.kind])
-        .returning(Artifact.id)
+        dialect_insert(Artifact).values(**dataclasses.asdict(record), created_at=utcnow()).returning(Artifact.id)
     )
-    created = connection.execute(statement).scalar_one_or_none()
-    if created is not None:
-        return created
-    return connection.execute(
-        select(Artifact.id).where(Artifact.cache_key == record.cache_key, Artifact.kind == record.kind)
-    ).scalar_one()
+    # A key rendered again (its file had been truncated or removed) records the file now there: the row
+    # always describes the bytes on disk, which the worker measured after publishing.
+    refreshed = {"path": record.path, "bytes": record.bytes, "sha256": record.sha256}
+    refreshed.update(frames=record.frames, duration=record.duration)
+    statement = statement.on_conflict_do_update(index_elements=[Artifact.cache_key, Artifact.kind], set_=refreshed)
+    return connection.execute(statement).scalar_one()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -122,6 +122,7 @@ class RenderWorker:
                         frames=task.frames,
                         audio=mix_speakers(audio),
                         audio_rate=defaults.MODEL_SAMPLE_RATE,
+                        keep_existing=True,  # the store never replaces a published file
                     ) as sink:
                         result = self.model.render(request, sink, progress)
             except Exception as exc:
@@ -170,6 +171,7 @@ class RenderWorker:
             frames=task.frames,
             audio_chunks=(audio(index) for index in range(len(task.segments))),
             audio_rate=defaults.MODEL_SAMPLE_RATE,
+            keep_existing=True,
         ) as sink:
             result = render_take(
                 self.model,

@@ -41,9 +41,13 @@ class ShotVideoWriter:
         audio_rate: int = defaults.MODEL_SAMPLE_RATE,
         settings: EncodeSettings = DEFAULT_ENCODE,
         audio_chunks: Iterable[np.ndarray] | None = None,
+        keep_existing: bool = False,
     ) -> None:
-        """``audio`` (the shot's samples) or ``audio_chunks`` (them in pieces, for a long take) is muxed in."""
+        """``audio`` (the shot's samples) or ``audio_chunks`` (them in pieces, for a long take) is muxed in.
+        ``keep_existing``: a file already at ``path`` is kept (``farm.files.publish_new``), as the artifact
+        store needs."""
         self.path = path
+        self.keep_existing = keep_existing
         self.width, self.height, self.fps = width, height, fps
         self.expected_frames = frames
         self.frames_written = 0
@@ -101,7 +105,10 @@ class ShotVideoWriter:
         self.process.finish()
         if self.frames_written != self.expected_frames:
             raise MediaError(f"{self.path}: {self.frames_written} frames written, {self.expected_frames} expected")
-        files.publish(self.temporary, self.path)
+        if self.keep_existing:
+            files.publish_new(self.temporary, self.path)
+        else:
+            files.publish(self.temporary, self.path)
 
 
 @dataclass(frozen=True)
