@@ -33,6 +33,9 @@ class EventKind(enum.StrEnum):
     SHOT_REQUEUED = "shot.requeued"
     SHOT_RECOVERED = "shot.recovered"
     SHOT_FAILED = "shot.failed"
+    SHOT_WAITING = "shot.waiting"
+    """A queued shot waits for its cache key, which another attempt is rendering (it is then served from
+    the cache)."""
     NODE_BLOCKLISTED = "node.blocklisted"
     RENDER_FINISHED = "render.finished"
     EDIT_RECORDED = "edit.recorded"

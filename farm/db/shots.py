@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, insert, literal, select, update
 
+from farm.db.claims import ClaimRequest, release_claim, take_claim
 from farm.db.columns import UTCDateTime, seconds_between, utcnow
 from farm.db.errors import UnknownShot
 from farm.db.events import event_row, write_events
@@ -44,9 +45,20 @@ def start_attempt(db: Database, shot_pk: int, *, worker: str, node: str, device:
 
 
 def start_logged_attempt(
-    db: Database, shot_pk: int, *, worker: str, node: str, device: str, by: str, log_dir: str | None = None
+    db: Database,
+    shot_pk: int,
+    *,
+    worker: str,
+    node: str,
+    device: str,
+    by: str,
+    log_dir: str | None = None,
+    key_claim: ClaimRequest | None = None,
 ) -> AttemptStart:
-    """``start_attempt``, recording where the attempt's log goes (``log_dir/<shot>.attempt-<n>.log``)."""
+    """``start_attempt``, recording where the attempt's log goes (``log_dir/<shot>.attempt-<n>.log``).
+
+    With ``key_claim``, the attempt claims its cache key in the same transaction (``farm.db.claims``): if another
+    attempt renders that key now, KeyClaimed is raised and nothing of this attempt stays."""
     now = utcnow()
     with db.write() as connection:
         # FOR UPDATE: on PostgreSQL a second claimer waits here, then sees the shot running (SQLite's
@@ -76,6 +88,8 @@ def start_logged_attempt(
             )
             .returning(Render.id)
         ).scalar_one()
+        if key_claim is not None:
+            take_claim(connection, key_claim, render_id=render_id, now=now)
         move = ShotMove(
             ShotState.QUEUED,
             ShotState.RUNNING,
@@ -158,6 +172,7 @@ def finish_attempt(
         ).one_or_none()
         if finished is None:
             return False
+        release_claim(connection, render_id)
         shot_values: dict[str, Any] = {"gpu_seconds": Shot.gpu_seconds + float(gpu_seconds)}
         if shot_state is ShotState.DONE:
             started = select(Render.started_at).where(Render.id == render_id).scalar_subquery()

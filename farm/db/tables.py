@@ -245,6 +245,25 @@ class ManagerLease(Base):
     """Where the manager's HTTP API listens, so ``farm status`` can say where to submit."""
 
 
+class RenderClaim(Base):
+    """A cache key being rendered now, and by which attempt: one render per key, farm-wide.
+
+    The attempt that claims a key (``farm.db.claims``) holds it until its attempt ends or its lease lapses
+    (a driver that died stops renewing ``expires_at``); any other job that needs the key waits for it and is
+    then served from the cache instead of rendering it again.
+    """
+
+    __tablename__ = "render_claims"
+
+    cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"))
+    """The claiming attempt: its render id is the fencing token (only it renews or releases the claim)."""
+    holder: Mapped[str] = mapped_column(String(NAME))
+    """The process that dispatched the attempt (its audit name), for the waiting shots' reason."""
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Show(Base):
     """A show (a shot list's ``project``) and what the manager gives it: a share, a quota, a budget."""
 

@@ -1,8 +1,11 @@
 """The artifact store: finished shots and their continuation frames, addressed by cache key.
 
-Paths derive from the cache key alone, so two workers that render the same recipe (a retried shot whose
-first attempt was not dead after all) write the same file, and the second atomic rename replaces an
-identical result: the store never holds two artifacts for one key.
+Paths derive from the cache key alone, so the store never holds two artifacts for one key. One attempt at
+a time renders a key (it claims it: ``farm.db.claims``), and a published file is never replaced: should a
+second render of a key finish anyway (a claim that lapsed under a render still running), its file is
+dropped and the first one's bytes stay, so an artifact's bytes always match its row (the worker measures
+the file that is there). A file no intact row vouches for (truncated, or left by a render that was never
+recorded) is removed by the attempt that claimed the key, before it renders (``clear_unrecorded``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,16 @@ def intact_artifact(db: Database, cache_key: str, kind: ArtifactKind = ArtifactK
     return artifact
 
 
+def clear_unrecorded(db: Database, store: ArtifactStore, cache_key: str) -> None:
+    """Remove the key's files unless its video is an intact, recorded artifact: the attempt that holds the
+    key's claim calls this before it renders, so the store (which keeps what it finds) is not left serving
+    a truncated or unrecorded file, and the continuation frames come from the same render as the video."""
+    if intact_artifact(db, cache_key) is not None:
+        return
+    for kind in SUFFIXES:
+        store.path_for(cache_key, kind).unlink(missing_ok=True)
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -45,7 +58,7 @@ class ArtifactStore:
         """Write (k, H, W, 3) uint8 frames atomically; returns the final path."""
         path = self.path_for(cache_key, ArtifactKind.LAST_FRAMES)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with files.atomic_file(path) as out:
+        with files.atomic_file(path, keep_existing=True) as out:
             np.savez(out, frames=frames)
         return path
 

@@ -33,15 +33,16 @@ import ray
 
 from farm.catalog import ModelCatalog, ModelManifest, Quality
 from farm.db import shots as shot_moves
+from farm.db.claims import ClaimInfo, ClaimRequest, KeyClaimed, KeyRecorded, record_waiting, renew_claims
 from farm.db.events import record_event
 from farm.db.jobs import settle_job, transition_job
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.products import ArtifactRecord
-from farm.db.queries import higher_priority_jobs, job_state, shots_of_job
+from farm.db.queries import find_artifact, higher_priority_jobs, job_state, shots_of_job
 from farm.db.queue import ShowLimits, job_heads, show_limits
 from farm.db.session import Database
 from farm.db.states import RENDERABLE_JOB_STATES, AttemptState, JobState, LostRace, ShotState
-from farm.engine.artifacts import ArtifactStore, intact_artifact
+from farm.engine.artifacts import ArtifactStore, clear_unrecorded, intact_artifact
 from farm.engine.faults import classify_failure
 from farm.engine.inputs import InputStager
 from farm.engine.messages import (
@@ -225,6 +226,8 @@ class Scheduler:
         self._rng = random.Random()
         self._rendered: dict[int, int] = {}
         self._last_done: dict[int, float] = {}
+        self._waiting: dict[int, int] = {}
+        """Shots waiting for a cache key another attempt renders: the claiming render id (said once per claim)."""
 
     # ---- one job in the foreground ----------------------------------------------------------------
 
@@ -301,6 +304,7 @@ class Scheduler:
         if now - self._clocks["progress"] >= self.options.progress_seconds:
             self._clocks["progress"] = now
             self._poll_progress()
+            self._renew_claims()
             self._kill_stuck_renders()
         if now - self._clocks["job"] >= self.options.job_check_seconds:
             self._clocks["job"] = now
@@ -570,16 +574,26 @@ class Scheduler:
             return False
         identity = worker.identity
         log_dir = str(self.logs_root / f"job-{job.job_id}") if self.logs_root is not None else None
+        seen = find_artifact(self.db, task.cache_key, ArtifactKind.SHOT_VIDEO)
+        claim = ClaimRequest(task.cache_key, self.by, self.options.stale_after_seconds, seen.id if seen else None)
         try:
             attempt = shot_moves.start_logged_attempt(
                 self.db, pk, worker=worker.name, node=identity.node_label, device=identity.device, by=self.by,
-                log_dir=log_dir,
+                log_dir=log_dir, key_claim=claim,
             )  # fmt: skip
+        except KeyClaimed as taken:
+            self._wait_for_claim(job, pk, taken.claim)
+            return False
+        except KeyRecorded:  # another attempt rendered the key since the cache check
+            self._dirty = self._dirty or not self._try_cache(job, pk)
+            return False
         except LostRace:  # a cancel (or another driver) changed the shot since we last looked
             job.book.refresh(self.db, job.job_id)
             self._touched.add(job.job_id)
             return False
         job.book.apply(pk, ShotState.RUNNING, True)
+        self._waiting.pop(pk, None)
+        clear_unrecorded(self.db, self.store, task.cache_key)
         self.counts.attempts_started += 1
         params = manifest.render_params_at(task.escalation)
         if job.budgets.get(pk, ShotBudget()).low_memory:
@@ -600,6 +614,24 @@ class Scheduler:
             EngineEvent(EngineEventKind.STARTED, task.shot_id, 0.0, worker=f"{worker.name} on {identity.node_label}")
         )
         return True
+
+    def _wait_for_claim(self, job: JobBook, pk: int, claim: ClaimInfo) -> None:
+        """Another attempt renders the shot's cache key: the shot is not dispatched but looked at again
+        every ``progress_seconds`` (served from the cache once the artifact lands, rendered here if the
+        claim ends without one); the job's other shots go on. The reason is logged once per claim."""
+        wake = time.monotonic() + self.options.progress_seconds
+        job.not_before[pk] = wake
+        self._next_wake = min(self._next_wake, wake)
+        if self._waiting.get(pk) == claim.render_id:
+            return
+        self._waiting[pk] = claim.render_id
+        record_waiting(self.db, pk, job.job_id, claim, by=self.by)
+        self.observe(EngineEvent(EngineEventKind.MESSAGE, job.book.tasks[pk].shot_id, message=claim.reason()))
+
+    def _renew_claims(self) -> None:
+        """Keep the cache-key claims of the renders in flight from lapsing (a dead driver's lapse)."""
+        render_ids = [flight.render_id for flight in self.in_flight.values()]
+        renew_claims(self.db, render_ids, lease_seconds=self.options.stale_after_seconds)
 
     # ---- results --------------------------------------------------------------------------------
 
