@@ -12,6 +12,7 @@ import yaml
 
 from farm.shotlist import schema_check, yaml_source
 from farm.shotlist.load import validate_shot_list
+from farm.shotlist.schema_fast import surely_valid
 from tests.shotlists import REPO, TEMPLATE, make_project
 from tests.test_shotlist_validation import INVALID_CASES
 
@@ -93,3 +94,83 @@ def test_the_inlined_schema_finds_what_the_schema_finds(tmp_path: Path, case_id:
 
     original = jsonschema.Draft202012Validator(schema_check.shotlist_schema())
     assert violations(schema_check._validator()) == violations(original)
+
+
+def test_the_quick_check_passes_the_shipped_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in LISTS:
+        assert surely_valid(schema_check.shotlist_schema(), yaml_source.load_located_yaml(path).data), path.name
+
+
+@pytest.mark.parametrize("case_id", sorted(INVALID_CASES))
+def test_the_quick_check_never_passes_what_jsonschema_refuses(tmp_path: Path, case_id: str) -> None:
+    path = make_project(tmp_path, INVALID_CASES[case_id].edit(TEMPLATE))
+    try:
+        data = yaml_source.load_located_yaml(path).data
+    except Exception:  # a YAML-level case never reaches the schema
+        return
+    if list(schema_check._validator().iter_errors(data)):
+        assert not surely_valid(schema_check.shotlist_schema(), data)
+        assert not surely_valid(schema_check._validator().schema, data)
+
+
+ODD_VALUES = (
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.0,
+    1.5,
+    2,
+    63,
+    64,
+    4096,
+    4097,
+    "",
+    "x",
+    "none",
+    "1:05",
+    "00:00:01.5",
+    "00:00:01:12",
+    "30%",
+    "static",
+    "preview",
+    [],
+    [0, 0, 1, 1],
+    {},
+    {"x": 0.5, "y": 2},
+)
+
+
+def _leaf_paths(data: object, path: tuple = ()) -> list[tuple]:
+    if isinstance(data, dict):
+        return [path] + [p for key, value in data.items() for p in _leaf_paths(value, (*path, key))]
+    if isinstance(data, list):
+        return [path] + [p for index, value in enumerate(data) for p in _leaf_paths(value, (*path, index))]
+    return [path]
+
+
+def _replaced(data: object, path: tuple, value: object) -> object:
+    if not path:
+        return value
+    copy = dict(data) if isinstance(data, dict) else list(data)  # type: ignore[call-overload]
+    copy[path[0]] = _replaced(copy[path[0]], path[1:], value)
+    return copy
+
+
+@pytest.mark.parametrize("base", ["template", "episode"])
+def test_whatever_a_value_is_changed_to_the_quick_check_agrees_with_jsonschema(tmp_path: Path, base: str) -> None:
+    path = make_project(tmp_path, TEMPLATE) if base == "template" else REPO / "shots" / "demo" / "episode.yaml"
+    data = yaml_source.load_located_yaml(path).data
+    validator, schema = schema_check._validator(), schema_check.shotlist_schema()
+    passed = refused = 0
+    for leaf in _leaf_paths(data):
+        for value in ODD_VALUES:
+            mutated = _replaced(data, leaf, value)
+            if surely_valid(schema, mutated):
+                assert not list(validator.iter_errors(mutated)), (leaf, value)
+                passed += 1
+            else:
+                refused += 1
+    assert passed > 50 and refused > 500  # both answers were exercised
