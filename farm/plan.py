@@ -322,6 +322,7 @@ def plan_shot_list(
     digests = ModelIdentities(catalog, digest_memo)
     faces = FaceMemo(face_memo)
     file_digests: dict[Path, str] = {}
+    framings: dict[str, Framing] = {}
     keys: dict[str, str] = {}
     tasks: list[ShotTask] = []
     for order, shot in enumerate(shot_list.shots):
@@ -329,8 +330,10 @@ def plan_shot_list(
         tier = quality or settings.quality or DEFAULT_QUALITY
         try:
             manifest = catalog.get(_model_name(settings, tier))
-            task = _plan_shot(shot_list, shot, order, settings, tier, manifest, digests, file_digests, keys)
-            task = replace(task, framing=_framing(shot_list, shot, task.reference_sha256, faces))
+            task = _plan_shot(shot_list, shot, order, settings, tier, manifest, file_digests)
+            if shot.character not in framings:  # one character frames the same in every shot of the list
+                framings[shot.character] = _framing(shot_list, shot, task.reference_sha256, faces)
+            task = replace(task, framing=framings[shot.character])
             continues_key = keys[shot.continues] if shot.continues else None
             task = replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
         except ManifestError as exc:
@@ -401,10 +404,9 @@ def _plan_shot(
     settings: RenderSettings,
     tier: Quality,
     manifest: ModelManifest,
-    digests: ModelIdentities,
     file_digests: dict[Path, str],
-    keys: dict[str, str],
 ) -> ShotTask:
+    """The shot's task, without its framing and cache key (the caller adds both: the key covers the framing)."""
     fps = shot_list.output.fps
     frames = round(shot.audio.duration * fps)
     audio = _audio_slice(shot_list, shot.audio, frames)
@@ -414,7 +416,7 @@ def _plan_shot(
     text_guidance = _first(settings.text_guidance, manifest.defaults.text_guidance)
     audio_guidance = _first(settings.audio_guidance, manifest.defaults.audio_guidance)
     reference_sha256 = _file_sha256(character.image, file_digests)
-    task = ShotTask(
+    return ShotTask(
         shot_id=shot.id,
         scene_id=shot.scene_id,
         order=order,
@@ -445,8 +447,6 @@ def _plan_shot(
         segments=_segments(audio, frames, fps, manifest.segments) if shot.two_shot is None else (),
         reanchor_every=manifest.segments.reanchor_every if manifest.segments and shot.two_shot is None else 0,
     )
-    continues_key = keys[shot.continues] if shot.continues else None
-    return replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
 
 
 def _audio_slice(shot_list: ShotList, cut: AudioCut, frames: int) -> AudioSlice:

@@ -2,6 +2,9 @@
 
 Decoding a whole track once and slicing by sample index (rather than asking ffmpeg to seek) keeps every
 cut exact and repeatable: the same shot list always yields the same samples, so cache keys are stable.
+A track that is already what decoding makes (a mono 16-bit PCM WAV at the model's rate, see
+farm.media.wav_header) is never decoded: its length comes from its header and a cut reads just its
+samples, the same ones, so an episode's hours of dialogue cost neither the time nor the memory.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import numpy as np
 from farm import defaults
 from farm.errors import MediaError
 from farm.media.ffmpeg import decode_to_pcm, run
+from farm.media.wav_header import PcmLayout, native_pcm_layout
 
 MODEL_SAMPLE_RATE = defaults.MODEL_SAMPLE_RATE
 _DECODE_CACHE_SIZE = 8
 _decoded: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
+_layouts: OrderedDict[tuple[str, int, int, int], PcmLayout | None] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,51 @@ def seconds_to_samples(seconds: Fraction, sample_rate: int = MODEL_SAMPLE_RATE) 
     return round(seconds * sample_rate)
 
 
+def _native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
+    """``native_pcm_layout``, memoised on path, size and mtime: a plan cuts one track thousands of times."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_size, stat.st_mtime_ns, sample_rate)
+    if key not in _layouts:
+        _layouts[key] = native_pcm_layout(path, sample_rate)
+        while len(_layouts) > _DECODE_CACHE_SIZE:
+            _layouts.popitem(last=False)
+    return _layouts[key]
+
+
+def track_samples(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
+    """How many samples the track decodes to at ``sample_rate``: from the header when it needs no decoding."""
+    layout = _native_layout(path, sample_rate)
+    return layout.samples if layout is not None else len(decode_audio(path, sample_rate))
+
+
 def cut_audio(path: Path, samples: SampleRange) -> np.ndarray:
     """Samples ``[start, end)`` of the decoded track, padded with silence past its end."""
-    track = decode_audio(path, samples.sample_rate)
-    cut = track[samples.start : samples.end]
+    layout = _native_layout(path, samples.sample_rate) if samples.start >= 0 else None
+    cut = _read_native(path, layout, samples) if layout is not None else None
+    if cut is None:
+        cut = decode_audio(path, samples.sample_rate)[samples.start : samples.end]
     if len(cut) < samples.count:
         cut = np.concatenate([cut, np.zeros(samples.count - len(cut), dtype=np.int16)])
     return cut
+
+
+def _read_native(path: Path, layout: PcmLayout, samples: SampleRange) -> np.ndarray | None:
+    """Samples ``[start, end)`` read straight from a native WAV's data chunk (None if the file changed
+    under us: the caller decodes it then)."""
+    start = min(max(samples.start, 0), layout.samples)
+    end = min(max(samples.end, start), layout.samples)
+    try:
+        with path.open("rb") as file:
+            file.seek(layout.offset + 2 * start)
+            raw = file.read(2 * (end - start))
+    except OSError:
+        return None
+    if len(raw) != 2 * (end - start):
+        return None
+    return np.frombuffer(raw, dtype="<i2").astype(np.int16, copy=False)
 
 
 def samples_digest(samples: np.ndarray) -> str:

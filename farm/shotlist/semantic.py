@@ -14,7 +14,7 @@ from typing import Any
 
 from farm.catalog import ModelCatalog
 from farm.errors import Finding, MediaError
-from farm.media.audio import MODEL_SAMPLE_RATE, decode_audio, require_audio_stream
+from farm.media.audio import MODEL_SAMPLE_RATE, require_audio_stream, track_samples
 from farm.media.faces import SAME_PERSON_DISTANCE, identity_distance, portrait_identity
 from farm.media.image import probe_image
 from farm.shotlist.locations import finding_at
@@ -34,7 +34,7 @@ class SemanticContext:
     schema_error_paths: set[JsonPath] = field(default_factory=set)
     """Paths the schema already reported; semantic checks stay quiet about them and below them."""
     audio_lengths: dict[str, Fraction] = field(default_factory=dict)
-    """Track id -> decoded length in seconds, for tracks that decoded."""
+    """Track id -> length in seconds as decoded, for tracks that decode."""
     face_memo: Path | None = None
     """Where portraits' detected faces are memoised across processes (None: in this process only)."""
 
@@ -191,14 +191,14 @@ def _probe_image(context: SemanticContext, path: JsonPath, raw: str, resolved: P
 def _probe_audio(context: SemanticContext, path: JsonPath, track_id: str, raw: str, resolved: Path) -> None:
     try:
         require_audio_stream(resolved)
-        samples = decode_audio(resolved)
+        samples = track_samples(resolved)  # from the header when the track needs no decoding
     except MediaError as exc:
         context.error(path, f"'{raw}' is not decodable audio: {_reason(exc)}", "use a WAV, FLAC, MP3 or AAC file")
         return
-    if len(samples) == 0:
+    if samples == 0:
         context.error(path, f"'{raw}' contains no audio samples", "export the dialogue again")
         return
-    context.audio_lengths[track_id] = Fraction(len(samples), MODEL_SAMPLE_RATE)
+    context.audio_lengths[track_id] = Fraction(samples, MODEL_SAMPLE_RATE)
 
 
 def _reason(exc: MediaError) -> str:
