@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from farm import defaults, files
 from farm.digests import file_sha256
 from farm.errors import ManifestError
@@ -181,6 +179,8 @@ WEIGHTS_DIR_VARIABLE = "FARM_WEIGHTS_DIR"
 
 def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
     """The manifest at ``path``; ``${FARM_WEIGHTS_DIR}`` in its weights path becomes ``weights_dir``."""
+    import yaml  # only where manifests are read: `farm status` imports the catalog for Quality alone
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from farm.db.columns import utcnow
+from farm.db.columns import dialect_insert, utcnow
 from farm.db.events import event_row, write_events
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.session import Database
@@ -82,9 +81,8 @@ def take_claim(connection: Connection, request: ClaimRequest, *, render_id: int,
     """
     expires_at = now + timedelta(seconds=request.lease_seconds)
     values = {"render_id": render_id, "holder": request.holder, "claimed_at": now, "expires_at": expires_at}
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     insert_claim = (
-        dialect_insert(RenderClaim)
+        dialect_insert(connection)(RenderClaim)
         .values(cache_key=request.cache_key, **values)
         .on_conflict_do_nothing(index_elements=[RenderClaim.cache_key])
         .returning(RenderClaim.cache_key)

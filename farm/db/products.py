@@ -10,10 +10,9 @@ import dataclasses
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from farm.db.columns import utcnow
+from farm.db.columns import dialect_insert, utcnow
 from farm.db.events import event_row, write_events
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.machine import CAS_RETRIES, job_state_in
@@ -49,9 +48,10 @@ def record_artifact(db: Database, record: ArtifactRecord) -> int:
 def upsert_artifact(connection: Connection, record: ArtifactRecord, *, paths: DataPaths) -> int:
     """``record_artifact`` inside the caller's transaction (a finished attempt records its files with it)."""
     record = dataclasses.replace(record, path=paths.to_stored(record.path))
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = (
-        dialect_insert(Artifact).values(**dataclasses.asdict(record), created_at=utcnow()).returning(Artifact.id)
+        dialect_insert(connection)(Artifact)
+        .values(**dataclasses.asdict(record), created_at=utcnow())
+        .returning(Artifact.id)
     )
     # A key rendered again (its file had been truncated or removed) records the file now there: the row
     # always describes the bytes on disk, which the worker measured after publishing.

@@ -18,7 +18,8 @@ retaken shots), ``lease`` (the driver lease with its heartbeat), ``detach`` (han
 background process or Ray).
 """
 
-from farm.catalog import Quality
+from typing import TYPE_CHECKING, Any
+
 from farm.db.errors import (
     DatabaseMissing,
     DatabaseUnavailable,
@@ -35,10 +36,37 @@ from farm.db.kinds import Review, Role
 from farm.db.producer import ProducerStatus, TrackerBucket
 from farm.db.records import KEEP, Identity
 from farm.db.states import FINISHED_JOB_STATES, IllegalTransition, JobState, LostRace, ShotState
-from farm.engine.messages import EngineEvent, EngineEventKind, JobOutcome
-from farm.engine.policy import EngineOptions
-from farm.jobs.farm import Farm, open_farm
 from farm.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from farm.catalog import Quality
+    from farm.engine.messages import EngineEvent, EngineEventKind, JobOutcome
+    from farm.engine.policy import EngineOptions
+    from farm.jobs.farm import Farm, open_farm
+
+# The heavier names load on first use (PEP 562): a read such as `farm status` should not pay for the
+# catalog, the engine's vocabulary and the Farm facade before it needs them.
+_LAZY = {
+    "Quality": "farm.catalog",
+    "EngineEvent": "farm.engine.messages",
+    "EngineEventKind": "farm.engine.messages",
+    "JobOutcome": "farm.engine.messages",
+    "EngineOptions": "farm.engine.policy",
+    "Farm": "farm.jobs.farm",
+    "open_farm": "farm.jobs.farm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'farm.jobs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FINISHED_JOB_STATES",
