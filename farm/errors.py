@@ -107,6 +107,21 @@ class OutOfMemoryError(RetryableRenderError):
     """The device ran out of memory; retry with the manifest's low-memory settings."""
 
 
+class StorageFull(FarmError):
+    """A disk farm writes to has no space left: nobody's fault but the storage's. A render or an assembly
+    that hits it is retried once space is freed, spending no shot's budget and blaming no node."""
+
+    def __init__(self, message: str, path: str = "", needed: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        """The folder that filled up (the artifact store, an edit's folder), as the writer saw it."""
+        self.needed = needed
+        """Bytes the writer needs free there to try again (0: not known; the waiter estimates)."""
+
+    def __reduce__(self) -> tuple[type[StorageFull], tuple[str, str, int]]:
+        return (StorageFull, (str(self), self.path, self.needed))  # crosses Ray from a worker intact
+
+
 class InvalidValue(UsageError):
     """A value a person gave is out of range; ``field`` names it (the HTTP API points a form at it)."""
 

@@ -206,6 +206,12 @@ def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_fa
         keys = session.scalars(select(Artifact.cache_key).where(Artifact.kind == "shot_video")).all()
     assert len(keys) == len(set(keys)) == 6
     assert any(e.kind == "retry" and "worker lost" in e.message for e in events)
+    with farm.db.session() as session:
+        crashes = session.scalars(select(Render.error_message).where(Render.state == "crashed")).all()
+    charged = [message for message in crashes if "not counted" not in (message or "")]
+    # One GPU per node, so one shot was rendering on the killed node; a shot prefetched behind it never
+    # reached the model and is not charged a crash.
+    assert len(charged) == 1, crashes
 
 
 def _kill_a_busy_node(farm: Farm) -> None:

@@ -13,11 +13,13 @@ Ray's own exceptions mean; it never compares class names.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import ray.exceptions
 
 from farm.engine.policy import Failure, FailureKind
-from farm.errors import FarmError, OutOfMemoryError, RenderCancelled, RenderError
+from farm.errors import FarmError, OutOfMemoryError, RenderCancelled, RenderError, StorageFull
+from farm.storage import out_of_space, storage_full
 
 _RAY_CRASHES: tuple[type[BaseException], ...] = (
     ray.exceptions.RayActorError,
@@ -33,13 +35,17 @@ _RAY_OUT_OF_MEMORY: tuple[type[BaseException], ...] = (ray.exceptions.OutOfMemor
 """Ray's memory monitor killed the worker: the node ran out of host memory."""
 
 
-def as_farm_error(exc: Exception, subject: str = "") -> Exception:
+def as_farm_error(exc: Exception, subject: str = "", *, storage: Path | None = None) -> Exception:
     """What a model or encoder raised, as one of farm's errors where farm knows what it means.
 
-    A device out-of-memory error (torch's ``OutOfMemoryError``, or any error whose message says so, as
-    CUDA and other backends' runtime errors do) becomes ``OutOfMemoryError``, its message naming
-    ``subject`` (``shot sc01_010``, say); anything else is left alone.
+    A full disk under ``storage`` (the artifact store) becomes ``StorageFull``, whatever shape it came in
+    (an ffmpeg child's log, an OSError): the exception's cause chain does not survive the trip to the
+    driver, so it is read here. A device out-of-memory error (torch's ``OutOfMemoryError``, or any error
+    whose message says so, as CUDA and other backends' runtime errors do) becomes ``OutOfMemoryError``,
+    its message naming ``subject`` (``shot sc01_010``, say); anything else is left alone.
     """
+    if storage is not None and not isinstance(exc, StorageFull) and out_of_space(exc):
+        return storage_full(subject or "a render", storage, exc)
     if isinstance(exc, FarmError):
         return exc
     if _is_device_out_of_memory(exc):
@@ -68,6 +74,8 @@ def classify_failure(exc: BaseException) -> Failure:
     message = _message(cause)
     if isinstance(cause, RenderCancelled):
         return Failure(FailureKind.CANCELLED, name, message)
+    if isinstance(cause, StorageFull) or out_of_space(cause):
+        return Failure(FailureKind.STORAGE, name, message, path=getattr(cause, "path", ""))
     if isinstance(cause, (OutOfMemoryError, *_RAY_OUT_OF_MEMORY)):
         return Failure(FailureKind.OUT_OF_MEMORY, name, message)
     if isinstance(cause, _RAY_CRASHES) or (isinstance(cause, FarmError) and cause.retryable):

@@ -24,6 +24,8 @@ class FailureKind(enum.StrEnum):
     REJECTED = "rejected"
     """The inputs can never render (a non-retryable RenderError): fail without retrying."""
     CANCELLED = "cancelled"
+    STORAGE = "storage"
+    """A disk filled up: the storage's fault. Dispatch pauses until there is room; no budget is spent."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class Failure:
     kind: FailureKind
     error_class: str
     message: str
+    path: str = ""
+    """For a STORAGE failure, the folder that filled up."""
+    reached_model: bool = True
+    """False for a shot that waited on its worker behind another one when the worker was lost: it never
+    ran, so its crash is not charged to it (the shot that was rendering pays)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,12 @@ def decide(
     if failure.kind is FailureKind.CANCELLED or stopping:
         state = ShotState.CANCELLED if job_cancelled else ShotState.QUEUED
         return Decision(state, AttemptState.CANCELLED, "stopped by the driver", budget)
+    if failure.kind is FailureKind.STORAGE:
+        note = "storage full; not counted against the shot, it runs again once there is room"
+        return Decision(ShotState.QUEUED, AttemptState.FAILED, note, budget)
+    if failure.kind is FailureKind.CRASH and not failure.reached_model:
+        note = f"worker lost before shot {shot_id} started; not counted, it runs again elsewhere"
+        return Decision(ShotState.QUEUED, AttemptState.CRASHED, note, budget)
     if failure.kind is FailureKind.CRASH:
         spent = replace(budget, crashes=budget.crashes + 1)
         if spent.crashes > options.max_crashes:
@@ -140,9 +153,12 @@ def retry_delay(failures: int, options: EngineOptions, rng: random.Random | None
 
 
 def counts_against_node(failure: Failure) -> bool:
-    """Whether ``failure`` may be the node's fault: a cancel is nobody's, and inputs that can never render
-    are the shot's, so neither moves a node towards the blocklist."""
-    return failure.kind not in (FailureKind.CANCELLED, FailureKind.REJECTED)
+    """Whether ``failure`` may be the node's fault: a cancel is nobody's, inputs that can never render are
+    the shot's and a full disk is the storage's, so none moves a node towards the blocklist; nor does the
+    crash of a shot that never started (the shot that was rendering counted the node's failure)."""
+    if failure.kind is FailureKind.CRASH:
+        return failure.reached_model
+    return failure.kind not in (FailureKind.CANCELLED, FailureKind.REJECTED, FailureKind.STORAGE)
 
 
 def _times(count: int) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ from farm.engine.policy import (
     retry_delay,
 )
 from farm.engine.pool import PooledWorker, WorkerPool, slots_for
+from farm.engine.storage import StoragePause, shot_room
 from farm.errors import FarmError
 from farm.plan import ShotTask
 
@@ -143,6 +144,10 @@ class _InFlight:
     last_progress: tuple[float, str] | None = None
     stuck: str | None = None
     """Why the scheduler killed the render's worker (it was stuck), for the attempt's error."""
+    sequence: int = 0
+    """Dispatch order: of two shots on one worker, the lower number holds its render slot first."""
+    behind_lost: bool = False
+    """The shot ahead of it on its worker crashed while it still waited for its turn."""
 
 
 @dataclass
@@ -179,6 +184,7 @@ class SchedulerCounts:
     shots_cached: int = 0
     shots_unrenderable: int = 0
     stuck_killed: int = 0
+    storage_pauses: int = 0
 
 
 class Scheduler:
@@ -227,6 +233,10 @@ class Scheduler:
         self._rendered: dict[int, int] = {}
         self._last_done: dict[int, float] = {}
         self._waiting: dict[int, int] = {}
+        self.storage = StoragePause()
+        """Set while a full disk holds dispatch back (a render failed for want of space)."""
+        self._bytes_per_frame = 0.0
+        self._dispatched = 0
         """Shots waiting for a cache key another attempt renders: the claiming render id (said once per claim)."""
 
     # ---- one job in the foreground ----------------------------------------------------------------
@@ -482,6 +492,8 @@ class Scheduler:
 
     def _dispatch_ready_shots(self) -> None:
         now = time.monotonic()
+        if self.storage.active and not self._storage_has_room():
+            return
         if not self._dirty and now < self._next_wake:
             return
         self._dirty = False
@@ -606,9 +618,10 @@ class Scheduler:
         self.idle_since.pop(worker.name, None)
         self.fair.charge(candidate.show, candidate.cost)
         stuck_after = manifest.stuck.for_frames(task.frames) * self.options.stuck_scale
+        self._dispatched += 1
         self.in_flight[ref] = _InFlight(
             job.job_id, pk, attempt.render_id, worker, identity.node_id, candidate.show, candidate.gpus,
-            candidate.cost, stuck_after, quiet_since=time.monotonic(),
+            candidate.cost, stuck_after, quiet_since=time.monotonic(), sequence=self._dispatched,
         )  # fmt: skip
         self.observe(
             EngineEvent(EngineEventKind.STARTED, task.shot_id, 0.0, worker=f"{worker.name} on {identity.node_label}")
@@ -645,7 +658,7 @@ class Scheduler:
             return
         done, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
         now = time.monotonic()
-        for ref in done:
+        for ref in sorted(done, key=lambda ref: self.in_flight[ref].sequence):  # a worker's slot holder first
             flight = self.in_flight.pop(ref)
             flight.worker.release(flight.render_id, now)
             for other in self.in_flight.values():  # the next shot on that worker starts its turn now
@@ -663,9 +676,20 @@ class Scheduler:
                 if flight.stuck is not None:
                     failure = Failure(FailureKind.CRASH, "Stuck", flight.stuck)
                     self.jobs[flight.job_id].avoid[flight.shot_pk] = flight.worker.name
+                elif failure.kind is FailureKind.CRASH and flight.behind_lost:
+                    failure = replace(failure, reached_model=False)
+                if failure.kind is FailureKind.CRASH:
+                    self._mark_queued_behind(flight)
                 self._record_failure(flight, failure)
             else:
                 self._record_success(flight, outcome)
+
+    def _mark_queued_behind(self, crashed: _InFlight) -> None:
+        """The shots still waiting on ``crashed``'s worker behind it (prefetched: inputs sent, turn not come,
+        no progress shown) never reached the model: when the same loss ends them, they are not charged."""
+        for other in self.in_flight.values():
+            if other.worker is crashed.worker and other.sequence > crashed.sequence and other.last_progress is None:
+                other.behind_lost = True
 
     def _record_success(self, flight: _InFlight, outcome: RenderOutcome) -> None:
         job = self.jobs[flight.job_id]
@@ -685,6 +709,7 @@ class Scheduler:
         )
         self.fair.charge(flight.show, outcome.model_seconds * max(gpus, 1.0))
         self.speed[task.model] = outcome.model_seconds / max(1, task.frames)
+        self._bytes_per_frame = max(self._bytes_per_frame, outcome.video_bytes / max(1, outcome.frames))
         self.nodes.succeeded(flight.node_id)
         if job.book.apply(flight.shot_pk, ShotState.DONE, won):
             self.counts.attempts_succeeded += 1
@@ -727,8 +752,34 @@ class Scheduler:
                 job.not_before[pk] = time.monotonic() + delay
                 message += f" (next attempt in {delay:.1f} s)"
             self.observe(EngineEvent(_ENDING_KIND[decision.shot_state], task.shot_id, 0.0, message))
+        if failure.kind is FailureKind.STORAGE:
+            self._pause_for_storage(job, Path(failure.path) if failure.path else self.store.root, task.frames)
         if counts_against_node(failure) and self.nodes.failed(flight.node_id):
             self._blocklist(job, flight.node_id, flight.worker)
+
+    def _pause_for_storage(self, job: JobBook, path: Path, frames: int) -> None:
+        """A render ran out of disk: stop dispatching (every job: they share the store) until there is
+        room for a shot again, and say so once in the job's log and to the person watching."""
+        if self.storage.active:
+            return
+        message = self.storage.begin(path, shot_room(self._bytes_per_frame, frames))
+        self._record_storage_event(message)
+        self.counts.storage_pauses += 1
+
+    def _storage_has_room(self) -> bool:
+        message = self.storage.room_again()
+        if message is None:
+            return False
+        self._record_storage_event(message)
+        self._dirty = True
+        return True
+
+    def _record_storage_event(self, message: str) -> None:
+        for job_id in self.jobs:
+            record_event(
+                self.db, job_id, kind=EventKind.JOB_HELD, by=self.by, message=message, data={"reason": "storage"}
+            )
+        self.observe(EngineEvent(EngineEventKind.MESSAGE, message=message))
 
     def _count_ending(self, state: AttemptState) -> None:
         if state is AttemptState.FAILED:

@@ -126,7 +126,7 @@ class RenderWorker:
                     ) as sink:
                         result = self.model.render(request, sink, progress)
             except Exception as exc:
-                mapped = as_farm_error(exc, f"shot {task.shot_id}")
+                mapped = as_farm_error(exc, f"shot {task.shot_id}", storage=self.store.root)
                 if mapped is exc:
                     raise
                 raise mapped from exc

@@ -42,6 +42,7 @@ from farm.jobs.retake import escalations_of
 from farm.plan import ShotTask
 from farm.settings import Settings
 from farm.shotlist.types import ContinuityConfig, OutputSpec
+from farm.storage import out_of_space, storage_full
 from farm.verdicts import Verdict
 
 
@@ -174,6 +175,12 @@ def assemble_job(
         edit_id, _ = record_checked_edit(db, job_id, edit, retaking=bool(outcome.retakes.retakes), by=by)
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # a failed assembly leaves no half-written version
+        if isinstance(exc, Exception) and out_of_space(exc):
+            # The storage's fault, not the edit's: the job stays assembling for the driver to try again
+            # once there is room (farm.jobs.run), and fails nothing.
+            _back_to_assembling(db, job_id, by=by)
+            needed = 2 * sum(Path(shot.video).stat().st_size for shot in shots)
+            raise storage_full(f"edit v{version} of job {job_id}", folder.parent, exc, needed=needed) from exc
         _abandon(db, job_id, exc, by=by)
         raise
     timeline = outcome.timeline
@@ -278,6 +285,13 @@ def editorial_options(settings: Settings, fps: Fraction, record_start: str | Non
             ) from exc
         raise UsageError(f"FARM_RECORD_START: {exc}") from exc
     return EditorialOptions(record_start=chosen, path_map=settings.config.path_map)
+
+
+def _back_to_assembling(db: Database, job_id: int, *, by: str) -> None:
+    """A job whose assembly ran out of disk waits, assembling, for the next try."""
+    if job_state(db, job_id) is JobState.CHECKING:
+        message = "its edit ran out of disk; it is assembled again once there is room"
+        transition_job(db, job_id, JobState.ASSEMBLING, by=by, expected={JobState.CHECKING}, message=message)
 
 
 def _abandon(db: Database, job_id: int, error: BaseException, *, by: str) -> None:

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm import defaults
 from farm.catalog import ModelCatalog
+from farm.db.events import record_event
+from farm.db.kinds import EventKind
 from farm.db.queries import job_state, shots_of_job
 from farm.db.session import Database
 from farm.db.states import RENDERABLE_JOB_STATES, JobState, ShotState
 from farm.engine.messages import EngineEvent, EngineEventKind, JobOutcome, Observer, ignore_events
 from farm.engine.policy import EngineOptions
+from farm.engine.storage import StoragePause
+from farm.errors import StorageFull
 from farm.jobs.cached import drive_from_cache
 from farm.jobs.edit import JobEdit, assemble_job
 from farm.jobs.lease import DriverLease
@@ -97,15 +102,19 @@ def render_job(
                     break
             elif state in (JobState.ASSEMBLING, JobState.CHECKING):
                 notify(EngineEvent(EngineEventKind.MESSAGE, message=f"assembling job {job_id}"))
-                edit = assemble_job(
-                    db,
-                    settings,
-                    job_id,
-                    loudness_lufs=loudness_lufs,
-                    retake_attempts=retakes_so_far,
-                    reuse=True,
-                    by=lease.by,
-                )
+                try:
+                    edit = assemble_job(
+                        db,
+                        settings,
+                        job_id,
+                        loudness_lufs=loudness_lufs,
+                        retake_attempts=retakes_so_far,
+                        reuse=True,
+                        by=lease.by,
+                    )
+                except StorageFull as full:
+                    wait_for_room(db, job_id, full, notify, by=lease.by, check_seconds=options.progress_seconds)
+                    continue
                 edits.append(edit)
                 retakes = edit.retakes
                 if not retakes:
@@ -119,6 +128,23 @@ def render_job(
                     notify(EngineEvent(EngineEventKind.MESSAGE, message=_nothing_to_do(job_id, state)))
                 break
     return RenderedJob(_whole_run(db, job_id, drives, started), tuple(drives), tuple(edits))
+
+
+def wait_for_room(
+    db: Database, job_id: int, full: StorageFull, notify: Observer, *, by: str, check_seconds: float
+) -> None:
+    """Wait (holding the job's lease) until the disk that filled up has room again, saying so in the job's
+    log when the wait starts and ends; a cancel ends the wait too."""
+    pause = StoragePause(check_seconds=check_seconds)
+    message = pause.begin(Path(full.path), full.needed, waiting="the edit waits", unit="the edit")
+    record_event(db, job_id, kind=EventKind.JOB_HELD, by=by, message=message, data={"reason": "storage"})
+    notify(EngineEvent(EngineEventKind.MESSAGE, message=f"{full}; {message}"))
+    while (resumed := pause.room_again()) is None:
+        if job_state(db, job_id) is JobState.CANCELLED:
+            return
+        time.sleep(check_seconds)
+    record_event(db, job_id, kind=EventKind.JOB_HELD, by=by, message=resumed, data={"reason": "storage"})
+    notify(EngineEvent(EngineEventKind.MESSAGE, message=resumed))
 
 
 def hold_lease(

@@ -55,10 +55,14 @@ class ShotVideoWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.temporary = files.temporary_path(path, suffix=".part.mp4")
         self.audio_file: Path | None = None
+        self.process: FfmpegProcess | None = None
         if audio is not None or audio_chunks is not None:
             self.audio_file = self.temporary.with_suffix(".wav")
-            write_wav_chunks(self.audio_file, (audio,) if audio is not None else audio_chunks, audio_rate)
-        self.process: FfmpegProcess | None = None
+            try:
+                write_wav_chunks(self.audio_file, (audio,) if audio is not None else audio_chunks, audio_rate)
+            except BaseException:  # a full disk, say: no __exit__ will run to remove the two temp files
+                self._remove_temporaries()
+                raise
 
     def __enter__(self) -> ShotVideoWriter:
         command = encode_rgb_frames(
@@ -96,9 +100,12 @@ class ShotVideoWriter:
             elif self.process is not None:
                 self.process.kill()
         finally:
-            for leftover in (self.temporary, self.audio_file):
-                if leftover is not None:
-                    leftover.unlink(missing_ok=True)
+            self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        for leftover in (self.temporary, self.audio_file):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
 
     def _finish(self) -> None:
         assert self.process is not None
