@@ -7,6 +7,7 @@ render on a ``ray.cluster_utils.Cluster`` of fake GPU nodes while its connection
 
 from __future__ import annotations
 
+import ast
 import logging
 import sqlite3
 import threading
@@ -57,6 +58,38 @@ def event_count(db: Database, **where: Any) -> int:
         for column, value in where.items():
             statement = statement.where(getattr(Event, column) == value)
         return connection.execute(statement).scalar_one()
+
+
+# ---- one mechanism --------------------------------------------------------------------------------------------
+
+
+def _opens_a_transaction(function: ast.FunctionDef) -> bool:
+    return any(
+        isinstance(item.context_expr, ast.Call)
+        and isinstance(item.context_expr.func, ast.Attribute)
+        and item.context_expr.func.attr in ("read", "write", "session")
+        and isinstance(item.context_expr.func.value, ast.Name)
+        and item.context_expr.func.value.id == "db"
+        for node in ast.walk(function)
+        if isinstance(node, ast.With)
+        for item in node.items
+    )
+
+
+def test_every_database_function_that_opens_a_transaction_is_retried_and_nothing_else_opens_one() -> None:
+    unretried, outside = [], []
+    for path in sorted((REPO_ROOT / "farm").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in (node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)):
+            if not _opens_a_transaction(function):
+                continue
+            where = f"{path.relative_to(REPO_ROOT)}:{function.lineno} {function.name}"
+            if path.parent.name != "db":
+                outside.append(where)
+            elif not any(isinstance(d, ast.Name) and d.id == "transaction" for d in function.decorator_list):
+                unretried.append(where)
+    assert unretried == [], "mark them @transaction (farm.db.retry)"
+    assert outside == [], "reach the database through farm.db's functions"
 
 
 # ---- what is transient --------------------------------------------------------------------------------------
