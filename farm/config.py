@@ -106,6 +106,8 @@ class FarmConfig:
     weights_dir: Path | None = None
     ray_address: str | None = None
     max_shot_seconds: float | None = None
+    database_retry_seconds: float | None = None
+    """``[farm] database_retry_seconds``: how long a database outage is ridden out (``farm.db.retry``)."""
     server_url: str | None = None
     listen: str | None = None
     shows: tuple[ShowConfig, ...] = ()
@@ -252,6 +254,7 @@ FARM_KEYS: dict[str, Check] = {
     "weights_dir": _text,
     "ray_address": _text,
     "max_shot_seconds": _number(0, exclusive=True),
+    "database_retry_seconds": _number(0, exclusive=True),
 }
 SERVER_KEYS: dict[str, Check] = {"url": _url, "listen": _listen}
 SHOW_KEYS: dict[str, Check] = {
@@ -307,6 +310,7 @@ class _Checker:
             weights_dir=self._path(farm.get("weights_dir")),
             ray_address=farm.get("ray_address"),
             max_shot_seconds=farm.get("max_shot_seconds"),
+            database_retry_seconds=farm.get("database_retry_seconds"),
             server_url=server.get("url"),
             listen=server.get("listen"),
             shows=tuple(ShowConfig(name, **values) for name, values in self._named(document, "shows", SHOW_KEYS)),

@@ -34,6 +34,9 @@ HEARTBEAT_SECONDS = 2.0
 """How often a driver renews its lease on a job."""
 STALE_AFTER_HEARTBEATS = 3
 """Missed heartbeats after which a driver counts as dead and another may take its job over."""
+DATABASE_RETRY_SECONDS = 180.0
+"""How long a driver or the manager rides out a database outage (lost connections, a failover, a locked
+SQLite file), retrying each transaction with backoff, before it stops with a resumable job."""
 RETRY_BASE_SECONDS = 1.0
 """The wait before a failed shot's first retry; it doubles with each further failure (with jitter)."""
 RETRY_CAP_SECONDS = 120.0

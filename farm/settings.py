@@ -50,6 +50,8 @@ class Settings:
     ray_address: str | None = None
     """None starts a local Ray instance; ``auto`` or ``host:port`` joins a cluster."""
     max_shot_seconds: float = defaults.MAX_SHOT_SECONDS
+    database_retry_seconds: float = defaults.DATABASE_RETRY_SECONDS
+    """How long a database outage is ridden out, retrying, before the work stops resumable (``farm.db.retry``)."""
     user: str = "unknown"
     record_start: str = DEFAULT_RECORD_START
     """The record timecode an edit's first frame gets in its editorial files (``[editorial] record_start``)."""
@@ -121,6 +123,9 @@ def resolve_settings(
     chosen = database_url or from_env or file.database_url
     url = with_password_from(chosen, from_env) if chosen else sqlite_url(data / "farm.db")
     max_seconds = max_shot_seconds if max_shot_seconds is not None else _env_float(env, "FARM_MAX_SHOT_SECONDS")
+    retry_seconds = _env_float(env, "FARM_DATABASE_RETRY_SECONDS")
+    if retry_seconds is None:
+        retry_seconds = file.database_retry_seconds or defaults.DATABASE_RETRY_SECONDS
     weights = env.get("FARM_WEIGHTS_DIR") or file.weights_dir or data / "weights"
     return Settings(
         data_dir=data,
@@ -129,6 +134,7 @@ def resolve_settings(
         weights_dir=Path(weights).expanduser().resolve(),
         ray_address=ray_address or env.get("FARM_RAY_ADDRESS") or file.ray_address or None,
         max_shot_seconds=max_seconds if max_seconds is not None else file.max_shot_seconds or defaults.MAX_SHOT_SECONDS,
+        database_retry_seconds=retry_seconds,
         user=env.get("FARM_USER") or env.get("USER") or env.get("USERNAME") or _login_name(),
         record_start=env.get("FARM_RECORD_START") or file.record_start or DEFAULT_RECORD_START,
         config=file,

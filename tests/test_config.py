@@ -77,7 +77,7 @@ count = 4
         "editorial, path_map",
         f"{path}:2:1: farm.max_shot_seconds: max_shot_seconds must be more than 0, got -3",
         f"{path}:3:1: farm.colour: unknown key colour; allowed in [farm]: data_dir, database_url, models_dir, "
-        "weights_dir, ray_address, max_shot_seconds",
+        "weights_dir, ray_address, max_shot_seconds, database_retry_seconds",
         f"{path}:6:1: shows.\"Night Shift\".share: share must be a number, got 'lots'",
         f"{path}:9:1: people.alice.role: role must be one of editor, producer, admin, got 'director'",
         f"{path}:12:1: notifications.webhook[0].events: events job.exploded unknown; allowed: job.done, job.failed, "

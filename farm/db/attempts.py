@@ -10,10 +10,12 @@ from sqlalchemy import Connection, select
 
 from farm.db.errors import UnknownJob, UnknownShot
 from farm.db.records import AttemptRecord
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.tables import Job, Render, Shot
 
 
+@transaction
 def shot_attempts(
     db: Database, job_id: int, *, shot_id: str | None = None, attempt_no: int | None = None
 ) -> tuple[AttemptRecord, ...]:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, delete, select, update
 from farm.db.columns import dialect_insert, utcnow
 from farm.db.events import event_row, write_events
 from farm.db.kinds import ArtifactKind, EventKind
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import AttemptState, LostRace
 from farm.db.tables import Artifact, Render, RenderClaim, Shot
@@ -124,6 +125,7 @@ def _take_over(connection: Connection, request: ClaimRequest, values: dict[str, 
     return True
 
 
+@transaction
 def renew_claims(db: Database, render_ids: Sequence[int], *, lease_seconds: float) -> int:
     """Push back the expiry of the claims these running attempts hold; returns how many were renewed."""
     if not render_ids:
@@ -141,6 +143,7 @@ def release_claim(connection: Connection, render_id: int) -> None:
     connection.execute(delete(RenderClaim).where(RenderClaim.render_id == render_id))
 
 
+@transaction
 def record_waiting(db: Database, shot_pk: int, job_id: int, claim: ClaimInfo, *, by: str) -> None:
     """The audit line that says why a queued shot is not dispatched: another attempt renders its key."""
     data = {"cache_key": claim.cache_key, "render_id": claim.render_id, "job_id": claim.job_id}

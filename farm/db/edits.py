@@ -15,6 +15,7 @@ from farm.db.events import event_row, write_events
 from farm.db.kinds import EventKind, Review
 from farm.db.machine import job_state_in
 from farm.db.records import EditInfo, field_names, from_values
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.shots import retake_shot_in
 from farm.db.states import IllegalTransition, JobState
@@ -23,6 +24,7 @@ from farm.db.tables import Edit, Job
 _EDIT_FIELDS = field_names(EditInfo)
 
 
+@transaction
 def edit_versions(db: Database, job_id: int) -> tuple[EditInfo, ...]:
     """Every edit version of the job, oldest first (none before its first assembly)."""
     with db.read() as connection:
@@ -44,6 +46,7 @@ class Rekeyed:
     reason: str
 
 
+@transaction
 def review_edit(
     db: Database,
     job_id: int,
@@ -109,6 +112,7 @@ def review_edit(
     return from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row))
 
 
+@transaction
 def edits_with_content(db: Database, content_key: str, *, limit: int = 5) -> tuple[EditInfo, ...]:
     """The newest assembled edit versions (of any job) whose content key is ``content_key``, newest first:
     the candidates a run with the same edit inputs may re-use instead of assembling again. Versions that

@@ -27,6 +27,15 @@ class DatabaseUnavailable(FarmError):
     """The database cannot be opened: the server is down, the URL is wrong, or the file is not writable."""
 
 
+class DatabaseOutage(DatabaseUnavailable):
+    """The database kept failing with transient faults (lost connections, a failover, a locked SQLite file)
+    past the retry deadline; the message names the database, the operation and its job, and how to resume.
+
+    Nothing half-done stays: each operation is one transaction, so the job is left as its last committed
+    transition says and a resumed driver (or the manager) carries on from there.
+    """
+
+
 class SchemaVersionError(FarmError):
     """The database's schema is not the one this farm expects (newer than the code, or not yet upgraded)."""
 

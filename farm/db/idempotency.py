@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from farm.db.columns import utcnow
 from farm.db.errors import IdempotencyConflict, IdempotencyKeyTaken
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.tables import NAME, IdempotencyKey
 from farm.errors import InvalidValue
@@ -34,6 +35,7 @@ class IdempotencyClaim:
             raise InvalidValue("Idempotency-Key", f"an Idempotency-Key is 1-{NAME} characters, not {self.key!r}")
 
 
+@transaction
 def keyed_job(db: Database, claim: IdempotencyClaim) -> int | None:
     """The job a submit with this key already made (None if the key is new).
 

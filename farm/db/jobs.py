@@ -17,12 +17,13 @@ from sqlalchemy import Connection, insert, select, update
 from farm import defaults
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob, UnknownShot
-from farm.db.events import event_row, write_events
+from farm.db.events import event_row, write_events, written_on_first_try
 from farm.db.idempotency import IdempotencyClaim, claim_key
 from farm.db.kinds import EventKind
 from farm.db.machine import job_state_in, move_job
 from farm.db.machine import settle_job as settle
 from farm.db.products import NewEdit, insert_edit
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.shots import cancel_queued_shots, requeue_shots
 from farm.db.states import FINISHED_JOB_STATES, IllegalTransition, JobState, ShotState
@@ -53,6 +54,7 @@ class NewJob:
     """What the job was submitted with beyond its shots (continuity settings, title, ...)."""
 
 
+@transaction
 def submit_job(
     db: Database, job: NewJob, shots: Sequence[NewShot], *, idempotency: IdempotencyClaim | None = None
 ) -> int:
@@ -62,7 +64,12 @@ def submit_job(
     job, if a concurrent submit recorded the same key first: ``farm.db.idempotency.keyed_job`` reads its job).
     """
     now = utcnow()
+    name = job.shot_list_path.replace("\\", "/").rsplit("/", 1)[-1]
+    message = f"submitted {name}: {len(shots)} shots, {job.quality}, priority {job.priority}"
     with db.write() as connection:
+        earlier = written_on_first_try(connection, by=job.submitted_by, kind=EventKind.JOB_SUBMITTED, message=message)
+        if earlier is not None:  # the first try committed before its connection died: that is this submit's job
+            return int(earlier.job_id)
         job_id = connection.execute(
             insert(Job)
             .values(
@@ -83,7 +90,6 @@ def submit_job(
         if idempotency is not None:
             claim_key(connection, idempotency, job_id)
         shot_pks = _insert_shots(connection, job_id, shots, now)
-        name = job.shot_list_path.replace("\\", "/").rsplit("/", 1)[-1]
         events = [
             event_row(
                 at=now,
@@ -91,7 +97,7 @@ def submit_job(
                 kind=EventKind.JOB_SUBMITTED,
                 job_id=job_id,
                 new=JobState.QUEUED,
-                message=f"submitted {name}: {len(shots)} shots, {job.quality}, priority {job.priority}",
+                message=message,
                 data={"shot_list": job.shot_list_path, "sha256": job.shot_list_sha256},
             )
         ]
@@ -134,6 +140,7 @@ def _insert_shots(connection: Any, job_id: int, shots: Sequence[NewShot], now: A
     return list(result.scalars())
 
 
+@transaction
 def transition_job(
     db: Database,
     job_id: int,
@@ -145,15 +152,20 @@ def transition_job(
 ) -> JobState:
     """Move a job to ``to`` in one transaction (``farm.db.machine.move_job``); returns the state it left."""
     with db.write() as connection:
+        earlier = _moved_earlier(connection, job_id, JobState(to), by=by)
+        if earlier is not None:
+            return earlier
         return move_job(connection, job_id, JobState(to), by=by, message=message, expected=expected)
 
 
+@transaction
 def settle_job(db: Database, job_id: int, *, by: str) -> JobState:
     """Bring the job's state in line with its shots (``farm.db.machine.settle_job``); returns it."""
     with db.write() as connection:
         return settle(connection, job_id, by=by)
 
 
+@transaction
 def cancel_job(db: Database, job_id: int, *, by: str) -> int:
     """Cancel a job and its queued shots; returns how many shots were cancelled.
 
@@ -161,6 +173,8 @@ def cancel_job(db: Database, job_id: int, *, by: str) -> int:
     cancelled (it owns them; this process does not).
     """
     with db.write() as connection:
+        if _moved_earlier(connection, job_id, JobState.CANCELLED, by=by) is not None:
+            return _count_shots(connection, job_id, ShotState.CANCELLED)
         state = job_state_in(connection, job_id)
         if state in FINISHED_JOB_STATES:
             raise IllegalTransition(f"job {job_id} is already {state}; there is nothing to cancel")
@@ -168,6 +182,7 @@ def cancel_job(db: Database, job_id: int, *, by: str) -> int:
         return len(cancel_queued_shots(connection, job_id, by=by))
 
 
+@transaction
 def retry_job(db: Database, job_id: int, *, by: str, shot_ids: Sequence[str] | None = None) -> int:
     """Requeue a job's failed and cancelled shots (or exactly ``shot_ids``, which may also name done shots:
     a retake by hand); a finished job with work queued again is queued itself. Returns how many shots
@@ -191,6 +206,7 @@ def retry_job(db: Database, job_id: int, *, by: str, shot_ids: Sequence[str] | N
         return len(requeue_shots(connection, job_id, sources, by=by, shot_ids=shot_ids))
 
 
+@transaction
 def set_priority(db: Database, job_id: int, priority: int, *, by: str) -> int:
     """Give a job a new priority (higher runs first), with a ``job.priority`` event; returns the old one.
 
@@ -219,6 +235,7 @@ def set_priority(db: Database, job_id: int, priority: int, *, by: str) -> int:
     return int(old)
 
 
+@transaction
 def job_record(db: Database, job_id: int) -> NewJob:
     """The job as it was submitted (its shot list, quality, submitter, priority now, options)."""
     with db.read() as connection:
@@ -248,18 +265,34 @@ def job_record(db: Database, job_id: int) -> NewJob:
     )
 
 
+@transaction
 def record_checked_edit(db: Database, job_id: int, edit: NewEdit, *, retaking: bool, by: str) -> tuple[int, int]:
     """Record a checked edit version and end the job's checking phase with it, in one transaction:
     ``done`` (the edit exists), or ``retaking`` when its checks asked for shots to render again.
 
     Returns (edit id, version).
     """
+    to = JobState.RETAKING if retaking else JobState.DONE
     with db.write() as connection:
+        if _moved_earlier(connection, job_id, to, by=by) is not None:  # a retry whose first try committed
+            return insert_edit(connection, job_id, edit, by=by, paths=db.paths)  # the edit it recorded
         recorded = insert_edit(connection, job_id, edit, by=by, paths=db.paths)
-        to = JobState.RETAKING if retaking else JobState.DONE
         move_job(connection, job_id, to, by=by, message=f"edit v{recorded[1]}: continuity {edit.verdict}",
                  expected={JobState.CHECKING})  # fmt: skip
     return recorded
+
+
+def _moved_earlier(connection: Connection, job_id: int, to: JobState, *, by: str) -> JobState | None:
+    """On a retry (``rerun_since``) whose first try moved the job to ``to`` and committed before its
+    connection died: the state it left (what the first try would have returned). None otherwise."""
+    moved = written_on_first_try(connection, by=by, kind=EventKind.JOB_STATE, job_id=job_id)
+    if moved is None or moved.new_state != to.value or job_state_in(connection, job_id) is not to:
+        return None
+    return JobState(moved.old_state)
+
+
+def _count_shots(connection: Connection, job_id: int, state: ShotState) -> int:
+    return len(connection.execute(select(Shot.id).where(Shot.job_id == job_id, Shot.state == state)).all())
 
 
 def _driver_is_live(connection: Connection, job_id: int) -> bool:

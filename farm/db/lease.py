@@ -18,11 +18,13 @@ from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
 from farm.db.events import event_row, write_events
 from farm.db.kinds import EventKind
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import LostRace
 from farm.db.tables import Job, ManagerLease
 
 
+@transaction
 def heartbeat(db: Database, job_id: int, driver_id: str) -> None:
     """Record that ``driver_id`` is alive and driving ``job_id`` (a change of driver is logged as an event)."""
     now = utcnow()
@@ -35,6 +37,7 @@ def heartbeat(db: Database, job_id: int, driver_id: str) -> None:
         _take_over(connection, job_id, driver_id, now, [Job.id == job_id])
 
 
+@transaction
 def claim_driver(db: Database, job_id: int, driver_id: str, *, stale_after: float) -> bool:
     """Become the driver of ``job_id`` unless another driver's heartbeat is younger than ``stale_after`` s."""
     now = utcnow()
@@ -48,6 +51,7 @@ def claim_driver(db: Database, job_id: int, driver_id: str, *, stale_after: floa
         return _take_over(connection, job_id, driver_id, now, [Job.id == job_id, free], must_exist=False)
 
 
+@transaction
 def release_driver(db: Database, job_id: int, driver_id: str) -> bool:
     """Give up driving ``job_id`` (the driver is finishing), so the next resume needn't wait for staleness."""
     with db.write() as connection:
@@ -110,6 +114,7 @@ class ManagerInfo:
         return (now or utcnow()) - self.heartbeat_at < timedelta(seconds=stale_after)
 
 
+@transaction
 def claim_manager(db: Database, holder: str, *, stale_after: float, api_url: str | None = None) -> bool:
     """Become the farm's manager unless another one's heartbeat is younger than ``stale_after`` s.
 
@@ -145,6 +150,7 @@ def claim_manager(db: Database, holder: str, *, stale_after: float, api_url: str
     return bool(won)
 
 
+@transaction
 def renew_manager(db: Database, holder: str) -> bool:
     """Renew the manager's heartbeat; False when another manager has taken the farm over (stop at once)."""
     with db.write() as connection:
@@ -156,6 +162,7 @@ def renew_manager(db: Database, holder: str) -> bool:
     return renewed == 1
 
 
+@transaction
 def release_manager(db: Database, holder: str) -> None:
     """Give the farm up (a clean stop), so a standby takes over without waiting for staleness."""
     with db.write() as connection:
@@ -166,6 +173,7 @@ def release_manager(db: Database, holder: str) -> None:
         )
 
 
+@transaction
 def current_manager(db: Database) -> ManagerInfo | None:
     """The manager of record (alive or not; ``ManagerInfo.alive`` tells), None if none ever ran."""
     with db.read() as connection:
@@ -179,6 +187,7 @@ def current_manager(db: Database) -> ManagerInfo | None:
     return ManagerInfo(row.holder, row.heartbeat_at, row.since or row.heartbeat_at, row.api_url)
 
 
+@transaction
 def heartbeat_jobs(db: Database, driver_id: str) -> int:
     """Renew the lease of every job ``driver_id`` drives, in one statement (the manager drives many)."""
     with db.write() as connection:

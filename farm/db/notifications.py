@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from farm.db.columns import utcnow
 from farm.db.kinds import Channel, DeliveryState, EventKind
 from farm.db.records import _JsonRecord
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import JobState, LostRace
 from farm.db.tables import Edit, Event, Job, Notification, NotifierCursor, Render, Shot
@@ -99,6 +100,7 @@ _EVENT_COLUMNS = (
 """In NotifiableEvent's field order."""
 
 
+@transaction
 def notifiable_events(
     db: Database, *, settle_seconds: float = 2.0, limit: int = 500
 ) -> tuple[int, int, tuple[NotifiableEvent, ...]]:
@@ -136,6 +138,7 @@ def notifiable_events(
     return cursor, (events[-1].event_id if len(events) == limit else end), events
 
 
+@transaction
 def record_notifications(db: Database, *, read_from: int, read_to: int, items: Sequence[NewNotification]) -> int:
     """Insert ``items`` and move the cursor from ``read_from`` to ``read_to``, in one transaction; LostRace if
     another notifier moved it first (nothing is inserted then). Returns how many were recorded."""
@@ -172,6 +175,7 @@ def record_notifications(db: Database, *, read_from: int, read_to: int, items: S
     return len(items)
 
 
+@transaction
 def due_notifications(db: Database, *, now: datetime | None = None, limit: int = 50) -> tuple[NotificationRecord, ...]:
     """Pending notifications whose next attempt is due, oldest first."""
     moment = now or utcnow()
@@ -185,6 +189,7 @@ def due_notifications(db: Database, *, now: datetime | None = None, limit: int =
     return tuple(NotificationRecord(*row) for row in rows)
 
 
+@transaction
 def record_attempt(
     db: Database, notification_id: int, *, delivered: bool, status: str, response: str, retry_at: datetime | None
 ) -> None:
@@ -206,6 +211,7 @@ def record_attempt(
         )
 
 
+@transaction
 def notifications_of(db: Database, *, job_id: int | None = None, limit: int = 100) -> tuple[NotificationRecord, ...]:
     """The newest notifications (of one job, or of all), newest first."""
     query = select(*(getattr(Notification, name) for name in _FIELDS)).order_by(Notification.id.desc()).limit(limit)

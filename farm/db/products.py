@@ -13,9 +13,10 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from farm.db.columns import dialect_insert, utcnow
-from farm.db.events import event_row, write_events
+from farm.db.events import event_row, write_events, written_on_first_try
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.machine import CAS_RETRIES, job_state_in
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.stored_paths import DataPaths
 from farm.db.tables import Artifact, Edit
@@ -35,6 +36,7 @@ class ArtifactRecord:
     duration: float | None = None
 
 
+@transaction
 def record_artifact(db: Database, record: ArtifactRecord) -> int:
     """The artifact row for (cache_key, kind), created if missing; returns its id.
 
@@ -78,6 +80,7 @@ class NewEdit:
     """Set when this version re-uses an existing edit's files (same content key) instead of assembling."""
 
 
+@transaction
 def record_edit(db: Database, job_id: int, edit: NewEdit, *, by: str) -> tuple[int, int]:
     """A new edit version of ``job_id`` (1, 2, ...; none is overwritten); returns (edit id, version)."""
     for attempt in range(CAS_RETRIES):
@@ -92,8 +95,14 @@ def record_edit(db: Database, job_id: int, edit: NewEdit, *, by: str) -> tuple[i
 
 
 def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str, paths: DataPaths) -> tuple[int, int]:
-    """``record_edit`` inside the caller's transaction (the job's phase changes with it)."""
+    """``record_edit`` inside the caller's transaction (the job's phase changes with it).
+
+    A retry (``rerun_since``) whose first try recorded this edit and committed before its connection died
+    gets that edit back instead of a second version."""
     job_state_in(connection, job_id)  # UnknownJob if there is none
+    earlier = written_on_first_try(connection, by=by, kind=EventKind.EDIT_RECORDED, job_id=job_id)
+    if earlier is not None and (earlier.data or {}).get("video") == edit.video_path:
+        return int(earlier.data["edit_id"]), int(earlier.data["version"])
     version = edit.version
     if version is None:
         version = connection.execute(

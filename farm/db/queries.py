@@ -32,6 +32,7 @@ from farm.db.records import (
     field_names,
     from_values,
 )
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, JobState, ShotState
 from farm.db.stored_paths import DataPaths
@@ -79,6 +80,7 @@ def _frames_where(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, Shot.frames), else_=0)), 0)
 
 
+@transaction
 def job_summaries(db: Database, limit: int = 20) -> tuple[JobSummary, ...]:
     """The ``limit`` most recent jobs, newest first, with their shot counts, GPU time and ETA."""
     with db.read() as connection:
@@ -217,6 +219,7 @@ def estimate_eta(state: JobState, frames_left: float, frames_per_second: float |
     return frames_left / frames_per_second / max(running, 1)
 
 
+@transaction
 def job_detail(
     db: Database,
     job_id: int,
@@ -321,6 +324,7 @@ _EDIT_FIELDS = field_names(EditInfo)
 _ARTIFACT_FIELDS = field_names(ArtifactInfo)
 
 
+@transaction
 def latest_edit(db: Database, job_id: int) -> EditInfo | None:
     """The job's newest edit version, or None before its first assembly."""
     with db.read() as connection:
@@ -343,6 +347,7 @@ def _require_job(connection: Connection, job_id: int) -> None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
 
 
+@transaction
 def shots_of_job(db: Database, job_id: int, *, only: str | None = None) -> tuple[ShotRecord, ...]:
     """The job's shots in edit order (or only the shot ``only``), with what a scheduler needs to dispatch them."""
     with db.read() as connection:
@@ -384,6 +389,7 @@ def shots_of_job(db: Database, job_id: int, *, only: str | None = None) -> tuple
     )
 
 
+@transaction
 def job_state(db: Database, job_id: int) -> JobState:
     """The job's state now (the driver polls this to notice a cancel)."""
     with db.read() as connection:
@@ -393,6 +399,7 @@ def job_state(db: Database, job_id: int) -> JobState:
     return state
 
 
+@transaction
 def higher_priority_jobs(db: Database, job_id: int, *, stale_after: float) -> tuple[int, ...]:
     """Jobs with a higher priority than ``job_id`` that are being driven now (a live driver heartbeat).
 
@@ -414,6 +421,7 @@ def higher_priority_jobs(db: Database, job_id: int, *, stale_after: float) -> tu
         return tuple(rows)
 
 
+@transaction
 def job_options(db: Database, job_id: int) -> dict[str, Any]:
     """What the job was submitted with beyond its shots (continuity settings, title, ...)."""
     with db.read() as connection:
@@ -451,6 +459,7 @@ def _events_statement(job_id: int) -> Any:
     )
 
 
+@transaction
 def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[EventRecord, ...]:
     """The job's audit log, oldest first (the last ``limit`` events if given)."""
     newest_first = limit is not None
@@ -464,6 +473,7 @@ def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[
         return tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows)
 
 
+@transaction
 def events_since(db: Database, job_id: int, *, after: int = 0, limit: int = 500) -> EventPage:
     """Up to ``limit`` of the job's events with an id above ``after``, oldest first, and the job's state,
     read in one snapshot (a stream that resumes from the last id it sent misses nothing and repeats nothing).
@@ -477,6 +487,7 @@ def events_since(db: Database, job_id: int, *, after: int = 0, limit: int = 500)
     return EventPage(tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows), state)
 
 
+@transaction
 def find_artifact(db: Database, cache_key: str, kind: ArtifactKind) -> ArtifactInfo | None:
     """The stored artifact for (cache_key, kind), or None if nothing with that key was ever recorded."""
     with db.read() as connection:

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select, update
 from farm.db.columns import utcnow
 from farm.db.events import event_row, write_events
 from farm.db.kinds import EventKind
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import ACTIVE_JOB_STATES, JobState
 from farm.db.tables import Job, Render, Shot, Show
@@ -45,6 +46,7 @@ class ShowLimits:
     gpu_hour_budget: float | None = None
 
 
+@transaction
 def jobs_needing_a_driver(db: Database, *, driver_id: str, stale_after: float) -> tuple[int, ...]:
     """Unfinished jobs that no live process drives (nor ``driver_id`` already), oldest first."""
     fresh = utcnow() - timedelta(seconds=stale_after)
@@ -60,6 +62,7 @@ def jobs_needing_a_driver(db: Database, *, driver_id: str, stale_after: float) -
         return tuple(rows)
 
 
+@transaction
 def job_heads(db: Database, job_ids: Iterable[int]) -> dict[int, JobHead]:
     ids = sorted(set(job_ids))
     if not ids:
@@ -71,12 +74,14 @@ def job_heads(db: Database, job_ids: Iterable[int]) -> dict[int, JobHead]:
     return {row.id: JobHead(row.id, row.state, row.project, row.priority, row.hold_reason) for row in rows}
 
 
+@transaction
 def show_limits(db: Database) -> dict[str, ShowLimits]:
     with db.read() as connection:
         rows = connection.execute(select(Show.name, Show.share, Show.gpu_quota, Show.gpu_hour_budget)).all()
     return {row.name: ShowLimits(row.name, row.share, row.gpu_quota, row.gpu_hour_budget) for row in rows}
 
 
+@transaction
 def show_gpu_seconds(db: Database, shows: Iterable[str]) -> dict[str, float]:
     """GPU-seconds every attempt of each show's jobs has used (what its budget is spent on)."""
     names = sorted(set(shows))
@@ -96,6 +101,7 @@ def show_gpu_seconds(db: Database, shows: Iterable[str]) -> dict[str, float]:
     return used
 
 
+@transaction
 def hold_job(db: Database, job_id: int, reason: str | None, *, by: str) -> bool:
     """Hold a waiting job back with ``reason`` (None lets it go); True if that changed anything."""
     with db.write() as connection:

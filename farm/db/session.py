@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from farm.db import migrate
 from farm.db.connect import READ_ONLY, create_sql_engine, display_url, normalise_url
 from farm.db.errors import DatabaseMissing, DatabaseUnavailable, SchemaVersionError
+from farm.db.retry import Retrier, RetryPolicy
 from farm.db.stored_paths import DataPaths
 
 
@@ -32,11 +33,15 @@ class Database:
 
     ``data_dir`` is the farm's data directory as this process sees it: paths under it are stored relative to
     it and read back absolute (``farm.db.stored_paths``), so the database survives the folder moving.
+
+    ``retry``: how long the ``@transaction`` functions of ``farm.db`` ride out transient faults
+    (``farm.db.retry``); ``retrier`` holds that policy and the outage clock shared by this process's threads.
     """
 
-    def __init__(self, engine: Engine, *, data_dir: Path | None = None) -> None:
+    def __init__(self, engine: Engine, *, data_dir: Path | None = None, retry: RetryPolicy | None = None) -> None:
         self.sql_engine = engine
         self.paths = DataPaths(data_dir)
+        self.retrier = Retrier(retry or RetryPolicy())
         self.url: URL = engine.url
         self._read_engine = engine.execution_options(**{READ_ONLY: True})
         self.sessionmaker: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
@@ -83,12 +88,14 @@ class Database:
         return f"Database({self.display_url!r})"
 
 
-def open_database(url: str | URL, *, read_only: bool = False, data_dir: Path | None = None) -> Database:
+def open_database(
+    url: str | URL, *, read_only: bool = False, data_dir: Path | None = None, retry: RetryPolicy | None = None
+) -> Database:
     """Connect to ``url`` and check its schema version; unless ``read_only``, create and migrate it as needed.
 
     ``postgresql://`` URLs use psycopg 3. Raises DatabaseUnavailable when the database cannot be reached,
     DatabaseMissing when ``read_only`` finds no database (or one farm never wrote to), SchemaVersionError
-    when it is newer than this farm, or older and ``read_only``. ``data_dir``: see ``Database``.
+    when it is newer than this farm, or older and ``read_only``. ``data_dir``, ``retry``: see ``Database``.
     """
     parsed = normalise_url(url)
     try:
@@ -100,7 +107,7 @@ def open_database(url: str | URL, *, read_only: bool = False, data_dir: Path | N
     except BaseException:
         engine.dispose()
         raise
-    return Database(engine, data_dir=data_dir)
+    return Database(engine, data_dir=data_dir, retry=retry)
 
 
 def upgrade_database(url: str | URL, revision: str = "head") -> tuple[migrate.SchemaStatus, migrate.SchemaStatus]:

@@ -18,10 +18,11 @@ from sqlalchemy import Connection, exists, insert, literal, select, update
 from farm.db.claims import ClaimRequest, release_claim, take_claim
 from farm.db.columns import UTCDateTime, seconds_between, utcnow
 from farm.db.errors import UnknownShot
-from farm.db.events import event_row, write_events
+from farm.db.events import event_row, write_events, written_on_first_try
 from farm.db.kinds import EventKind
 from farm.db.machine import MovedShot, ShotMove, move_shots, names
 from farm.db.products import ArtifactRecord, upsert_artifact
+from farm.db.retry import rerun_since, transaction
 from farm.db.session import Database
 from farm.db.states import AttemptState, LostRace, ShotState, check_attempt_outcome
 from farm.db.tables import Render, Shot
@@ -44,6 +45,7 @@ def start_attempt(db: Database, shot_pk: int, *, worker: str, node: str, device:
     return start_logged_attempt(db, shot_pk, worker=worker, node=node, device=device, by=by).render_id
 
 
+@transaction
 def start_logged_attempt(
     db: Database,
     shot_pk: int,
@@ -69,6 +71,9 @@ def start_logged_attempt(
             .with_for_update()
         ).one_or_none()
         if claim is None:
+            earlier = _started_earlier(connection, shot_pk, worker=worker, node=node)
+            if earlier is not None:
+                return AttemptStart(earlier.id, earlier.attempt_no, db.paths.to_absolute(earlier.log_path))
             raise not_in_state(connection, shot_pk, {ShotState.QUEUED}, "claim it")
         attempt_no = claim[0]
         log_path = f"{log_dir}/{claim[1]}.attempt-{attempt_no}.log" if log_dir else None
@@ -110,6 +115,7 @@ def start_logged_attempt(
     return AttemptStart(render_id, attempt_no, log_path)
 
 
+@transaction
 def report_progress(db: Database, render_id: int, fraction: float, phase: str) -> bool:
     """Record an attempt's progress (0-1) while it runs; False if the attempt is no longer running.
 
@@ -124,6 +130,7 @@ def report_progress(db: Database, render_id: int, fraction: float, phase: str) -
     return changed == 1
 
 
+@transaction
 def finish_attempt(
     db: Database,
     render_id: int,
@@ -171,7 +178,8 @@ def finish_attempt(
             .returning(Render.attempt_no, Render.shot_id)
         ).one_or_none()
         if finished is None:
-            return False
+            ended = written_on_first_try(connection, by=by, kind=EventKind.RENDER_FINISHED, render_id=render_id)
+            return ended is not None and ended.new_state == outcome.value  # True: the first try finished it
         release_claim(connection, render_id)
         shot_values: dict[str, Any] = {"gpu_seconds": Shot.gpu_seconds + float(gpu_seconds)}
         if shot_state is ShotState.DONE:
@@ -204,6 +212,7 @@ def finish_attempt(
     return True
 
 
+@transaction
 def mark_cached(db: Database, shot_pk: int, artifact_id: int, *, by: str) -> bool:
     """A queued shot whose cache key already has an artifact: done without rendering (``cached``).
 
@@ -212,9 +221,12 @@ def mark_cached(db: Database, shot_pk: int, artifact_id: int, *, by: str) -> boo
     move = ShotMove(ShotState.QUEUED, ShotState.DONE, EventKind.SHOT_CACHED, "cache hit", {"artifact_id": artifact_id})
     values = {"cached": True, "artifact_id": artifact_id, "render_seconds": 0.0, "last_error": None}
     with db.write() as connection:
-        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values)) or (
+            _moved_earlier(connection, shot_pk, EventKind.SHOT_CACHED, by=by)
+        )
 
 
+@transaction
 def fail_unrenderable(db: Database, shot_pk: int, *, by: str, reason: str) -> bool:
     """queued -> failed for a shot that can never render, with ``reason`` as its last error.
 
@@ -223,9 +235,12 @@ def fail_unrenderable(db: Database, shot_pk: int, *, by: str, reason: str) -> bo
     move = ShotMove(ShotState.QUEUED, ShotState.FAILED, EventKind.SHOT_FAILED, reason)
     with db.write() as connection:
         values = {"last_error": f"NotRendered: {reason}"}
-        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values)) or (
+            _moved_earlier(connection, shot_pk, EventKind.SHOT_FAILED, by=by)
+        )
 
 
+@transaction
 def retake_shot(db: Database, shot_pk: int, *, spec: dict[str, Any], cache_key: str, by: str, reason: str) -> bool:
     """done -> queued with a new recipe (a continuity retake: new seed, a new shot to continue, the
     reference instead of the continued frames, an escalation rung), and ``reason``, why.
@@ -260,6 +275,7 @@ def retake_shot_in(
     return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
 
 
+@transaction
 def recover_orphans(db: Database, job_id: int, *, by: str) -> int:
     """For a job whose driver died: crash every running attempt and requeue its shot. Returns the count."""
     now = utcnow()
@@ -338,6 +354,31 @@ def _attempt_ended(
         at=at, by=by, kind=EventKind.RENDER_FINISHED, job_id=job_id, shot_pk=shot_pk, render_id=render_id,
         old=AttemptState.RUNNING, new=outcome, message=message, data=data,
     )  # fmt: skip
+
+
+def _started_earlier(connection: Connection, shot_pk: int, *, worker: str, node: str) -> Any:
+    """On a retry (``rerun_since``), this call's own attempt if its first try committed before the
+    connection died: the shot running an attempt this worker started since the call began. None otherwise."""
+    since = rerun_since()
+    if since is None:
+        return None
+    return connection.execute(
+        select(Render.id, Render.attempt_no, Render.log_path)
+        .join(Shot, Shot.current_render_id == Render.id)
+        .where(
+            Shot.id == shot_pk,
+            Shot.state == ShotState.RUNNING,
+            Render.state == AttemptState.RUNNING,
+            Render.worker == worker,
+            Render.node == node,
+            Render.started_at >= since,
+        )
+    ).one_or_none()
+
+
+def _moved_earlier(connection: Connection, shot_pk: int, kind: EventKind, *, by: str) -> bool:
+    """On a retry, whether the first try made this shot move (its event is there, written by ``by``)."""
+    return written_on_first_try(connection, by=by, kind=kind, shot_pk=shot_pk) is not None
 
 
 def _job_of_shot(connection: Connection, shot_pk: int) -> int:

@@ -17,6 +17,7 @@ from farm.db.errors import UnknownShow
 from farm.db.events import event_row, write_events
 from farm.db.kinds import EventKind
 from farm.db.records import ShowChange, ShowInfo
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.tables import NAME, Job, Shot, Show
 from farm.errors import InvalidValue, UsageError
@@ -24,6 +25,7 @@ from farm.errors import InvalidValue, UsageError
 DEFAULT_SHARE = 1.0
 
 
+@transaction
 def set_show(db: Database, name: str, change: ShowChange, *, by: str) -> ShowInfo:
     """Apply ``change`` to show ``name`` (its row created on the first change); returns the show after it."""
     name = _checked_name(name)
@@ -55,12 +57,14 @@ def set_show(db: Database, name: str, change: ShowChange, *, by: str) -> ShowInf
         return _shows(connection, name)[0]
 
 
+@transaction
 def list_shows(db: Database) -> tuple[ShowInfo, ...]:
     """Every show with settings or jobs, by name, with the GPU hours its jobs have used."""
     with db.read() as connection:
         return _shows(connection, None)
 
 
+@transaction
 def read_show(db: Database, name: str) -> ShowInfo:
     """One show (UnknownShow if it has neither settings nor jobs)."""
     with db.read() as connection:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, case, func, select
 
 from farm.db.kinds import EventKind
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.db.tables import Event, Job, Notification, Render, Shot
@@ -52,6 +53,7 @@ class FarmStats:
     """Notifications by (channel, delivery state)."""
 
 
+@transaction
 def farm_stats(db: Database) -> FarmStats:
     """Every total, in one read transaction (a consistent snapshot)."""
     retakes = (

@@ -18,6 +18,7 @@ from farm.db.columns import utcnow
 from farm.db.errors import TokenNameTaken, UnknownToken
 from farm.db.kinds import Role
 from farm.db.records import Identity, TokenInfo
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.tables import NAME, ApiToken
 from farm.errors import InvalidValue
@@ -30,6 +31,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@transaction
 def create_token(db: Database, name: str, role: Role | str) -> str:
     """A new token for ``name`` with ``role``; returns the token itself, which is stored nowhere.
 
@@ -49,6 +51,7 @@ def create_token(db: Database, name: str, role: Role | str) -> str:
     return token
 
 
+@transaction
 def verify_token(db: Database, token: str) -> Identity | None:
     """Who ``token`` speaks for, or None if it is not a live token (unknown, or revoked)."""
     if not token:
@@ -62,6 +65,7 @@ def verify_token(db: Database, token: str) -> Identity | None:
     return None if row is None else Identity(row.name, Role(row.role))
 
 
+@transaction
 def revoke_token(db: Database, name: str) -> int:
     """Revoke ``name``'s live token (it stops working at once); returns how many were revoked."""
     with db.write() as connection:
@@ -73,6 +77,7 @@ def revoke_token(db: Database, name: str) -> int:
     return revoked
 
 
+@transaction
 def list_tokens(db: Database) -> tuple[TokenInfo, ...]:
     """Every token ever made, live ones first, then by name (revoked ones stay listed, for the record)."""
     with db.read() as connection:

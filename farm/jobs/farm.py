@@ -92,13 +92,17 @@ class Farm:
 
     def database(self, *, write: bool) -> Database:
         """The farm's database, opened for writing (created and migrated as needed) or for reading only."""
+        from farm.db.retry import RetryPolicy
         from farm.db.session import open_database
 
         if self._db is not None and (self._writable or not write):
             return self._db
         if self._db is not None:
             self._db.dispose()
-        self._db = open_database(self.settings.database_url, read_only=not write, data_dir=self.settings.data_dir)
+        retry = RetryPolicy(deadline_seconds=self.settings.database_retry_seconds)
+        self._db = open_database(
+            self.settings.database_url, read_only=not write, data_dir=self.settings.data_dir, retry=retry
+        )
         self._writable = write
         return self._db
 
