@@ -8,6 +8,7 @@ root to mount one, and is skipped with the reason where mounting is refused).
 from __future__ import annotations
 
 import errno
+import logging
 import pickle
 import subprocess
 import threading
@@ -177,14 +178,15 @@ def held_messages(db: Database, job_id: int) -> list[str]:
 
 @pytest.fixture
 def full_disk_run(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[[str], FullDiskRun]]:
-    """``run(folder)``: a tmpfs mounted at the data dir's ``folder`` (artifacts, edits) and filled; the job
-    is rendered to its edit by a driver thread; the disk is freed once the job says it paused."""
+    """``run(folder)``: a tmpfs mounted at the data dir's ``folder`` (artifacts, edits; "" for the whole data
+    dir, database included) and filled; the job is rendered to its edit by a driver thread; the disk is freed
+    once the job says it paused (or ``paused(db, job_id)`` says so)."""
     data_dir = tmp_path / "data"
     mounted: list[Path] = []
     opened: list[Database] = []
     ray.init(address=cluster.address, log_to_driver=False)
 
-    def run(folder: str) -> FullDiskRun:
+    def run(folder: str, paused: Callable[[Database, int], bool] | None = None) -> FullDiskRun:
         settings = resolve_settings(
             data_dir=data_dir,
             database_url=f"sqlite:///{data_dir / 'farm.db'}",  # the database is on another disk
@@ -211,7 +213,8 @@ def full_disk_run(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[[str], 
 
         thread = threading.Thread(target=drive, name="driver")
         thread.start()
-        wait_for(lambda: any(m.startswith("paused:") for m in held_messages(db, job_id)), 300, "the job to pause")
+        said_paused = paused or (lambda db, job_id: any(m.startswith("paused:") for m in held_messages(db, job_id)))
+        wait_for(lambda: said_paused(db, job_id), 300, "the job to pause")
         filler.unlink()  # someone makes room
         thread.join(timeout=600)
         assert not thread.is_alive(), "the driver did not finish"
@@ -274,4 +277,31 @@ def test_a_full_disk_while_assembling_waits_for_room_and_then_makes_the_edit(ful
     assert "failed" not in states, "running out of disk fails nothing"
     versions = sorted(path.name for path in (run.disk / f"job-{run.job_id}").iterdir())
     assert versions == ["v001"], f"no stale version folder: {versions}"
+    assert not partial_files(run.disk), f"left behind: {partial_files(run.disk)}"
+
+
+@pytest.mark.ray
+def test_with_the_database_on_the_full_disk_the_driver_waits_and_the_job_finishes(
+    full_disk_run, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="farm.db.retry")
+
+    def retrying(db: Database, job_id: int) -> bool:  # nothing can be written to the database: look at the log
+        return any("disk is full" in record.getMessage() for record in caplog.records)
+
+    run = full_disk_run("", paused=retrying)
+    assert run.outcome.outcome.state is JobState.DONE, run.outcome.outcome
+    with run.db.read() as connection:
+        attempts = connection.execute(select(Shot.shot_id, Render.state).join(Render, Render.shot_id == Shot.id)).all()
+        states = (
+            connection.execute(
+                select(Event.new_state).where(Event.job_id == run.job_id, Event.kind == EventKind.JOB_STATE)
+            )
+            .scalars()
+            .all()
+        )
+        blocklisted = connection.execute(select(Event.id).where(Event.kind == EventKind.NODE_BLOCKLISTED)).all()
+    succeeded = Counter(row.shot_id for row in attempts if row.state is AttemptState.SUCCEEDED)
+    assert succeeded == {"a": 1, "b": 1, "c": 1}, attempts
+    assert "failed" not in states and blocklisted == []
     assert not partial_files(run.disk), f"left behind: {partial_files(run.disk)}"

@@ -49,11 +49,14 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300", "53100"})
 """serialization_failure, deadlock_detected, admin_shutdown, crash_shutdown, cannot_connect_now (a server
-starting or in recovery), too_many_connections; plus the whole class 08 (connection exceptions)."""
+starting or in recovery), too_many_connections, disk_full (the write succeeds once someone makes room); plus
+the whole class 08 (connection exceptions)."""
 
-_SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
+_SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked", "database or disk is full")
+"""SQLite's words for a file another connection holds past the busy timeout, and for a full disk (SQLITE_FULL:
+like a lock, it passes when the disk has room again)."""
 
 NAMED_ARGUMENTS = ("job_id", "shot_pk", "render_id")
 """The arguments a give-up message names, so a person knows which job the failed operation was for."""
@@ -209,7 +212,7 @@ def _give_up_message(
     return (
         f"database {db.display_url}: {fn.__name__}{f' ({subject})' if subject else ''} failed for {seconds:.0f} s "
         f"over {tries} tries: {_reason(error)}. farm rides out lost connections, a server restart or failover, "
-        f"serialization failures, deadlocks and a locked SQLite file for {deadline:.0f} s "
+        f"serialization failures, deadlocks, a locked SQLite file and a full disk for {deadline:.0f} s "
         "(database_retry_seconds in farm.toml, FARM_DATABASE_RETRY_SECONDS). Nothing half-done was recorded and "
         f"every finished shot is kept: once the database answers again, resume with {resume} "
         "(a farm manager picks its jobs up by itself)"
