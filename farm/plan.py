@@ -8,6 +8,7 @@ already has an artifact is never rendered twice, and editing one shot re-renders
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -330,10 +331,10 @@ def plan_shot_list(
         tier = quality or settings.quality or DEFAULT_QUALITY
         try:
             manifest = catalog.get(_model_name(settings, tier))
-            task = _plan_shot(shot_list, shot, order, settings, tier, manifest, file_digests)
             if shot.character not in framings:  # one character frames the same in every shot of the list
-                framings[shot.character] = _framing(shot_list, shot, task.reference_sha256, faces)
-            task = replace(task, framing=framings[shot.character])
+                image = shot_list.characters[shot.character].image
+                framings[shot.character] = _framing(shot_list, shot, _file_sha256(image, file_digests), faces)
+            task = _plan_shot(shot_list, shot, order, settings, tier, manifest, file_digests, framings[shot.character])
             continues_key = keys[shot.continues] if shot.continues else None
             task = replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
         except ManifestError as exc:
@@ -405,8 +406,9 @@ def _plan_shot(
     tier: Quality,
     manifest: ModelManifest,
     file_digests: dict[Path, str],
+    framing: Framing,
 ) -> ShotTask:
-    """The shot's task, without its framing and cache key (the caller adds both: the key covers the framing)."""
+    """The shot's task, without its cache key (the caller adds it: it chains to the key of the shot continued)."""
     fps = shot_list.output.fps
     frames = round(shot.audio.duration * fps)
     audio = _audio_slice(shot_list, shot.audio, frames)
@@ -440,6 +442,7 @@ def _plan_shot(
         audio_guidance=audio_guidance,
         continues=shot.continues,
         cache_key="",
+        framing=framing,
         line=shot.line,
         two_shot=_two_shot_plan(shot_list, shot, frames, audio, reference_sha256, file_digests),
         audio_slip=shot.audio.slip,
@@ -586,6 +589,42 @@ def task_cache_key(task: ShotTask, model: ModelIdentity, continues_key: str | No
     are always keyed, since the shot's file carries them. Recomputing a key after changing a task (a
     retake with a new seed) gives exactly the key a shot list asking for that would get.
     """
+    parts = [
+        f'"cache_key_version":{_canonical(CACHE_KEY_VERSION)}',
+        f'"inputs":{_canonical(_keyed_inputs(task, model, continues_key))}',
+        f'"model":{model.canonical_json}',
+        f'"quality":{_canonical(task.quality.value)}',
+    ]
+    take = _keyed_take(task)
+    if take is not None:
+        parts.append(f'"take":{_canonical(take)}')
+    # The keys in sorted order, each value in canonical JSON: exactly cache_key(key_document(...)), with the
+    # model's part encoded once per model instead of once per shot (a 10,000-shot plan, issue 18).
+    return _sha256_hex("{" + ",".join(parts) + "}")
+
+
+def key_document(task: ShotTask, model: ModelIdentity, continues_key: str | None) -> dict[str, Any]:
+    """Everything ``task_cache_key`` hashes, as one document: ``cache_key`` of it is the task's key."""
+    document: dict[str, Any] = {
+        "cache_key_version": CACHE_KEY_VERSION,
+        "model": model.to_json(),
+        "quality": task.quality.value,
+        "inputs": _keyed_inputs(task, model, continues_key),
+    }
+    take = _keyed_take(task)
+    if take is not None:
+        document["take"] = take
+    return document
+
+
+def _keyed_take(task: ShotTask) -> dict[str, Any] | None:
+    """Keyed only when split, so a one-piece shot keeps the key it always had."""
+    if len(task.segments) > 1:
+        return {"segments": list(task.segments), "reanchor_every": task.reanchor_every}
+    return None
+
+
+def _keyed_inputs(task: ShotTask, model: ModelIdentity, continues_key: str | None) -> dict[str, Any]:
     reads = model.pixel_inputs | SHOT_FILE_INPUTS | TWO_SHOT_FILE_INPUTS
     values: dict[str, Any] = {
         "reference_image": task.reference_sha256,
@@ -606,21 +645,20 @@ def task_cache_key(task: ShotTask, model: ModelIdentity, continues_key: str | No
     }
     if task.two_shot is not None:  # only then: a single-character shot's key is what it always was
         values["speakers"] = task.two_shot.key_json()
-    inputs: dict[str, Any] = {
-        "cache_key_version": CACHE_KEY_VERSION,
-        "model": model.to_json(),
-        "quality": task.quality.value,
-        "inputs": {name: value for name, value in values.items() if name in reads},
-    }
-    if len(task.segments) > 1:  # keyed only when split, so a one-piece shot keeps the key it always had
-        inputs["take"] = {"segments": list(task.segments), "reanchor_every": task.reanchor_every}
-    return cache_key(inputs)
+    return {name: value for name, value in values.items() if name in reads}
 
 
 def cache_key(inputs: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of everything that changes a shot's pixels."""
-    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return _sha256_hex(_canonical(inputs))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _first(value: float | None, fallback: float) -> float:
@@ -644,6 +682,11 @@ class ModelIdentity:
     render_params: dict[str, Any]
     pixel_inputs: frozenset[str]
     """The request inputs its adapter reads (``AvatarModel.pixel_inputs``)."""
+
+    @functools.cached_property
+    def canonical_json(self) -> str:
+        """``to_json()`` in the cache key's canonical JSON, encoded once (every shot of the model keys it)."""
+        return _canonical(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return {

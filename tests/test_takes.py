@@ -23,7 +23,7 @@ from farm.engine.takes import array_segments, colour_stats, match_colour, render
 from farm.media.image import load_rgb
 from farm.media.speech import pause_cuts
 from farm.media.video import ShotVideoWriter
-from farm.plan import Plan, plan_shot_list
+from farm.plan import ModelIdentities, Plan, cache_key, key_document, plan_shot_list, task_cache_key
 from farm.settings import REPO_ROOT
 from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import CameraMove, CameraSpec, CheckConfig, ContinuityConfig, OutputSpec
@@ -122,6 +122,21 @@ def test_a_long_shot_is_planned_as_segments_in_its_key_and_farm_plan_shows_them(
     assert other_bounds.tasks[2].segments != c.segments
     assert len({unsplit.tasks[2].cache_key, c.cache_key, other_bounds.tasks[2].cache_key}) == 3
     assert other_anchor.tasks[2].cache_key != c.cache_key
+
+
+def test_a_cache_key_is_the_sha256_of_its_whole_key_document(tmp_path: Path) -> None:
+    """The planner assembles the canonical JSON from parts (the model's encoded once per model); the key must
+    be exactly the one of the whole document, split takes and continuations included."""
+    plan = plan_with(tmp_path, "{min_seconds: 1, max_seconds: 2.5, reanchor_every: 2}")
+    catalog = ModelCatalog(REPO_ROOT / "models")
+    identities = ModelIdentities(catalog, None)
+    keys = {task.shot_id: task.cache_key for task in plan.tasks}
+    assert any(len(task.segments) > 1 for task in plan.tasks) and any(task.continues for task in plan.tasks)
+    for task in plan.tasks:
+        identity = identities.identity(catalog.get(task.model))
+        continues_key = keys[task.continues] if task.continues else None
+        document = key_document(task, identity, continues_key)
+        assert task.cache_key == task_cache_key(task, identity, continues_key) == cache_key(document)
 
 
 def test_farm_plan_lists_a_takes_segments(tmp_path: Path) -> None:
