@@ -24,11 +24,12 @@ from farm.avatar.registry import adapter_class
 from farm.catalog import DEFAULT_QUALITY, ModelCatalog, ModelManifest, Quality, SegmentPolicy, weights_digest
 from farm.defaults import MODEL_SAMPLE_RATE
 from farm.digests import file_sha256
-from farm.errors import Finding, ManifestError, ShotListError
+from farm.errors import Finding, ManifestError, MediaError, ShotListError
 from farm.media.audio import AudioSlice, SampleRange, cut_audio, samples_digest, seconds_to_samples
 from farm.media.face_memo import FaceMemo
 from farm.media.framing import Crop, Framing, frame_portrait
 from farm.media.image import load_rgb
+from farm.media.snapshots import Snapshot, SnapshotStore
 from farm.media.speech import pause_cuts
 from farm.paths import display_path
 from farm.shotlist.timecode import format_clock, format_frame_rate, parse_frame_rate_text
@@ -138,6 +139,22 @@ def _audio_from_json(audio: dict[str, Any]) -> AudioSlice:
 
 
 @dataclass(frozen=True)
+class InputCopy:
+    """One input file of a shot (a portrait, a dialogue track) and its copy in the data dir's input store,
+    taken when the job was submitted (``farm.media.snapshots``): the render and the edit read the copy."""
+
+    original: Path
+    snapshot: Snapshot
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.original), "sha256": self.snapshot.sha256, "stored": self.snapshot.relative}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputCopy:
+        return cls(Path(data["file"]), Snapshot(data["sha256"], data["stored"]))
+
+
+@dataclass(frozen=True)
 class ShotTask:
     shot_id: str
     scene_id: str
@@ -183,6 +200,9 @@ class ShotTask:
     cut at speech pauses at plan time, so they are part of the cache key and ``farm plan`` shows them."""
     reanchor_every: int = 0
     """Every this many segments the take is pulled back to the reference portrait (0: one piece)."""
+    inputs: tuple[InputCopy, ...] = ()
+    """The copies of the shot's portraits and dialogue tracks taken at submit (empty: a job submitted
+    before inputs were copied, which reads the originals); not pixels, so not in the cache key."""
 
     @property
     def duration(self) -> Fraction:
@@ -237,6 +257,7 @@ class ShotTask:
             audio_slip=data.get("audio_slip", 0),
             segments=tuple(data.get("segments", ())),
             reanchor_every=data.get("reanchor_every", 0),
+            inputs=tuple(InputCopy.from_json(entry) for entry in data.get("inputs", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -275,6 +296,7 @@ class ShotTask:
             "seam_frames": list(self.seam_frames),
             "cache_key": self.cache_key,
             **({"two_shot": self.two_shot.to_json()} if self.two_shot else {}),
+            **({"inputs": [copy.to_json() for copy in self.inputs]} if self.inputs else {}),
         }
 
 
@@ -721,3 +743,93 @@ class ModelIdentities:
             )
         identity = self._identities[manifest.name]
         return replace(identity, render_params=manifest.render_params_at(escalation)) if escalation else identity
+
+
+# ---- input copies: what a job reads is what was submitted ----------------------------------------------
+
+
+def input_files(task: ShotTask) -> tuple[Path, ...]:
+    """The files a shot's render reads: its portraits and dialogue tracks, each once, in a stable order."""
+    paths = [task.reference_image, task.audio.path]
+    if task.two_shot is not None:
+        for speaker in task.two_shot.speakers:
+            paths += [speaker.reference_image, speaker.audio.path]
+    return tuple(dict.fromkeys(paths))
+
+
+def with_input_copies(task: ShotTask, store: SnapshotStore, taken: dict[Path, Snapshot]) -> ShotTask:
+    """``task`` with its input files copied into ``store`` (``taken`` memoises the copies of one submit).
+
+    A portrait whose copy is not what the plan hashed was saved over while the job was being submitted:
+    MediaError, so the job never records a copy that its cache key does not describe.
+    """
+    for path in input_files(task):
+        if path not in taken:
+            taken[path] = store.put(path)
+    planned = {task.reference_image: task.reference_sha256}
+    if task.two_shot is not None:
+        planned.update({speaker.reference_image: speaker.reference_sha256 for speaker in task.two_shot.speakers})
+    for path, sha256 in planned.items():
+        if taken[path].sha256 != sha256:
+            raise MediaError(
+                f"{display_path(path)} changed while shot {task.shot_id} was being submitted; "
+                "submit the shot list again"
+            )
+    return replace(task, inputs=tuple(InputCopy(path, taken[path]) for path in input_files(task)))
+
+
+def reading_copies(task: ShotTask, store: SnapshotStore, verified: dict[Snapshot, Path]) -> ShotTask:
+    """``task`` with its input paths pointing at its checked copies in ``store`` (unchanged if it has none).
+
+    Every reader of a shot's inputs (the render's stager, assembly, the checks) goes through this, so an
+    original edited after submit changes nothing. ``verified`` memoises the copies checked (a long dialogue
+    track is hashed once per drive, not once per shot); a copy missing or altered is a MediaError naming it.
+    """
+    if not task.inputs:
+        return task
+    for copy in task.inputs:
+        if copy.snapshot not in verified:
+            verified[copy.snapshot] = store.path_of(copy.snapshot)
+    located = {copy.original: verified[copy.snapshot] for copy in task.inputs}
+    two_shot = task.two_shot
+    if two_shot is not None:
+        speakers = tuple(
+            replace(
+                speaker,
+                reference_image=located.get(speaker.reference_image, speaker.reference_image),
+                audio=replace(speaker.audio, path=located.get(speaker.audio.path, speaker.audio.path)),
+            )
+            for speaker in two_shot.speakers
+        )
+        two_shot = replace(two_shot, speakers=speakers)  # type: ignore[arg-type]
+    return replace(
+        task,
+        reference_image=located.get(task.reference_image, task.reference_image),
+        audio=replace(task.audio, path=located.get(task.audio.path, task.audio.path)),
+        two_shot=two_shot,
+    )
+
+
+def check_originals(task: ShotTask) -> None:
+    """For a shot with no input copies (submitted before they were taken): MediaError naming the first
+    portrait or dialogue slice that no longer holds what the plan hashed, so nothing is built on other
+    inputs than the shot was rendered from (lip-synced pictures over replaced dialogue, say)."""
+    portraits = [(task.reference_image, task.reference_sha256)]
+    slices = [task.audio]
+    if task.two_shot is not None:
+        portraits += [(speaker.reference_image, speaker.reference_sha256) for speaker in task.two_shot.speakers]
+        slices += [speaker.audio for speaker in task.two_shot.speakers]
+    for path, sha256 in dict.fromkeys(portraits):
+        if not path.is_file() or file_sha256(path) != sha256:
+            raise MediaError(_changed(path, task, "portrait"))
+    for audio in dict.fromkeys(slices):
+        if samples_digest(cut_audio(audio.path, audio.sample_range)) != audio.sha256:
+            span = f"{format_clock(audio.start_seconds)}-{format_clock(audio.end_seconds)}"
+            raise MediaError(_changed(audio.path, task, f"dialogue ({span})"))
+
+
+def _changed(path: Path, task: ShotTask, what: str) -> str:
+    return (
+        f"{display_path(path)}: the {what} of shot {task.shot_id} changed since it was rendered; restore the "
+        "file, or submit the shot list again to re-render the shots it changes"
+    )

@@ -67,6 +67,11 @@ class Settings:
         return self.data_dir / "edits"
 
     @property
+    def inputs_dir(self) -> Path:
+        """The copies of jobs' portraits and dialogue taken at submit (``farm.media.snapshots``)."""
+        return self.data_dir / "inputs"
+
+    @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 

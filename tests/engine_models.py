@@ -20,6 +20,7 @@ import yaml
 from farm.avatar.base import FrameSink, ProgressCallback, RenderRequest, RenderResult, check_request
 from farm.catalog import ModelManifest
 from farm.errors import OutOfMemoryError
+from farm.media.audio import samples_digest
 
 CHUNK = 8
 
@@ -49,7 +50,7 @@ class PatternModel:
     def render(self, request: RenderRequest, sink: FrameSink, progress: ProgressCallback) -> RenderResult:
         check_request(request, self.manifest)
         params = {**self.params, **request.params}
-        self._log("start", shot=request.shot_id)
+        self._log("start", shot=request.shot_id, **_input_digests(request))
         attempt = self._count_attempt(request.shot_id, params)
         targeted = request.shot_id in params.get("fail_shots", [request.shot_id])
         if targeted and attempt <= int(params.get("fail_first", 0)):
@@ -100,6 +101,16 @@ class PatternModel:
             record = {"event": event, "model": self.manifest.name, "pid": os.getpid(), "node": node, **fields}
             with open(log, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
+
+
+def _input_digests(request: RenderRequest) -> dict[str, str]:
+    """What the render was given, for tests to compare with what was submitted: the portrait's pixels
+    and the audio as the int16 samples the plan hashed."""
+    samples = np.round(np.asarray(request.audio, np.float64) * 32768.0).astype(np.int16)
+    return {
+        "portrait": hashlib.sha256(np.ascontiguousarray(request.reference_image).tobytes()).hexdigest(),
+        "audio": samples_digest(samples),
+    }
 
 
 def write_manifest(

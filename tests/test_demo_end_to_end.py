@@ -193,25 +193,6 @@ def test_submit_with_a_dashboard_runs_the_driver_as_a_ray_job_on_the_cluster(
         cluster.shutdown()
 
 
-def test_a_submit_whose_dashboard_does_not_answer_leaves_no_job_queued(tmp_path: Path) -> None:
-    demo = tmp_path / "demo"
-    shutil.copytree(REPO_ROOT / "shots" / "demo", demo)
-    data = tmp_path / "data"
-    nowhere = f"http://127.0.0.1:{free_port()}"
-
-    submitted = farm("submit", "episode.yaml", "--dashboard", nowhere, data_dir=data, cwd=demo)
-    status = farm("status", "1", "--json", data_dir=data, cwd=demo)
-
-    assert submitted.returncode == 2, submitted.stderr
-    assert f"--dashboard {nowhere}: the cluster did not take the driver" in submitted.stderr
-    assert "job 1 is cancelled, submit the shot list again" in submitted.stderr
-    assert "Traceback" not in submitted.stderr and "internal error" not in submitted.stderr
-    job = json.loads(status.stdout)["job"]
-    assert job["state"] == "cancelled", job
-    events = farm("events", "1", "--json", data_dir=data, cwd=demo)
-    assert "its driver was not started" in events.stdout
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -94,6 +94,7 @@ def render(
     require_render_side("farm render")
     farm = farm_from(**flags)
     if resume_job is None:
+        farm.check_target()  # an unreachable --address is refused before the job is recorded
         submission = farm.submit(file, quality=quality, priority=priority)
         job_id = submission.job_id
         stdout.print(
@@ -106,7 +107,13 @@ def render(
         job_id = resume_job
     options = EngineOptions(max_attempts=max_attempts, max_workers_per_model=workers)
     with ShotProgress() as display:
-        rendered = farm.render(job_id, options=options, observer=display.observe, loudness_lufs=loudness)
+        rendered = farm.render(
+            job_id,
+            options=options,
+            observer=display.observe,
+            loudness_lufs=loudness,
+            just_submitted=resume_job is None,
+        )
     outcome = rendered.outcome
     if outcome.interrupted:
         stdout.print(f"job {job_id} interrupted; resume it with: farm render --resume {job_id}")
@@ -177,6 +184,8 @@ def submit(
     if own_driver or dashboard:  # the driver runs Ray from here; checked before the job is queued
         require_render_side(f"farm submit {'--driver' if own_driver else '--dashboard'}")
     farm = farm_from(**flags)
+    if own_driver or dashboard:  # a target this process cannot reach is refused before the job is recorded
+        farm.check_target(dashboard=dashboard)
     submission = farm.submit(file, quality=quality, priority=priority)
     job_id = submission.job_id
     where = farm.start_driver(job_id, dashboard=dashboard) if own_driver or dashboard else _who_renders(farm)

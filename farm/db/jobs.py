@@ -183,6 +183,17 @@ def cancel_job(db: Database, job_id: int, *, by: str) -> int:
 
 
 @transaction
+def abandon_unstarted_job(db: Database, job_id: int, *, reason: str, by: str) -> int:
+    """Cancel a queued job whose driver could not be started, and its queued shots, with ``reason`` on the
+    job's event, in one transaction: no job is left queued for a driver that never comes, and none is
+    cancelled without saying why. LostRace if the job is no longer queued (a driver took it after all).
+    Returns how many shots were cancelled."""
+    with db.write() as connection:
+        move_job(connection, job_id, JobState.CANCELLED, by=by, message=reason[:2000], expected={JobState.QUEUED})
+        return len(cancel_queued_shots(connection, job_id, by=by))
+
+
+@transaction
 def retry_job(db: Database, job_id: int, *, by: str, shot_ids: Sequence[str] | None = None) -> int:
     """Requeue a job's failed and cancelled shots (or exactly ``shot_ids``, which may also name done shots:
     a retake by hand); a finished job with work queued again is queued itself. Returns how many shots

@@ -1,7 +1,9 @@
 """A shot's inputs, staged for its worker: the portrait, the audio slice and the frames it continues from.
 
-Inputs are re-read on the driver and checked against the digests the plan took at submit time: a
-portrait or a dialogue file edited since then would render something the cache key does not describe.
+Inputs are read from the copies taken at submit (``farm.media.snapshots``; ``ShotTask.inputs``), each
+checked against its digest, so an original edited after submit changes nothing. A job submitted before
+copies were taken reads the originals, checked against the digests the plan took: a portrait or a dialogue
+file edited since then would render something the cache key does not describe.
 They travel to the worker through Ray's object store; a portrait shared by many shots is put there once.
 """
 
@@ -23,8 +25,9 @@ from farm.engine.takes import split_audio
 from farm.errors import RenderError
 from farm.media.audio import AudioSlice, cut_audio, samples_digest
 from farm.media.image import load_rgb
+from farm.media.snapshots import Snapshot, SnapshotStore
 from farm.media.video import read_frames
-from farm.plan import ShotTask
+from farm.plan import ShotTask, reading_copies
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,15 @@ class InputStager:
 
     db: Database
     store: ArtifactStore
+    snapshots: SnapshotStore | None = None
+    """The input copies' store (None: shots read their originals, as a job submitted before copies did)."""
     portraits: dict[str, Any] = field(default_factory=dict)
+    verified: dict[Snapshot, Path] = field(default_factory=dict)
 
     def stage(self, task: ShotTask, continues: ShotTask | None, continuation_frames: int) -> StagedInputs:
         """The inputs of ``task`` (which continues ``continues``, if not None); RenderError if they changed."""
+        if self.snapshots is not None:  # MediaError naming a copy that is missing or altered
+            task = reading_copies(task, self.snapshots, self.verified)
         portrait = self._portrait(task.reference_image, task.reference_sha256)
         second_image = None
         audio: Any

@@ -69,6 +69,7 @@ from farm.engine.policy import (
 from farm.engine.pool import PooledWorker, WorkerPool, slots_for
 from farm.engine.storage import StoragePause, shot_room
 from farm.errors import FarmError
+from farm.media.snapshots import SnapshotStore
 from farm.plan import ShotTask
 
 _ENDING_KIND = {
@@ -200,6 +201,7 @@ class Scheduler:
         observer: Observer | None = None,
         by: str = "driver",
         logs_root: Path | None = None,
+        inputs_root: Path | None = None,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -211,7 +213,7 @@ class Scheduler:
         self.logs_root = logs_root
         """Where attempts' logs go (``<logs_root>/job-<id>/<shot>.attempt-<n>.log``); None: not kept."""
         self.pool = WorkerPool(str(artifacts_root), max_workers_per_model=options.max_workers_per_model)
-        self.inputs = InputStager(db, self.store)
+        self.inputs = InputStager(db, self.store, SnapshotStore(inputs_root) if inputs_root is not None else None)
         self.jobs: dict[int, JobBook] = {}
         self.in_flight: dict[Any, _InFlight] = {}
         self.nodes = NodeHealth(options.blocklist_after)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import random
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from farm.errors import UsageError
 from farm.settings import Settings, child_environment, secret_environment, without_password
@@ -24,6 +26,12 @@ from farm.settings import Settings, child_environment, secret_environment, witho
 AGENT_WAIT_SECONDS = 60.0
 """How long a submit waits out a head whose job agent is still starting (Ray: "No available agent to submit
 job, please try again later"), as on a head that has just come up."""
+
+
+REACH_TIMEOUT_SECONDS = 3.0
+"""How long to try the dashboard's port before saying the head cannot be reached."""
+
+_EXAMPLE = "http://head:8265"
 
 
 class DriverNotStarted(UsageError):
@@ -96,6 +104,28 @@ def ray_job_runtime_env(settings: Settings) -> dict[str, Any]:
     return {"env_vars": secret_environment(settings)}
 
 
+def check_dashboard_reachable(dashboard_address: str) -> None:
+    """DriverNotStarted unless the dashboard's host and port accept a connection within a few seconds:
+    checked before a job is recorded, so a submit to a head that is down (or a mistyped address) leaves
+    no job behind."""
+    url = urlsplit(dashboard_address if "://" in dashboard_address else f"http://{dashboard_address}")
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    if not url.hostname or port is None:
+        raise DriverNotStarted(f"--dashboard {dashboard_address}: give the head's dashboard as a URL, e.g. {_EXAMPLE}")
+    try:
+        with socket.create_connection((url.hostname, port), timeout=REACH_TIMEOUT_SECONDS):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DriverNotStarted(
+            f"--dashboard {dashboard_address}: cannot reach the head's dashboard ({reason}); check the address "
+            f"(e.g. {_EXAMPLE}) and that the head is up; no job was recorded"
+        ) from exc
+
+
 def submit_to_ray_jobs(
     settings: Settings, job_id: int, dashboard_address: str, *, wait_seconds: float = AGENT_WAIT_SECONDS
 ) -> str:
@@ -118,7 +148,7 @@ def submit_to_ray_jobs(
             if tried and "already exists" in reason:  # an earlier try reached the head after all
                 return submission_id
             if not _agent_starting(reason) or time.monotonic() + delay > deadline:
-                raise DriverNotStarted(_not_started(dashboard_address, reason)) from exc
+                raise DriverNotStarted(_not_started(dashboard_address, reason, wait_seconds)) from exc
             tried = True
             time.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 5.0)
@@ -128,9 +158,9 @@ def _agent_starting(reason: str) -> bool:
     return "No available agent" in reason or "try again later" in reason
 
 
-def _not_started(dashboard_address: str, reason: str) -> str:
+def _not_started(dashboard_address: str, reason: str, waited: float) -> str:
     if _agent_starting(reason):
-        advice = f"the head's job agent was still not ready after {AGENT_WAIT_SECONDS:.0f} s; check the head's logs"
+        advice = f"the head's job agent was still not ready after {waited:.0f} s; check the head's logs"
     else:
         advice = "check the address (the head's dashboard, e.g. http://head:8265) and that the head is up"
     return f"--dashboard {dashboard_address}: the cluster did not take the driver ({reason}); {advice}"

@@ -3,7 +3,8 @@
 The edit library (``farm.edit``) knows nothing of jobs; this module reads a job's shots and their videos,
 hands them over as EditShots, moves the job through its phases (assembling, checking, then done or
 retaking) and records the version. A failed assembly leaves no version folder and no row, and puts the
-job back where it stands without it: done if an earlier edit exists, else failed.
+job back where it stands without it: done if an earlier edit exists, else failed. Assembly reads the
+shots' input copies taken at submit, each checked against its digest (``tasks_reading_inputs``).
 
 Every version records its content key (``farm.edit.content_key``). With ``reuse``, an edit whose key an
 earlier version (of any job) already has, and whose files are intact, is not assembled again: the job
@@ -39,7 +40,8 @@ from farm.edit.retakes import Escalation, Retake
 from farm.edit.timeline import EditShot, SpeakerRegion, slipped
 from farm.errors import UsageError
 from farm.jobs.retake import escalations_of
-from farm.plan import ShotTask
+from farm.media.snapshots import Snapshot, SnapshotStore
+from farm.plan import ShotTask, check_originals, reading_copies
 from farm.settings import Settings
 from farm.shotlist.types import ContinuityConfig, OutputSpec
 from farm.storage import out_of_space, storage_full
@@ -110,7 +112,7 @@ def assemble_job(
     ``farm.jobs.retake.apply_retakes`` queues them). Refused (UsageError, nothing changed) while a shot
     is not done or a video is missing from the artifact store.
     """
-    tasks = finished_tasks(db, job_id)
+    tasks = tasks_reading_inputs(settings, finished_tasks(db, job_id))
     editorial = editorial_options(settings, tasks[0].fps, record_start)
     shots = edit_shots(tasks, {task.shot_id: video_of(db, job_id, task) for task in tasks})
     options = job_options(db, job_id)
@@ -345,6 +347,23 @@ def finished_tasks(db: Database, job_id: int) -> list[ShotTask]:
             f"render them first (farm render --resume {job_id}, or farm retry {job_id})"
         )
     return [ShotTask.from_json(row.spec) for row in rows]
+
+
+def tasks_reading_inputs(settings: Settings, tasks: Sequence[ShotTask]) -> list[ShotTask]:
+    """``tasks`` pointing at the input copies taken at submit, each copy checked against its digest; a task
+    without copies (a job submitted before they were taken) has its originals checked instead.
+
+    Assembly lays the dialogue under pictures lip-synced to it: a track replaced after the render (with
+    silence, a new take) must not make an edit of other audio. MediaError names the file and the shot.
+    """
+    store = SnapshotStore(settings.inputs_dir)
+    verified: dict[Snapshot, Path] = {}
+    read = []
+    for task in tasks:
+        if not task.inputs:
+            check_originals(task)
+        read.append(reading_copies(task, store, verified))
+    return read
 
 
 def video_of(db: Database, job_id: int, task: ShotTask) -> Path:

@@ -256,21 +256,36 @@ class Farm:
         options: EngineOptions | None = None,
         observer: Observer | None = None,
         loudness_lufs: float = defaults.LOUDNESS_LUFS,
+        just_submitted: bool = False,
     ) -> RenderedJob:
         """Drive job ``job_id`` to its edit in this process: render its shots on Ray, assemble and check the
         edit, and retake what the checks ask for. Resumes a job wherever it stands.
 
-        ``observer`` hears every shot start, progress and end (an ``EngineEvent``).
+        ``observer`` hears every shot start, progress and end (an ``EngineEvent``). ``just_submitted``:
+        the job was submitted for this render (``farm render FILE``), so if Ray cannot be joined it is
+        cancelled with the reason instead of staying queued for a driver that never comes (a resumed
+        job stays as it is, to be resumed again).
 
         Example::
 
             rendered = farm.render(submission.job_id)
             print(rendered.outcome.state, rendered.edit.verdict, rendered.edit.outcome.assembly.path)
         """
+        from farm.db.queries import job_state
+        from farm.db.states import JobState
+        from farm.engine.cluster import RayUnreachable
         from farm.jobs.run import render_job
 
         db = self.database(write=True)
-        return render_job(db, self.settings, job_id, options=options, observer=observer, loudness_lufs=loudness_lufs)
+        try:
+            return render_job(
+                db, self.settings, job_id, options=options, observer=observer, loudness_lufs=loudness_lufs
+            )
+        except RayUnreachable as exc:
+            if not just_submitted or job_state(db, job_id) is not JobState.QUEUED:
+                raise
+            self._give_up_on(job_id, str(exc))
+            raise RayUnreachable(f"{exc}; job {job_id} is cancelled, submit the shot list again") from exc
 
     def drive(
         self, job_id: int, *, options: EngineOptions | None = None, observer: Observer | None = None
@@ -468,19 +483,31 @@ class Farm:
         log = self.settings.logs_dir / f"job-{job_id}.log"
         return f"driver pid {start_detached_driver(self.settings, job_id, log)}, log {log}"
 
-    def _give_up_on(self, job_id: int, why: str) -> None:
-        """A queued job whose driver could not be started is cancelled with the reason, so that nothing shows
-        it queued for a driver that will never come."""
-        from farm.db.jobs import transition_job
-        from farm.db.states import JobState
+    def check_target(self, *, dashboard: str | None = None) -> None:
+        """Refuse at once (RayUnreachable, DriverNotStarted), before anything is recorded, a target this
+        process cannot reach: the Ray head's dashboard with ``dashboard``, else the settings' Ray address
+        (a local Ray, without one, needs no check). A submit that cannot reach its target writes no job.
 
-        transition_job(
-            self.database(write=True),
-            job_id,
-            JobState.CANCELLED,
-            by=self.settings.user,
-            expected={JobState.QUEUED},
-            message=f"its driver was not started: {why}"[:2000],
+        Example::
+
+            farm.check_target(dashboard="http://head:8265")
+        """
+        if dashboard:
+            from farm.jobs.detach import check_dashboard_reachable
+
+            check_dashboard_reachable(dashboard)
+        elif self.settings.ray_address:
+            from farm.engine.cluster import check_reachable
+
+            check_reachable(self.settings.ray_address)
+
+    def _give_up_on(self, job_id: int, why: str) -> None:
+        """A queued job whose driver could not be started is cancelled with its queued shots and the reason,
+        in one transaction, so that nothing shows it queued for a driver that will never come."""
+        from farm.db.jobs import abandon_unstarted_job
+
+        abandon_unstarted_job(
+            self.database(write=True), job_id, reason=f"its driver was not started: {why}", by=self.settings.user
         )
 
     # ---- jobs: reads ----------------------------------------------------------------------------------

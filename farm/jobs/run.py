@@ -193,6 +193,7 @@ def new_scheduler(
         observer=observer,
         by=by,
         logs_root=settings.logs_dir / "attempts",
+        inputs_root=settings.inputs_dir,
     )
 
 

@@ -1,5 +1,8 @@
 """Submitting a shot list: validate it, plan it, and record a queued job with one queued shot per task.
 
+The shots' inputs (portraits, dialogue tracks) are copied into the data dir's input store here, and
+each shot's spec names its copies (``ShotTask.inputs``): what renders is what was submitted.
+
 This is where a plan becomes database records (``NewJob``, ``NewShot``): the database layer knows
 nothing of plans or shot lists. A submit with an idempotency key that was seen before is answered with
 the job it made, and its plan is read back from that job's shots: the shot list is not read again (it
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,8 @@ from farm.db.idempotency import IdempotencyClaim, keyed_job
 from farm.db.jobs import NewJob, NewShot, job_record, submit_job
 from farm.db.queries import shots_of_job
 from farm.db.session import Database
-from farm.plan import Plan, ShotTask, plan_shot_list
+from farm.media.snapshots import Snapshot, SnapshotStore
+from farm.plan import Plan, ShotTask, plan_shot_list, with_input_copies
 from farm.settings import Settings
 from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import OutputSpec, ShotList
@@ -75,6 +79,7 @@ def submit_shot_list(
         if earlier is not None:
             return replayed_submission(db, earlier)
     shot_list, plan = plan_file(settings, path, quality=quality)
+    plan = with_copied_inputs(plan, SnapshotStore(settings.inputs_dir))
     tiers = quality.value if quality else ",".join(sorted({task.quality.value for task in plan.tasks}))
     options = {
         "continuity": shot_list.continuity.to_json(),
@@ -88,6 +93,16 @@ def submit_shot_list(
         if winner is None:
             raise
         return replayed_submission(db, winner)
+
+
+def with_copied_inputs(plan: Plan, store: SnapshotStore) -> Plan:
+    """``plan`` with every shot's portraits and dialogue tracks copied into ``store``, each file once.
+
+    The job's shots read these copies, so an artist saving over a portrait or a track after submitting
+    changes nothing until the shot list is submitted again (whose plan then re-keys the shots it changes).
+    """
+    taken: dict[Path, Snapshot] = {}
+    return replace(plan, tasks=tuple(with_input_copies(task, store, taken) for task in plan.tasks))
 
 
 def request_digest(path: Path, quality: Quality | None, priority: int) -> str:

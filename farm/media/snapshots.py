@@ -35,21 +35,37 @@ class SnapshotStore:
     root: Path
 
     def put(self, source: Path) -> Snapshot:
-        """Copy ``source`` into the store (nothing is written when its content is already there)."""
+        """Copy ``source`` into the store; nothing is written when its content is there already.
+
+        The source is hashed first, so a resubmit of unchanged inputs reads each file once and writes
+        nothing; a copy is named by the digest of the bytes it holds (hashed while copying).
+        """
+        try:
+            present = self._stored(file_sha256(source), source.suffix)
+        except FileNotFoundError as error:
+            raise MediaError(f"{source}: input file not found; check the path in the shot list") from error
+        if present is not None:
+            return present
         staging = self.root / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
         temporary = temporary_path(staging / f"input{source.suffix.lower()}")
         try:
             digest = _copy_hashing(source, temporary)
-            snapshot = Snapshot(digest, f"{digest[:2]}/{digest}{source.suffix.lower()}")
-            destination = self.root / snapshot.relative
-            if destination.is_file() and file_sha256(destination) == digest:
+            snapshot = _snapshot(digest, source.suffix)
+            if self._stored(digest, source.suffix) is not None:
                 return snapshot
+            destination = self.root / snapshot.relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             publish(temporary, destination)
             return snapshot
         finally:
             temporary.unlink(missing_ok=True)
+
+    def _stored(self, digest: str, suffix: str) -> Snapshot | None:
+        """The snapshot of content ``digest`` if the store holds it intact (a damaged copy is replaced)."""
+        snapshot = _snapshot(digest, suffix)
+        path = self.root / snapshot.relative
+        return snapshot if path.is_file() and file_sha256(path) == digest else None
 
     def path_of(self, snapshot: Snapshot) -> Path:
         """The stored copy, checked: MediaError naming it if it is missing or no longer matches."""
@@ -62,6 +78,10 @@ class SnapshotStore:
                 "submit the shot list again"
             )
         return path
+
+
+def _snapshot(digest: str, suffix: str) -> Snapshot:
+    return Snapshot(digest, f"{digest[:2]}/{digest}{suffix.lower()}")
 
 
 def _copy_hashing(source: Path, destination: Path) -> str:
