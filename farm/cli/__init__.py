@@ -40,6 +40,7 @@ _COMMAND_MODULES = {
     "logs": "log_commands",
     "token": "admin_commands",
     "show": "admin_commands",
+    "gc": "admin_commands",
     "db": "db_commands",
     "model": "model_commands",
     "serve": "serve_commands",
