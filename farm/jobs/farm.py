@@ -146,7 +146,7 @@ class Farm:
             plan = farm.plan("shots/demo/episode.yaml")
             print(len(plan.tasks), "shots,", plan.total_frames, "frames")
         """
-        from farm.jobs.submit import plan_file
+        from farm.jobs.planning import plan_file
 
         return plan_file(self.settings, Path(path), quality=_quality(quality))[1]
 
@@ -192,11 +192,13 @@ class Farm:
             submission = farm.submit("shots/demo/episode.yaml", quality="preview")
             print("job", submission.job_id, "has", len(submission.plan.tasks), "shots")
         """
-        from farm.jobs.submit import plan_file, submit_shot_list
+        from farm.jobs.planning import plan_file
 
         # Without a key there is no earlier request to replay: the list is validated and planned before
-        # the database is opened, so a refused list creates no data dir and no database.
+        # the database layer is imported or opened, so a refused list creates no data dir and no database.
         planned = None if idempotency_key else plan_file(self.settings, Path(path), quality=_quality(quality))
+        from farm.jobs.submit import submit_shot_list
+
         db = self.database(write=True)
         submission = submit_shot_list(
             db,
