@@ -47,7 +47,7 @@ def connect_ray(address: str | None) -> None:
     temp_dir = ray_temp_dir()
     ray_owners.reap_dead_owners(temp_dir)
     ray.init(include_dashboard=False, _temp_dir=str(temp_dir), **quiet)
-    ray_owners.record_owner(temp_dir, _session_dir())
+    ray_owners.record_owner(temp_dir, *_this_head())
 
 
 def ray_temp_dir() -> Path:
@@ -64,12 +64,16 @@ def reap_dead_local_rays() -> list[int]:
     return ray_owners.reap_dead_owners(ray_temp_dir())
 
 
-def _session_dir() -> str:
-    """The session folder of the head this process just started (every process of it names the folder)."""
+def _this_head() -> tuple[str, str]:
+    """The session folder and node id of the head this process just started (every process of the head
+    names the folder, or carries the node id in its environment)."""
+    import ray
     from ray._private import worker
 
     node = worker._global_node
-    return node.get_session_dir_path() if node is not None else ""
+    if node is None:
+        return "", ""
+    return node.get_session_dir_path(), ray.get_runtime_context().get_node_id()
 
 
 _HOW_TO_START = (

@@ -4,10 +4,12 @@
 runtime-env agents the raylet spawns). ``ray.shutdown()`` stops it, but a driver killed with SIGKILL never
 gets there, and the agents (about 200 MB) live on with nothing to serve. So farm records, for each local
 head it starts, the owning process (pid and kernel start time, which tells it from a later process given
-the same pid) and the head's session folder, in ``<ray temp dir>/owners/``; every farm that starts a
-driver, the manager or a local Ray first reads those records, and for each owner that is gone stops the
-processes of its session: exactly those whose command line names that session folder, found by pid in
-``/proc``, never every Ray process on the machine (other clusters may be running there).
+the same pid), the head's session folder and its node id, in ``<ray temp dir>/owners/``; every farm that
+starts a driver, the manager or a local Ray first reads those records, and for each owner that is gone
+stops the processes of its session: exactly those whose command line names that session folder, or whose
+environment names that node (``RAY_NODE_ID``: the agents and workers, whose command line Ray rewrites to
+``ray::DashboardAgent`` and the like), found by pid in ``/proc``; never every Ray process on the machine
+(other clusters may be running there).
 
 Linux only (``/proc``); elsewhere nothing is recorded and nothing is stopped.
 """
@@ -39,6 +41,7 @@ class RayOwner:
     started: int
     """The owner's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
     session_dir: str
+    node_id: str = ""
 
     def alive(self) -> bool:
         return process_start_time(self.pid) == self.started
@@ -52,15 +55,16 @@ def owners_dir(ray_temp_dir: Path) -> Path:
     return ray_temp_dir / "owners"
 
 
-def record_owner(ray_temp_dir: Path, session_dir: str) -> Path | None:
-    """Record this process as the owner of the local head whose session folder is ``session_dir``."""
+def record_owner(ray_temp_dir: Path, session_dir: str, node_id: str) -> Path | None:
+    """Record this process as the owner of the local head with ``session_dir`` and ``node_id``."""
     started = process_start_time(os.getpid())
     if started is None:
         return None
     folder = owners_dir(ray_temp_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.getpid()}-{started}.json"
-    files.write_text(path, json.dumps({"pid": os.getpid(), "started": started, "session_dir": session_dir}) + "\n")
+    document = {"pid": os.getpid(), "started": started, "session_dir": session_dir, "node_id": node_id}
+    files.write_text(path, json.dumps(document) + "\n")
     return path
 
 
@@ -71,18 +75,27 @@ def read_owners(ray_temp_dir: Path) -> list[tuple[Path, RayOwner]]:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             records.append(
-                (path, RayOwner(int(document["pid"]), int(document["started"]), str(document["session_dir"])))
+                (
+                    path,
+                    RayOwner(
+                        int(document["pid"]),
+                        int(document["started"]),
+                        str(document["session_dir"]),
+                        str(document.get("node_id", "")),
+                    ),
+                )
             )
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return records
 
 
-def session_processes(session_dir: str) -> list[int]:
-    """The pids of the processes whose command line names ``session_dir`` (the head's own processes and
-    the agents it spawned all take it, or a path inside it, as an argument)."""
+def session_processes(session_dir: str, node_id: str = "") -> list[int]:
+    """The pids of the processes whose command line names ``session_dir`` (the head's GCS, raylet and
+    monitors), or whose environment names ``node_id`` (the agents and workers the raylet spawned)."""
     if not session_dir:
         return []
+    node = f"RAY_NODE_ID={node_id}\0".encode() if node_id else None
     found: list[int] = []
     for entry in _PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -91,9 +104,16 @@ def session_processes(session_dir: str) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue  # exited meanwhile, or not ours to read
-        if session_dir.encode() in command:
+        if session_dir.encode() in command or (node is not None and node in _environment(entry)):
             found.append(int(entry.name))
     return found
+
+
+def _environment(entry: Path) -> bytes:
+    try:
+        return (entry / "environ").read_bytes() + b"\0"
+    except OSError:
+        return b""
 
 
 def reap_dead_owners(ray_temp_dir: Path, *, grace_seconds: float = TERM_GRACE_SECONDS) -> list[int]:
@@ -105,7 +125,7 @@ def reap_dead_owners(ray_temp_dir: Path, *, grace_seconds: float = TERM_GRACE_SE
     for path, owner in read_owners(ray_temp_dir):
         if owner.alive():
             continue
-        pids = session_processes(owner.session_dir)
+        pids = session_processes(owner.session_dir, owner.node_id)
         if pids:
             log.warning(
                 "stopping %d Ray process(es) of session %s, left by farm process %d which is gone: %s",
