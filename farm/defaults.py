@@ -46,6 +46,11 @@ IDLE_RELEASE_SECONDS = 30.0
 STUCK_SECONDS = 300.0
 """A render that reports no progress for this long (plus ``STUCK_SECONDS_PER_FRAME`` per frame) is stuck."""
 STUCK_SECONDS_PER_FRAME = 2.0
+DEBRIS_MIN_AGE_SECONDS = 600.0
+"""A temporary file or unrecorded edit folder younger than this is never swept as debris, whatever the
+database says (a clock a little off between nodes, a render dispatched as the sweep reads)."""
+GC_OLDER_THAN_SECONDS = 30 * 86_400.0
+"""``farm gc`` removes unreferenced artifacts recorded longer ago than this (30 days) unless told otherwise."""
 MANAGER_POLL_SECONDS = 0.5
 """How often ``farm serve`` looks for jobs submitted from another process (one submitted through its own
 API is picked up at once)."""

@@ -160,10 +160,12 @@ def test_a_failed_assembly_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list((tmp_path / "edit").iterdir()) == []
 
 
-def test_edit_versions_are_numbered_and_never_reused(tmp_path: Path) -> None:
-    assert new_edit_dir(tmp_path / "edits") == (1, tmp_path / "edits" / "v001")
-    (tmp_path / "edits" / "v007").mkdir()
-    assert new_edit_dir(tmp_path / "edits") == (8, tmp_path / "edits" / "v008")
+def test_an_edit_folder_left_by_a_crashed_assembly_is_taken_again_empty(tmp_path: Path) -> None:
+    assert new_edit_dir(tmp_path / "edits", 1) == tmp_path / "edits" / "v001"
+    (tmp_path / "edits" / "v001" / "edit.mp4").write_bytes(b"half an edit")
+
+    assert new_edit_dir(tmp_path / "edits", 1) == tmp_path / "edits" / "v001"
+    assert list((tmp_path / "edits" / "v001").iterdir()) == []
 
 
 def test_spans_stay_exact_at_ntsc_rates(tmp_path: Path) -> None:

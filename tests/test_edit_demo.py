@@ -23,7 +23,7 @@ def edit_of(shot_list: Path, root: Path) -> EditOutcome:
     """The edit of ``shot_list`` rendered as camera moves, which do not talk: lip sync is left out (the demo
     rendered by previz checks it, tests/test_demo_end_to_end.py)."""
     loaded, output, shots = render_shot_list_as_camera_moves(shot_list, root / "shots")
-    _, version = new_edit_dir(root / "edits")
+    version = new_edit_dir(root / "edits", 1)
     checks = {**loaded.continuity.checks, "lip_sync": CheckConfig(enabled=False)}
     continuity = replace(loaded.continuity, checks=checks)
     return build_edit(shots, version, output=output, continuity=continuity, title=loaded.episode)

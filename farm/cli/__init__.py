@@ -40,6 +40,7 @@ _COMMAND_MODULES = {
     "logs": "log_commands",
     "token": "admin_commands",
     "show": "admin_commands",
+    "gc": "admin_commands",
     "db": "db_commands",
     "model": "model_commands",
     "serve": "serve_commands",
@@ -88,8 +89,13 @@ class FarmGroup(click.Group):
 
 
 def _write_crash_log(exc: BaseException) -> Path:
+    """The traceback, in the logs folder of the data dir the command was given (its --data-dir, else
+    FARM_DATA_DIR or the config file's, else the default)."""
+    from farm.cli.options import resolved_settings
+
+    given = resolved_settings()
     try:
-        logs = resolve_settings().logs_dir
+        logs = given.logs_dir if given is not None else resolve_settings().logs_dir
     except FarmError:
         logs = default_data_dir(os.environ) / "logs"
     logs.mkdir(parents=True, exist_ok=True)

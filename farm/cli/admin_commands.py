@@ -1,5 +1,6 @@
-"""``farm token`` and ``farm show``: what an admin sets for the farm manager. API tokens (who may call the
-HTTP API, with which role) and shows (each show's fair share, GPU quota and GPU-hour budget).
+"""``farm token``, ``farm show`` and ``farm gc``: what an admin sets for the farm manager. API tokens (who may
+call the HTTP API, with which role), shows (each show's fair share, GPU quota and GPU-hour budget), and the
+artifact store's garbage (renders nothing references any more).
 
 Listing writes nothing: ``farm token list`` and ``farm show`` on a farm with no database say so instead of
 creating one.
@@ -7,6 +8,7 @@ creating one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from farm.jobs import Farm
 
 COMMAND_LINE = ParameterSource.COMMANDLINE
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 
 class NumberOrNone(click.ParamType):
@@ -200,4 +203,64 @@ def _shows_table(shows: Sequence[ShowInfo]) -> Table:
     return table
 
 
-COMMANDS = [token, show]
+class Duration(click.ParamType):
+    """An age: a number with a unit, ``30d``, ``12h``, ``90m``, ``45s`` or ``2w`` (a bare number is seconds)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value).lower())
+        if match is None:
+            self.fail(f"{value!r} is not an age such as 30d, 12h, 90m or 45s", param, ctx)
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+@click.command()
+@click.option(
+    "--older-than",
+    type=Duration(),
+    default="30d",
+    show_default=True,
+    help="Only artifacts recorded longer ago than this (30d, 12h, 90m, 45s).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed and how much it would free.")
+@json_option
+@settings_options
+def gc(older_than: float, dry_run: bool, json_output: bool, **flags: object) -> None:
+    """Remove the rendered artifacts (rows and files) that no edit or live job references: renders of keys
+    that retakes or a re-submitted shot list replaced, and those of failed or cancelled jobs. What a done
+    job's latest edit was made from, and what a queued or running job needs, are never removed.
+
+    \b
+    Examples:
+      farm gc --dry-run
+      farm gc --older-than 7d
+    """
+    with farm_from(**flags) as farm:
+        summary = farm.gc(older_than_seconds=older_than, dry_run=dry_run)
+    if json_output:
+        print_json(summary.to_json())
+        return
+    verb = "would remove" if dry_run else "removed"
+    freed = "would free" if dry_run else "freed"
+    click.echo(f"gc {verb} {summary.artifacts} artifact(s) older than {_age(older_than)}; "
+               f"{freed} {_size(summary.bytes)}")  # fmt: skip
+
+
+def _age(seconds: float) -> str:
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+COMMANDS = [token, show, gc]

@@ -124,8 +124,19 @@ def client_from(server: str | None, token: str | None, flags: Mapping[str, Any])
     return FarmClient(resolved)
 
 
+_RESOLVED: list[Settings] = []
+"""The settings this command resolved (its flags), so that a crash log goes to the data dir it was given."""
+
+
 def settings_from(**flags: Any) -> Settings:
-    return resolve_settings(**{key: value for key, value in flags.items() if value is not None})
+    settings = resolve_settings(**{key: value for key, value in flags.items() if value is not None})
+    _RESOLVED[:] = [settings]
+    return settings
+
+
+def resolved_settings() -> Settings | None:
+    """The settings the running command resolved from its flags, None before it did."""
+    return _RESOLVED[0] if _RESOLVED else None
 
 
 def farm_from(**flags: Any) -> Farm:

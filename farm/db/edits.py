@@ -36,6 +36,17 @@ def edit_versions(db: Database, job_id: int) -> tuple[EditInfo, ...]:
     return tuple(from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row)) for row in rows)
 
 
+def next_edit_version(db: Database, job_id: int) -> int:
+    """The number the job's next edit gets: one past its newest recorded version (1 for its first).
+
+    Numbers come from the rows, not from the version folders on disk, so an assembly that crashed before
+    recording its edit costs no number: the next assembly takes it again (the job's driver lease
+    serialises a job's assemblies, and ``edits``' unique (job, version) refuses a duplicate anyway)."""
+    with db.read() as connection:
+        newest = connection.execute(select(func.max(Edit.version)).where(Edit.job_id == job_id)).scalar_one()
+    return (newest or 0) + 1
+
+
 @dataclass(frozen=True)
 class Rekeyed:
     """A done shot's new recipe: it goes back to the queue with this spec and cache key, and why."""

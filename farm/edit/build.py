@@ -6,8 +6,7 @@ retake loop calls it again, into a new version folder, after re-rendering what `
 
 from __future__ import annotations
 
-import os
-import re
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from farm.edit.retakes import Escalation, RetakePlan, plan_retakes
 from farm.edit.timeline import EditShot
 from farm.shotlist.types import ContinuityConfig, OutputSpec
 from farm.verdicts import Verdict, overall_verdict
-
-_VERSION_NAME = re.compile(r"^v(\d{3,})$")
 
 
 @dataclass(frozen=True)
@@ -77,19 +74,19 @@ def build_edit(
     return EditOutcome(out_dir, assembly, tuple(results), timeline, report, retakes)
 
 
-def new_edit_dir(edits_root: Path) -> tuple[int, Path]:
-    """Create and return the next free version folder ``v001``, ``v002``... under ``edits_root``.
+def new_edit_dir(edits_root: Path, version: int) -> Path:
+    """Create and return the empty folder ``vNNN`` for edit ``version`` under ``edits_root``.
 
-    ``mkdir`` without ``exist_ok`` is the lock: two assemblies racing for a number cannot both get it,
-    and an existing version is never written into again.
+    The number comes from the database (``farm.db.edits.next_edit_version``), never from the folders
+    present, and the caller holds the job's driver lease: a folder already there with that number belongs
+    to no recorded edit (an assembly that crashed before recording it) and is removed, so a crash costs no
+    version number.
     """
     edits_root.mkdir(parents=True, exist_ok=True)
-    taken = [int(match.group(1)) for entry in os.scandir(edits_root) if (match := _VERSION_NAME.match(entry.name))]
-    version = max(taken, default=0) + 1
-    while True:
-        candidate = edits_root / f"v{version:03d}"
-        try:
-            candidate.mkdir()
-            return version, candidate
-        except FileExistsError:
-            version += 1
+    folder = edits_root / f"v{version:03d}"
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        shutil.rmtree(folder)
+        folder.mkdir()
+    return folder

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from farm.engine import ray_owners
 from farm.errors import UsageError
 
 REACH_TIMEOUT_SECONDS = 3.0
@@ -43,15 +44,36 @@ def connect_ray(address: str | None) -> None:
         return
     # A local instance listens on loopback only; without this Ray binds the machine's public address.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(include_dashboard=False, _temp_dir=str(_ray_temp_dir()), **quiet)
+    temp_dir = ray_temp_dir()
+    ray_owners.reap_dead_owners(temp_dir)
+    ray.init(include_dashboard=False, _temp_dir=str(temp_dir), **quiet)
+    ray_owners.record_owner(temp_dir, *_this_head())
 
 
-def _ray_temp_dir() -> Path:
+def ray_temp_dir() -> Path:
+    """Where a local Ray keeps its sessions (and farm its owner records, ``farm.engine.ray_owners``)."""
     # Ray's unix socket paths must stay under 107 bytes, so the session lives under /tmp, not the data dir;
     # one per user, since another user's folder is not writable.
     path = Path("/tmp") / f"farm-ray-{os.getuid()}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def reap_dead_local_rays() -> list[int]:
+    """Stop what the local Rays of farm processes that are gone (killed) left running; the pids stopped."""
+    return ray_owners.reap_dead_owners(ray_temp_dir())
+
+
+def _this_head() -> tuple[str, str]:
+    """The session folder and node id of the head this process just started (every process of the head
+    names the folder, or carries the node id in its environment)."""
+    import ray
+    from ray._private import worker
+
+    node = worker._global_node
+    if node is None:
+        return "", ""
+    return node.get_session_dir_path(), ray.get_runtime_context().get_node_id()
 
 
 _HOW_TO_START = (

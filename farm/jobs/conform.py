@@ -26,7 +26,7 @@ from farm.edit.conform import Recut, RenderedCut, ShotChange, recut_shot_list
 from farm.edit.recut import read_recut
 from farm.edit.timeline import slipped, source_start_sample
 from farm.errors import ShotListError, UsageError
-from farm.jobs.submit import plan_file
+from farm.jobs.planning import plan_file
 from farm.media.audio import decode_audio
 from farm.paths import display_path
 from farm.plan import ShotTask

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from farm import defaults, files
 from farm.catalog import ModelCatalog
-from farm.db.edits import edits_with_content
+from farm.db.edits import edits_with_content, next_edit_version
 from farm.db.jobs import record_checked_edit, transition_job
 from farm.db.kinds import ArtifactKind
 from farm.db.products import NewEdit
@@ -143,7 +143,8 @@ def assemble_job(
         original = reusable_edit(db, content_key)
         if original is not None:
             return _record_reused(db, settings, job_id, original, content_key, by=by)
-    version, folder = new_edit_dir(job_edits_dir(settings, job_id))
+    version = next_edit_version(db, job_id)
+    folder = new_edit_dir(job_edits_dir(settings, job_id), version)
     try:
         outcome = build_edit(
             shots,
@@ -227,7 +228,8 @@ def _record_reused(
     """A new version of ``job_id`` that is ``original``'s files: its folder holds only ``reused.json``
     (the folder is still the version's lock on disk), its row points at the files and at ``original``."""
     source_id = original.id
-    version, folder = new_edit_dir(job_edits_dir(settings, job_id))
+    version = next_edit_version(db, job_id)
+    folder = new_edit_dir(job_edits_dir(settings, job_id), version)
     try:
         pointer = {"edit_id": source_id, "content_key": content_key, "video": original.video_path}
         _write_json(folder / "reused.json", {**pointer, "otio": original.otio_path, "report": original.report_path})

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from farm.jobs.conform import Conformed
     from farm.jobs.edit import JobEdit
     from farm.jobs.estimate import PlanCost
+    from farm.jobs.gc import GcSummary
     from farm.jobs.logs import AttemptLog
     from farm.jobs.manager import Manager, ManagerOptions
     from farm.jobs.run import RenderedJob
@@ -149,7 +150,7 @@ class Farm:
             plan = farm.plan("shots/demo/episode.yaml")
             print(len(plan.tasks), "shots,", plan.total_frames, "frames")
         """
-        from farm.jobs.submit import plan_file
+        from farm.jobs.planning import plan_file
 
         return plan_file(self.settings, Path(path), quality=_quality(quality))[1]
 
@@ -195,6 +196,11 @@ class Farm:
             submission = farm.submit("shots/demo/episode.yaml", quality="preview")
             print("job", submission.job_id, "has", len(submission.plan.tasks), "shots")
         """
+        from farm.jobs.planning import plan_file
+
+        # Without a key there is no earlier request to replay: the list is validated and planned before
+        # the database layer is imported or opened, so a refused list creates no data dir and no database.
+        planned = None if idempotency_key else plan_file(self.settings, Path(path), quality=_quality(quality))
         from farm.jobs.submit import submit_shot_list
 
         db = self.database(write=True)
@@ -206,6 +212,7 @@ class Farm:
             priority=priority,
             submitted_by=submitted_by,
             idempotency_key=idempotency_key,
+            planned=planned,
         )
         self._new_work.set()
         return submission
@@ -672,6 +679,25 @@ class Farm:
 
         db = self.database(write=False)
         return attempt_logs(db, job_id, shot_id=shot_id, attempt_no=attempt, latest=latest, offset=offset)
+
+    # ---- housekeeping -------------------------------------------------------------------------------
+
+    def gc(self, *, older_than_seconds: float | None = None, dry_run: bool = False) -> GcSummary:
+        """Remove the artifacts (rows and files) no edit or live job references, recorded more than
+        ``older_than_seconds`` ago (30 days by default); ``dry_run`` only counts them. Never what a done
+        job's latest edit was made from, nor what a queued or running job needs (``farm.jobs.gc``).
+
+        Example::
+
+            summary = farm.gc(older_than_seconds=7 * 86400, dry_run=True)
+            print(summary.artifacts, "artifacts,", summary.bytes, "bytes would be freed")
+        """
+        from farm.jobs.gc import collect_garbage
+
+        age = defaults.GC_OLDER_THAN_SECONDS if older_than_seconds is None else older_than_seconds
+        if dry_run:
+            return collect_garbage(self.database(write=False), older_than_seconds=age, dry_run=True)
+        return collect_garbage(self.database(write=True), older_than_seconds=age)
 
     # ---- shows: what each show gets of the farm ---------------------------------------------------------
 

@@ -30,6 +30,7 @@ from farm.engine.cluster import RayUnreachable, connect_ray
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer, ignore_events
 from farm.engine.policy import EngineOptions
 from farm.engine.scheduler import Scheduler
+from farm.jobs.debris import sweep_on_start
 from farm.jobs.edit import JobEdit, assemble_job
 from farm.jobs.lease import driver_name
 from farm.jobs.retake import apply_retakes
@@ -98,6 +99,7 @@ class Manager:
         notices = threading.Thread(target=self._notify, args=(stop,), name="farm-notifier", daemon=True)
         notices.start()
         try:
+            sweep_on_start(self.db, self.settings, self.observe, by=self.holder)
             self.scheduler = new_scheduler(self.db, self.settings, self.engine, self.observe, self.holder)
             self._say(f"managing the farm as {self.holder}" + (f"; API at {self.api_url}" if self.api_url else ""))
             while not stop.is_set() and not self.lost.is_set():

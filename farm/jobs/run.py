@@ -30,6 +30,7 @@ from farm.engine.policy import EngineOptions
 from farm.engine.storage import StoragePause
 from farm.errors import StorageFull
 from farm.jobs.cached import drive_from_cache
+from farm.jobs.debris import sweep_on_start
 from farm.jobs.edit import JobEdit, assemble_job
 from farm.jobs.lease import DriverLease
 from farm.jobs.retake import apply_retakes
@@ -67,6 +68,7 @@ def drive_job(
     failed or cancelled, or queued again after Ctrl-C."""
     options = options or EngineOptions()
     with hold_lease(db, job_id, options, observer) as lease:
+        sweep_on_start(db, settings, observer or ignore_events, by=lease.by)
         return _drive(db, settings, job_id, options, observer, lease.by)
 
 
@@ -93,6 +95,7 @@ def render_job(
     edits: list[JobEdit] = []
     retakes_so_far: dict[str, int] = {}
     with hold_lease(db, job_id, options, notify) as lease:
+        sweep_on_start(db, settings, notify, by=lease.by)
         while True:
             state = job_state(db, job_id)
             if state in RENDERABLE_JOB_STATES:

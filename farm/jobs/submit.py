@@ -18,16 +18,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from farm.catalog import ModelCatalog, Quality
+from farm.catalog import Quality
 from farm.db.errors import IdempotencyKeyTaken
 from farm.db.idempotency import IdempotencyClaim, keyed_job
 from farm.db.jobs import NewJob, NewShot, job_record, submit_job
 from farm.db.queries import shots_of_job
 from farm.db.session import Database
+from farm.jobs.planning import plan_file
 from farm.media.snapshots import Snapshot, SnapshotStore
-from farm.plan import Plan, ShotTask, plan_shot_list, with_input_copies
+from farm.plan import Plan, ShotTask, with_input_copies
 from farm.settings import Settings
-from farm.shotlist.load import load_shot_list
 from farm.shotlist.types import OutputSpec, ShotList
 
 
@@ -43,18 +43,6 @@ class Submission:
     replayed: bool = False
 
 
-def plan_file(settings: Settings, path: Path, *, quality: Quality | None = None) -> tuple[ShotList, Plan]:
-    """The validated shot list at ``path`` and its plan (ShotListError carrying every finding if invalid)."""
-    catalog = ModelCatalog.for_settings(settings)
-    shot_list = load_shot_list(
-        Path(path), catalog=catalog, max_shot_seconds=settings.max_shot_seconds, face_memo=settings.face_memo
-    )
-    plan = plan_shot_list(
-        shot_list, catalog, quality=quality, digest_memo=settings.weights_digest_memo, face_memo=settings.face_memo
-    )
-    return shot_list, plan
-
-
 def submit_shot_list(
     db: Database,
     settings: Settings,
@@ -64,8 +52,12 @@ def submit_shot_list(
     priority: int = 0,
     submitted_by: str | None = None,
     idempotency_key: str | None = None,
+    planned: tuple[ShotList, Plan] | None = None,
 ) -> Submission:
     """Validate, plan and record a job (queued); nothing renders yet.
+
+    ``planned``: the shot list and plan ``plan_file`` already made of ``path`` (a caller that validates
+    before it opens the database, so that a refused list creates nothing).
 
     ``submitted_by`` defaults to the settings' user. With ``idempotency_key``, a repeat of an earlier
     request (same key, same submitter, same path, quality and priority) returns that request's job, and
@@ -78,7 +70,7 @@ def submit_shot_list(
         earlier = keyed_job(db, claim)
         if earlier is not None:
             return replayed_submission(db, earlier)
-    shot_list, plan = plan_file(settings, path, quality=quality)
+    shot_list, plan = planned or plan_file(settings, path, quality=quality)
     plan = with_copied_inputs(plan, SnapshotStore(settings.inputs_dir))
     tiers = quality.value if quality else ",".join(sorted({task.quality.value for task in plan.tasks}))
     options = {

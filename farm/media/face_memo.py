@@ -92,7 +92,10 @@ class FaceMemo:
         stored[digest] = _to_json(result)
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # the memo's folder, not the folder above it: a memo is no reason to create a data dir
+            self.path.parent.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            return  # the detection is kept in this process (_memory) and memoised once the data dir exists
         text = json.dumps({"version": MEMO_VERSION, "portraits": stored})
         files.write_text(self.path, text, fsync=False)  # atomic: a concurrent reader sees the old or the new memo
 
