@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -47,11 +48,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPAT
 
 from manager import ShotSpec, episode_yaml  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import Connection, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 
 from farm.db.connect import normalise_url  # noqa: E402
 from farm.db.kinds import ArtifactKind, EventKind  # noqa: E402
+from farm.db.retry import is_transient  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
 from farm.db.states import FINISHED_JOB_STATES, AttemptState, JobState, ShotState  # noqa: E402
 from farm.db.tables import Artifact, Edit, Event, Job, Render, Shot  # noqa: E402
@@ -59,6 +61,8 @@ from farm.jobs.submit import submit_shot_list  # noqa: E402
 from farm.settings import resolve_settings  # noqa: E402
 from tests.engine_models import write_manifest  # noqa: E402
 from tests.shotlists import make_project  # noqa: E402
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,20 +92,30 @@ class Night:
         command += ["--address", self.cluster.address, "--idle-release", "5"]
         self.managers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
 
+    def read(self, query: Callable[[Connection], T]) -> T:
+        """The script's own reads ride out the storm it causes, as farm's do."""
+        while True:
+            try:
+                with self.db.read() as connection:
+                    return query(connection)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                time.sleep(0.2)
+
     def done_fraction(self) -> float:
-        with self.db.read() as connection:
-            done = connection.execute(select(func.count()).where(Shot.state == ShotState.DONE)).scalar_one()
+        done = self.read(lambda c: c.execute(select(func.count()).where(Shot.state == ShotState.DONE)).scalar_one())
         return done / self.total_shots
 
     def jobs_finished(self) -> bool:
-        with self.db.read() as connection:
-            states = connection.execute(select(Job.state)).scalars().all()
+        states = self.read(lambda c: c.execute(select(Job.state)).scalars().all())
         return all(state in FINISHED_JOB_STATES for state in states)
 
     def held(self, prefix: str) -> bool:
-        with self.db.read() as connection:
-            messages = connection.execute(select(Event.message).where(Event.kind == EventKind.JOB_HELD)).scalars()
-            return any(message.startswith(prefix) for message in messages)
+        messages = self.read(
+            lambda c: c.execute(select(Event.message).where(Event.kind == EventKind.JOB_HELD)).scalars().all()
+        )
+        return any(message.startswith(prefix) for message in messages)
 
 
 # ---- the faults ----------------------------------------------------------------------------------------------
@@ -307,17 +321,21 @@ def main() -> None:
             night = Night(root, url, db, data_dir, models_dir, cluster, args.shots)
             night.start_manager()
             night.say(f"manager started; database {db.display_url}; store on {'a tmpfs' if disk else 'the root disk'}")
-            schedule: list[tuple[float, Callable[[], None]]] = [
-                (0.10, lambda: kill_a_node(night)),
-                (0.25, lambda: connection_storm(night)),
-                (0.40, lambda: restart_the_manager(night)),
-                (0.55, lambda: fill_the_disk(night, disk)),
-                (0.70, lambda: kill_a_node(night)),
+            schedule: list[tuple[float, Callable[[], None], bool]] = [
+                (0.10, lambda: kill_a_node(night), False),
+                (0.25, lambda: connection_storm(night), True),
+                (0.40, lambda: restart_the_manager(night), False),
+                (0.55, lambda: fill_the_disk(night, disk), True),
+                (0.70, lambda: kill_a_node(night), False),
             ]
             deadline = night.started + args.timeout
             while time.monotonic() < deadline and not (night.jobs_finished() and not schedule):
                 if schedule and night.done_fraction() >= schedule[0][0]:
-                    threading.Thread(target=schedule.pop(0)[1]).start()
+                    _, fault, in_background = schedule.pop(0)
+                    if in_background:  # a fault that waits (the storm, the full disk) runs beside the loop
+                        threading.Thread(target=fault).start()
+                    else:  # Ray adds nodes from the main thread only (it sets a signal handler)
+                        fault()
                 if night.managers[-1].poll() is not None:
                     night.say(f"the manager exited ({night.managers[-1].returncode}); starting another")
                     night.start_manager()

@@ -36,6 +36,7 @@ def edit_versions(db: Database, job_id: int) -> tuple[EditInfo, ...]:
     return tuple(from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row)) for row in rows)
 
 
+@transaction
 def next_edit_version(db: Database, job_id: int) -> int:
     """The number the job's next edit gets: one past its newest recorded version (1 for its first).
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, exists, or_, select
 from farm import defaults
 from farm.db.columns import utcnow
 from farm.db.records import ArtifactInfo, field_names, from_values
+from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import AttemptState, JobState
 from farm.db.tables import Artifact, Edit, Job, Render, RenderClaim, Shot
@@ -38,6 +39,7 @@ class LiveWork:
     edit_versions: dict[int, frozenset[int]]
 
 
+@transaction
 def live_work(db: Database, *, now: datetime | None = None) -> LiveWork:
     """The running attempts, driven jobs and recorded edits, read in one transaction."""
     now = now or utcnow()
@@ -66,6 +68,7 @@ def _referenced(connection_key: object) -> object:
     return or_(shot_needs, claimed)
 
 
+@transaction
 def unreferenced_artifacts(db: Database, *, created_before: datetime) -> tuple[ArtifactInfo, ...]:
     """Artifacts recorded before ``created_before`` that no live job, no job with an edit and no claim
     needs, oldest first: what ``farm gc`` may remove."""
@@ -80,6 +83,7 @@ def unreferenced_artifacts(db: Database, *, created_before: datetime) -> tuple[A
     )
 
 
+@transaction
 def delete_unreferenced(db: Database, artifact_ids: Sequence[int], *, created_before: datetime) -> frozenset[int]:
     """Delete those of ``artifact_ids`` still unreferenced (checked again in the deleting transaction: a
     job submitted since the listing keeps its keys); returns the ids deleted. Shots naming a deleted row
