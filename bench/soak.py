@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,9 +48,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPAT
 from manager import ShotSpec, episode_yaml  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 from sqlalchemy import Connection, create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import URL  # noqa: E402
+from status_scale import postgres_scratch  # noqa: E402
 
-from farm.db.connect import normalise_url  # noqa: E402
 from farm.db.kinds import ArtifactKind, EventKind  # noqa: E402
 from farm.db.retry import is_transient  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
@@ -251,20 +249,12 @@ def audit(night: Night, store: Path, wall: float, gpus: int) -> list[Check]:
 
 @contextmanager
 def database(admin_url: str, root: Path) -> Iterator[str]:
+    """A scratch PostgreSQL database (status_scale's), or an SQLite file for ``none``."""
     if admin_url == "none":
         yield f"sqlite:///{root / 'farm.db'}"
         return
-    admin: URL = normalise_url(admin_url)
-    name = f"farm_soak_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    with postgres_scratch(admin_url) as url:
+        yield url
 
 
 @contextmanager
