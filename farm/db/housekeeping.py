@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, delete, exists, or_, select
 
 from farm import defaults
 from farm.db.columns import utcnow
@@ -58,13 +58,13 @@ def live_work(db: Database, *, now: datetime | None = None) -> LiveWork:
     return LiveWork(oldest, driven_jobs, {job: frozenset(numbers) for job, numbers in versions.items()})
 
 
-def _referenced(connection_key: object) -> object:
+def _referenced(cache_key: ColumnElement[str]) -> ColumnElement[bool]:
     """The condition "some shot of a live job, or of a job with an edit, has this cache key, or an attempt
     holds a claim on it": such an artifact is needed (a done job's latest edit was made from its shots'
     current keys, and a re-key sends the job back to a live state)."""
     live_or_edited = or_(Job.state.in_(sorted(LIVE_JOB_STATES)), exists().where(Edit.job_id == Job.id))
-    shot_needs = exists().where(Shot.cache_key == connection_key, Shot.job_id == Job.id, live_or_edited)
-    claimed = exists().where(RenderClaim.cache_key == connection_key)
+    shot_needs = exists().where(Shot.cache_key == cache_key, Shot.job_id == Job.id, live_or_edited)
+    claimed = exists().where(RenderClaim.cache_key == cache_key)
     return or_(shot_needs, claimed)
 
 
