@@ -49,15 +49,20 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def free_text(path: Path) -> str:
+    """``812 kB free`` under ``path``, as a message says it (or that it cannot be told)."""
+    try:
+        return f"{human_bytes(free_bytes(path))} free"
+    except OSError:
+        return "free space unknown"
+
+
 def storage_full(subject: str, path: Path, exc: BaseException, *, needed: int = 0) -> StorageFull:
     """The located ``StorageFull`` for ``subject`` (``shot sc01_010``, ``edit v003 of job 4``) writing under
     ``path``, keeping ``exc`` as its cause."""
-    try:
-        free = f"{human_bytes(free_bytes(path))} free"
-    except OSError:
-        free = "free space unknown"
     error = StorageFull(
-        f"{subject}: the disk holding {path} is full ({free}); free some space there and farm goes on by itself",
+        f"{subject}: the disk holding {path} is full ({free_text(path)}); free some space there and farm goes "
+        "on by itself",
         str(path),
         needed,
     )

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from farm.engine import ray_owners
 from farm.engine.cluster import ray_temp_dir
 from farm.settings import REPO_ROOT
 from tests.shotlists import TEMPLATE, make_project, replace_once
+from tests.waiting import wait_for
 
 SMALL = replace_once(TEMPLATE, "width: 480\n  height: 832", "width: 96\n  height: 160")
 
@@ -31,16 +32,6 @@ def farm_command(*args: str, data_dir: Path) -> list[str]:
 
 def farm_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "RAY_AUTH_MODE": "disabled"}
-
-
-def wait_for(condition: Callable[[], object], *, seconds: float, what: str) -> object:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 def test_render_of_an_invalid_shot_list_creates_no_data_dir_or_database(tmp_path: Path) -> None:

@@ -7,9 +7,8 @@ The engine tests run real previz workers on a ``ray.cluster_utils.Cluster`` of f
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +35,7 @@ from farm.jobs.submit import submit_shot_list
 from farm.media.video import ShotVideoWriter
 from farm.settings import REPO_ROOT, Settings, resolve_settings
 from tests.shotlists import TEMPLATE, make_project, replace_once
+from tests.waiting import wait_for
 
 SMALL = replace_once(TEMPLATE, "width: 480\n  height: 832", "width: 96\n  height: 64")
 
@@ -182,13 +182,6 @@ def driver(
     thread = threading.Thread(target=drive, name=f"driver-{job_id}")
     thread.start()
     return thread
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.ray

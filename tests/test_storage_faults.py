@@ -12,7 +12,6 @@ import logging
 import pickle
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from farm.jobs.submit import submit_shot_list
 from farm.settings import REPO_ROOT, resolve_settings
 from farm.storage import out_of_space
 from tests.shotlists import TEMPLATE, make_project, replace_once
+from tests.waiting import wait_for
 
 SMALL = replace_once(TEMPLATE, "width: 480\n  height: 832", "width: 96\n  height: 64")
 
@@ -135,13 +135,6 @@ def fill(disk: Path) -> Path:
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.storage import free_bytes, human_bytes
+from farm.storage import free_bytes, free_text, human_bytes
 
 MINIMUM_ROOM = 1_000_000
 """Bytes a shot needs at the least before dispatch resumes (before any video was measured)."""
@@ -42,7 +42,7 @@ class StoragePause:
         self.path, self.needed = path, max(MINIMUM_ROOM, needed)
         self.since = self._checked = time.monotonic()
         return (
-            f"paused: the disk holding {path} is full ({self._free_text()}, {unit} needs about "
+            f"paused: the disk holding {path} is full ({free_text(path)}, {unit} needs about "
             f"{human_bytes(self.needed)}); {waiting} until there is room, then the job goes on by itself"
         )
 
@@ -64,12 +64,6 @@ class StoragePause:
         )
         self.path = None
         return message
-
-    def _free_text(self) -> str:
-        try:
-            return f"{human_bytes(free_bytes(self.path))} free" if self.path else "free space unknown"
-        except OSError:
-            return "free space unknown"
 
 
 def shot_room(bytes_per_frame: float, frames: int) -> int:
