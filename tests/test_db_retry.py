@@ -330,10 +330,14 @@ def test_a_retried_transition_whose_commit_landed_never_doubles_an_event(
 SMALL = replace_once(TEMPLATE, "width: 480\n  height: 832", "width: 96\n  height: 64")
 
 
-def twelve_shots() -> str:
+STORM_SHOTS = 20
+
+
+def storm_shots() -> str:
+    """Enough shots that the render outlasts a storm of 20 terminations on a fast machine."""
     lines = [SMALL.split("scenes:")[0] + "scenes:", "  - id: sc", "    shots:"]
-    for index in range(12):
-        start = round(index * 0.35, 2)
+    for index in range(STORM_SHOTS):
+        start = round(index * 0.2, 2)
         lines.append(
             f"      - {{id: s{index:02d}, character: marcus, prompt: shot {index}, "
             f"audio: {{track: sc01, in: {start}, out: {round(start + 1.2, 2)}}}}}"
@@ -351,12 +355,17 @@ def cluster() -> Iterator[Cluster]:
     cluster.shutdown()
 
 
-def storm(admin: Engine, *, terminations: int, seconds: float) -> list[int]:
-    """``terminations`` rounds of terminating every farm backend, spread over ``seconds``; the count per round."""
-    killed = []
-    for _ in range(terminations):
+def storm(admin: Engine, caplog: pytest.LogCaptureFixture, driver: threading.Thread) -> list[int]:
+    """Terminate every farm backend every 50 ms while the driver runs, until 20 were terminated and one of them
+    hit a query (a round that only meets idle pooled connections proves little: pre-ping replaces them);
+    the count per round."""
+    killed: list[int] = []
+    deadline = time.monotonic() + 120
+    while driver.is_alive() and time.monotonic() < deadline:
+        if retries_logged(caplog) and sum(killed) >= 20:
+            break
         killed.append(terminate_farm_backends(admin))
-        time.sleep(seconds / terminations)
+        time.sleep(0.05)
     return killed
 
 
@@ -376,7 +385,7 @@ def test_a_render_rides_out_a_storm_of_terminated_connections(
     settings = resolve_settings(
         data_dir=tmp_path / "data", database_url=url, models_dir=REPO_ROOT / "models", ray_address=cluster.address
     )
-    shot_list = make_project(tmp_path / "project", twelve_shots())
+    shot_list = make_project(tmp_path / "project", storm_shots())
     db = open_database(url, data_dir=settings.data_dir)
     job = submit_shot_list(db, settings, shot_list).job_id
     results: dict[int, JobOutcome] = {}
@@ -401,22 +410,16 @@ def test_a_render_rides_out_a_storm_of_terminated_connections(
             while event_count(db, job_id=job, kind=EventKind.RENDER_FINISHED) < 2:  # mid-render: shots in flight
                 assert driver.is_alive() and time.monotonic() < deadline, f"the render did not start: {failures}"
                 time.sleep(0.1)
-            killed = storm(admin_engine, terminations=20, seconds=2.0)
-            for _ in range(8):  # a burst that only met idle pooled connections (pre-ping replaces them), or
-                # met few connections (a loaded machine reconnects slowly), proves little: storm again until
-                # 20 were terminated and one of them hit a query
-                if (retries_logged(caplog) and sum(killed) >= 20) or not driver.is_alive():
-                    break
-                killed += storm(admin_engine, terminations=20, seconds=2.0)
+            killed = storm(admin_engine, caplog, driver)
             driver.join(timeout=600)
             assert not driver.is_alive(), "the driver did not finish"
     finally:
         ray.shutdown()
 
     assert not failures, failures
-    assert sum(killed) >= 20, f"backends terminated per round: {killed}"
+    assert sum(killed) >= 20, f"the render ended before 20 terminations; backends terminated per round: {killed}"
     assert retries_logged(caplog), "the storm reached the driver, and the driver retried"
-    assert results[job].state is JobState.ASSEMBLING and results[job].done == 12
+    assert results[job].state is JobState.ASSEMBLING and results[job].done == STORM_SHOTS
     with db.read() as connection:
         succeeded = Counter(
             connection.execute(
@@ -431,7 +434,7 @@ def test_a_render_rides_out_a_storm_of_terminated_connections(
         still_running = connection.execute(
             select(func.count()).select_from(Render).where(Render.state == AttemptState.RUNNING)
         ).scalar_one()
-    assert len(succeeded) == 12 and set(succeeded.values()) == {1}, f"renders per shot: {succeeded}"
+    assert len(succeeded) == STORM_SHOTS and set(succeeded.values()) == {1}, f"renders per shot: {succeeded}"
     assert still_running == 0
     assert event_count(db, job_id=job, kind=EventKind.SHOT_STARTED) == attempts, "one start event per attempt"
     assert event_count(db, job_id=job, kind=EventKind.RENDER_FINISHED) == attempts, "one end event per attempt"
