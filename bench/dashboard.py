@@ -139,10 +139,10 @@ def dispatch_span(db_url: str, job_id: int) -> float:
     db = open_database(db_url)
     with db.read() as connection:
         first = connection.execute(
-            select(func.min(Event.at)).where(Event.job_id == job_id, Event.kind == "shot.started")
+            select(func.min(Event.c.at)).where(Event.c.job_id == job_id, Event.c.kind == "shot.started")
         ).scalar_one()
         last = connection.execute(
-            select(func.max(Event.at)).where(Event.job_id == job_id, Event.kind == "shot.finished")
+            select(func.max(Event.c.at)).where(Event.c.job_id == job_id, Event.c.kind == "shot.finished")
         ).scalar_one()
     db.dispose()
     return (last - first) / timedelta(seconds=1)

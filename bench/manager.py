@@ -152,7 +152,9 @@ class Workspace:
         """Seconds the workers spent in succeeded renders (the model's call, its encoder included)."""
         with self.db.read() as connection:
             total = connection.execute(
-                select(func.coalesce(func.sum(Render.gpu_seconds), 0.0)).where(Render.state == AttemptState.SUCCEEDED)
+                select(func.coalesce(func.sum(Render.c.gpu_seconds), 0.0)).where(
+                    Render.c.state == AttemptState.SUCCEEDED
+                )
             ).scalar_one()
         return float(total)
 
@@ -428,9 +430,9 @@ def rendered_shots(db: Database) -> dict[str, Rendered]:
     to_monotonic = time.monotonic() - time.time()
     with db.read() as connection:
         rows = connection.execute(
-            select(Shot.shot_id, Render.started_at, Render.finished_at, Render.gpu_seconds, Render.timings)
-            .join(Render, Render.shot_id == Shot.id)
-            .where(Render.state == AttemptState.SUCCEEDED)
+            select(Shot.c.shot_id, Render.c.started_at, Render.c.finished_at, Render.c.gpu_seconds, Render.c.timings)
+            .join(Render, Render.c.shot_id == Shot.c.id)
+            .where(Render.c.state == AttemptState.SUCCEEDED)
         ).all()
     return {
         row.shot_id: Rendered(
@@ -700,32 +702,32 @@ class Ledger:
         def number(query) -> int:
             return int(connection.execute(query).scalar_one())
 
-        ours = Shot.job_id.in_(list(job_ids))
-        per_state = select(Render.state, func.count()).join(Shot, Shot.id == Render.shot_id).where(ours)
-        succeeded = select(Render.shot_id, func.count()).where(Render.state == AttemptState.SUCCEEDED)
-        started = select(Event.shot_id, func.count()).where(Event.kind == EventKind.SHOT_STARTED)
-        events = select(Event.kind, func.count()).where(Event.job_id.in_(list(job_ids)))
-        to_done = (Event.kind == EventKind.SHOT_FINISHED) & (Event.new_state == ShotState.DONE.value)
+        ours = Shot.c.job_id.in_(list(job_ids))
+        per_state = select(Render.c.state, func.count()).join(Shot, Shot.c.id == Render.c.shot_id).where(ours)
+        succeeded = select(Render.c.shot_id, func.count()).where(Render.c.state == AttemptState.SUCCEEDED)
+        started = select(Event.c.shot_id, func.count()).where(Event.c.kind == EventKind.SHOT_STARTED)
+        events = select(Event.c.kind, func.count()).where(Event.c.job_id.in_(list(job_ids)))
+        to_done = (Event.c.kind == EventKind.SHOT_FINISHED) & (Event.c.new_state == ShotState.DONE.value)
         current = (
             select(func.count())
             .select_from(Shot)
-            .join(Render, Render.id == Shot.current_render_id)
-            .where(ours, Shot.state == ShotState.DONE, Render.state == AttemptState.SUCCEEDED)
+            .join(Render, Render.c.id == Shot.c.current_render_id)
+            .where(ours, Shot.c.state == ShotState.DONE, Render.c.state == AttemptState.SUCCEEDED)
         )
         with workspace.db.read() as connection:
             ledger = cls(
-                shots=counted(select(Shot.state, func.count()).where(ours).group_by(Shot.state)),
-                attempts=counted(per_state.group_by(Render.state)),
-                events=counted(events.group_by(Event.kind)),
-                cached=number(select(func.count()).where(ours, Shot.cached)),
-                succeeded_per_shot=counted(succeeded.group_by(Render.shot_id)),
-                attempts_per_shot=counted(select(Render.shot_id, func.count()).group_by(Render.shot_id)),
-                started_events_per_shot=counted(started.group_by(Event.shot_id)),
-                attempts_column=dict(connection.execute(select(Shot.id, Shot.attempts).where(ours)).all()),
+                shots=counted(select(Shot.c.state, func.count()).where(ours).group_by(Shot.c.state)),
+                attempts=counted(per_state.group_by(Render.c.state)),
+                events=counted(events.group_by(Event.c.kind)),
+                cached=number(select(func.count()).where(ours, Shot.c.cached)),
+                succeeded_per_shot=counted(succeeded.group_by(Render.c.shot_id)),
+                attempts_per_shot=counted(select(Render.c.shot_id, func.count()).group_by(Render.c.shot_id)),
+                started_events_per_shot=counted(started.group_by(Event.c.shot_id)),
+                attempts_column=dict(connection.execute(select(Shot.c.id, Shot.c.attempts).where(ours)).all()),
                 finished_to_done=number(select(func.count()).where(to_done)),
                 current_attempt_succeeded=number(current),
                 done_with_artifact=number(
-                    select(func.count()).where(ours, Shot.state == ShotState.DONE, Shot.artifact_id.is_not(None))
+                    select(func.count()).where(ours, Shot.c.state == ShotState.DONE, Shot.c.artifact_id.is_not(None))
                 ),
                 model_finishes=Counter(e["shot"] for e in read_log(workspace.log) if e["event"] == "finish"),
                 jobs_assembling=sum(1 for job in job_ids if job_state(workspace.db, job) is JobState.ASSEMBLING),
@@ -844,13 +846,16 @@ class FirstStart:
 
     def last_event(self) -> int:
         with self.db.read() as connection:
-            return connection.execute(select(func.coalesce(func.max(Event.id), 0))).scalar_one()
+            return connection.execute(select(func.coalesce(func.max(Event.c.id), 0))).scalar_one()
 
     def wait(self, after: int, timeout: float) -> tuple[float, float] | None:
         """(when this loop saw it, its own timestamp), both as ``time.time()``; None after ``timeout``."""
         deadline = time.monotonic() + timeout
         query = (
-            select(Event.at).where(Event.id > after, Event.kind == EventKind.SHOT_STARTED).order_by(Event.id).limit(1)
+            select(Event.c.at)
+            .where(Event.c.id > after, Event.c.kind == EventKind.SHOT_STARTED)
+            .order_by(Event.c.id)
+            .limit(1)
         )
         while time.monotonic() < deadline:
             with self.db.read() as connection:
@@ -956,7 +961,7 @@ def part_e(args: argparse.Namespace, scratch: Path) -> None:
                         break
                     results.setdefault(label, []).append((returned - sent, seen[1] - sent, seen[0] - sent))
                     with workspace.db.read() as connection:
-                        job = connection.execute(select(func.max(Shot.job_id))).scalar_one()
+                        job = connection.execute(select(func.max(Shot.c.job_id))).scalar_one()
                     wait_finished(workspace.db, job, 120)  # its edit done, so the next one is measured alone
         finally:
             if not isinstance(api, str):

@@ -102,16 +102,16 @@ class Night:
                 time.sleep(0.2)
 
     def done_fraction(self) -> float:
-        done = self.read(lambda c: c.execute(select(func.count()).where(Shot.state == ShotState.DONE)).scalar_one())
+        done = self.read(lambda c: c.execute(select(func.count()).where(Shot.c.state == ShotState.DONE)).scalar_one())
         return done / self.total_shots
 
     def jobs_finished(self) -> bool:
-        states = self.read(lambda c: c.execute(select(Job.state)).scalars().all())
+        states = self.read(lambda c: c.execute(select(Job.c.state)).scalars().all())
         return all(state in FINISHED_JOB_STATES for state in states)
 
     def held(self, prefix: str) -> bool:
         messages = self.read(
-            lambda c: c.execute(select(Event.message).where(Event.kind == EventKind.JOB_HELD)).scalars().all()
+            lambda c: c.execute(select(Event.c.message).where(Event.c.kind == EventKind.JOB_HELD)).scalars().all()
         )
         return any(message.startswith(prefix) for message in messages)
 
@@ -192,30 +192,36 @@ class Check:
 
 def audit(night: Night, store: Path, wall: float, gpus: int) -> list[Check]:
     with night.db.read() as connection:
-        shots = Counter(dict(connection.execute(select(Shot.state, func.count()).group_by(Shot.state)).all()))
+        shots = Counter(dict(connection.execute(select(Shot.c.state, func.count()).group_by(Shot.c.state)).all()))
         rendered_keys = Counter(
             connection.execute(
-                select(Shot.cache_key)
-                .join(Render, Render.shot_id == Shot.id)
-                .where(Render.state == AttemptState.SUCCEEDED)
+                select(Shot.c.cache_key)
+                .join(Render, Render.c.shot_id == Shot.c.id)
+                .where(Render.c.state == AttemptState.SUCCEEDED)
             ).scalars()
         )
-        keys_needed = connection.execute(select(func.count(func.distinct(Shot.cache_key)))).scalar_one()
+        keys_needed = connection.execute(select(func.count(func.distinct(Shot.c.cache_key)))).scalar_one()
         videos = Counter(
-            connection.execute(select(Artifact.cache_key).where(Artifact.kind == ArtifactKind.SHOT_VIDEO)).scalars()
+            connection.execute(select(Artifact.c.cache_key).where(Artifact.c.kind == ArtifactKind.SHOT_VIDEO)).scalars()
         )
-        attempts = Counter(dict(connection.execute(select(Render.state, func.count()).group_by(Render.state)).all()))
-        events = Counter(dict(connection.execute(select(Event.kind, func.count()).group_by(Event.kind)).all()))
-        jobs = Counter(dict(connection.execute(select(Job.state, func.count()).group_by(Job.state)).all()))
-        with_edit = connection.execute(select(func.count(func.distinct(Edit.job_id)))).scalar_one()
+        attempts = Counter(
+            dict(connection.execute(select(Render.c.state, func.count()).group_by(Render.c.state)).all())
+        )
+        events = Counter(dict(connection.execute(select(Event.c.kind, func.count()).group_by(Event.c.kind)).all()))
+        jobs = Counter(dict(connection.execute(select(Job.c.state, func.count()).group_by(Job.c.state)).all()))
+        with_edit = connection.execute(select(func.count(func.distinct(Edit.c.job_id)))).scalar_one()
         gpu_seconds = float(
             connection.execute(
-                select(func.coalesce(func.sum(Render.gpu_seconds), 0.0)).where(Render.state == AttemptState.SUCCEEDED)
+                select(func.coalesce(func.sum(Render.c.gpu_seconds), 0.0)).where(
+                    Render.c.state == AttemptState.SUCCEEDED
+                )
             ).scalar_one()
         )
         lost_gpu = float(
             connection.execute(
-                select(func.coalesce(func.sum(Render.gpu_seconds), 0.0)).where(Render.state != AttemptState.SUCCEEDED)
+                select(func.coalesce(func.sum(Render.c.gpu_seconds), 0.0)).where(
+                    Render.c.state != AttemptState.SUCCEEDED
+                )
             ).scalar_one()
         )
     ended = sum(attempts.values()) - attempts[AttemptState.RUNNING]

@@ -117,7 +117,7 @@ def test_setting_a_show_changes_only_what_is_given_and_logs_it(farm: Farm, make_
     assert show.configured and show.jobs == 1
     with farm.database(write=False).read() as connection:
         changes = connection.execute(
-            select(Event.changed_by, Event.message, Event.data).where(Event.kind == EventKind.SHOW_CHANGED)
+            select(Event.c.changed_by, Event.c.message, Event.c.data).where(Event.c.kind == EventKind.SHOW_CHANGED)
         ).all()
     assert [(by, message) for by, message, _ in changes] == [
         ("root", "show Test Show: share 1 -> 2, gpu_quota none -> 4"),

@@ -47,7 +47,7 @@ class Tally:
 
 def race(db: Database, job_id: int, threads: int, attempts_per_thread: int) -> list[Tally]:
     with db.read() as connection:
-        shot_pks = list(connection.execute(sa.select(Shot.id).where(Shot.job_id == job_id)).scalars())
+        shot_pks = list(connection.execute(sa.select(Shot.c.id).where(Shot.c.job_id == job_id)).scalars())
     tallies = [Tally() for _ in range(threads)]
     barrier = threading.Barrier(threads)
     failures: list[BaseException] = []
@@ -74,7 +74,9 @@ def race(db: Database, job_id: int, threads: int, attempts_per_thread: int) -> l
 def act_on_a_shot(db: Database, pk: int, rng: random.Random, tally: Tally, worker: str) -> None:
     """Read the shot, then act on what was read; by then another thread may have changed it."""
     with db.read() as connection:
-        state, render_id = connection.execute(sa.select(Shot.state, Shot.current_render_id).where(Shot.id == pk)).one()
+        state, render_id = connection.execute(
+            sa.select(Shot.c.state, Shot.c.current_render_id).where(Shot.c.id == pk)
+        ).one()
     if state is ShotState.QUEUED:
         try:
             start_attempt(db, pk, worker=worker, node="n", device="cuda:0", by=worker)
@@ -90,7 +92,7 @@ def act_on_a_shot(db: Database, pk: int, rng: random.Random, tally: Tally, worke
     else:
         with db.write() as connection:
             move = ShotMove(state, ShotState.QUEUED, EventKind.SHOT_REQUEUED, "retry")
-            moved = move_shots(connection, move, where=[Shot.id == pk], by=worker)
+            moved = move_shots(connection, move, where=[Shot.c.id == pk], by=worker)
         if moved:
             tally.requeued += 1
         else:
@@ -103,14 +105,16 @@ def check_consistency(db: Database, job_id: int, tallies: list[Tally], shots: in
     requeued = sum(tally.requeued for tally in tallies)
     with db.read() as connection:
         events = connection.execute(
-            sa.select(Event.kind, Event.shot_id, Event.render_id, Event.old_state, Event.new_state)
-            .where(Event.job_id == job_id)
-            .order_by(Event.id)
+            sa.select(Event.c.kind, Event.c.shot_id, Event.c.render_id, Event.c.old_state, Event.c.new_state)
+            .where(Event.c.job_id == job_id)
+            .order_by(Event.c.id)
         ).all()
-        renders = connection.execute(sa.select(Render.id, Render.shot_id, Render.attempt_no, Render.state)).all()
+        renders = connection.execute(
+            sa.select(Render.c.id, Render.c.shot_id, Render.c.attempt_no, Render.c.state)
+        ).all()
         shot_rows = connection.execute(
-            sa.select(Shot.id, Shot.state, Shot.attempts, Shot.current_render_id, Shot.gpu_seconds).where(
-                Shot.job_id == job_id
+            sa.select(Shot.c.id, Shot.c.state, Shot.c.attempts, Shot.c.current_render_id, Shot.c.gpu_seconds).where(
+                Shot.c.job_id == job_id
             )
         ).all()
 
@@ -142,7 +146,7 @@ def check_consistency(db: Database, job_id: int, tallies: list[Tally], shots: in
     assert job_moves[0] == ("queued", "rendering")
     assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(job_moves)), job_moves
     with db.read() as connection:
-        assert job_moves[-1][1] == connection.execute(sa.select(Job.state).where(Job.id == job_id)).scalar_one()
+        assert job_moves[-1][1] == connection.execute(sa.select(Job.c.state).where(Job.c.id == job_id)).scalar_one()
 
     # Each shot's events form one unbroken chain of states ending where the row is.
     chains: dict[int, list[tuple[str | None, str | None]]] = defaultdict(list)
@@ -180,7 +184,7 @@ def test_sqlite_writers_on_separate_connections_win_each_transition_once(tmp_pat
 def test_only_one_of_many_simultaneous_claims_of_a_shot_wins(database: Database, make_job: Callable[..., int]) -> None:
     job_id = make_job(database)
     with database.read() as connection:
-        pk = connection.execute(sa.select(Shot.id).where(Shot.job_id == job_id).limit(1)).scalar_one()
+        pk = connection.execute(sa.select(Shot.c.id).where(Shot.c.job_id == job_id).limit(1)).scalar_one()
     results: list[str] = []
     barrier = threading.Barrier(6)
 
@@ -237,4 +241,4 @@ def test_only_one_of_many_drivers_resuming_a_job_takes_it(database: Database, ma
     run_threads(claim, 6)
     assert len(won) == 1
     with database.read() as connection:
-        assert connection.execute(sa.select(Job.driver_id).where(Job.id == job_id)).scalar_one() == won[0]
+        assert connection.execute(sa.select(Job.c.driver_id).where(Job.c.id == job_id)).scalar_one() == won[0]

@@ -26,7 +26,7 @@ from farm.db.queries import job_detail, job_events
 from farm.db.session import Database, database_status, open_database
 from farm.db.shots import finish_attempt
 from farm.db.states import AttemptState, JobState, ShotState
-from farm.db.tables import Base
+from farm.db.tables import metadata
 from farm.errors import UsageError
 from farm.settings import REPO_ROOT
 from farm.verdicts import Verdict
@@ -54,7 +54,7 @@ def test_fresh_database_is_created_at_the_newest_schema(database: Database) -> N
 
 def test_migrations_create_exactly_the_tables_the_models_describe(database: Database) -> None:
     with database.sql_engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
 
     assert differences == []
 

@@ -33,9 +33,9 @@ def two_scene_plan(plan: Plan) -> Plan:
 def started_ago(db: Database, render_id: int, seconds: float) -> None:
     """Make a running attempt have started ``seconds`` ago (the tests cannot wait for real renders)."""
     with db.write() as connection:
-        started = connection.execute(sa.select(Render.started_at).where(Render.id == render_id)).scalar_one()
+        started = connection.execute(sa.select(Render.c.started_at).where(Render.c.id == render_id)).scalar_one()
         connection.execute(
-            sa.update(Render).where(Render.id == render_id).values(started_at=started - timedelta(seconds=seconds))
+            sa.update(Render).where(Render.c.id == render_id).values(started_at=started - timedelta(seconds=seconds))
         )
 
 

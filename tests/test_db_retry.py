@@ -49,14 +49,14 @@ RETRY_LOG = "farm.db.retry"
 
 def shot_pks(db: Database, job_id: int) -> dict[str, int]:
     with db.read() as connection:
-        return dict(connection.execute(select(Shot.shot_id, Shot.id).where(Shot.job_id == job_id)).all())
+        return dict(connection.execute(select(Shot.c.shot_id, Shot.c.id).where(Shot.c.job_id == job_id)).all())
 
 
 def event_count(db: Database, **where: Any) -> int:
     with db.read() as connection:
         statement = select(func.count()).select_from(Event)
         for column, value in where.items():
-            statement = statement.where(getattr(Event, column) == value)
+            statement = statement.where(Event.c[column] == value)
         return connection.execute(statement).scalar_one()
 
 
@@ -313,8 +313,8 @@ def test_a_retried_transition_whose_commit_landed_never_doubles_an_event(
     retried = [record.getMessage() for record in caplog.records if record.name == RETRY_LOG]
     assert len(retried) == 4 and all("AdminShutdown" in line for line in retried), retried
     with db.read() as connection:
-        renders = connection.execute(select(Render.id, Render.state).where(Render.shot_id == pk)).all()
-        job_state = connection.execute(select(Job.state).where(Job.id == job)).scalar_one()
+        renders = connection.execute(select(Render.c.id, Render.c.state).where(Render.c.shot_id == pk)).all()
+        job_state = connection.execute(select(Job.c.state).where(Job.c.id == job)).scalar_one()
     assert [(row.id, row.state) for row in renders] == [(attempt.render_id, AttemptState.SUCCEEDED)]
     assert job_state is JobState.RENDERING
     assert event_count(db, job_id=job, kind=EventKind.JOB_STATE, new_state="rendering") == 1
@@ -423,16 +423,19 @@ def test_a_render_rides_out_a_storm_of_terminated_connections(
     with db.read() as connection:
         succeeded = Counter(
             connection.execute(
-                select(Shot.shot_id)
-                .join(Render, Render.shot_id == Shot.id)
-                .where(Shot.job_id == job, Render.state == AttemptState.SUCCEEDED)
+                select(Shot.c.shot_id)
+                .join(Render, Render.c.shot_id == Shot.c.id)
+                .where(Shot.c.job_id == job, Render.c.state == AttemptState.SUCCEEDED)
             ).scalars()
         )
         attempts = connection.execute(
-            select(func.count()).select_from(Render).join(Shot, Shot.id == Render.shot_id).where(Shot.job_id == job)
+            select(func.count())
+            .select_from(Render)
+            .join(Shot, Shot.c.id == Render.c.shot_id)
+            .where(Shot.c.job_id == job)
         ).scalar_one()
         still_running = connection.execute(
-            select(func.count()).select_from(Render).where(Render.state == AttemptState.RUNNING)
+            select(func.count()).select_from(Render).where(Render.c.state == AttemptState.RUNNING)
         ).scalar_one()
     assert len(succeeded) == STORM_SHOTS and set(succeeded.values()) == {1}, f"renders per shot: {succeeded}"
     assert still_running == 0

@@ -61,7 +61,7 @@ def finish(db: Database, render_id: int, outcome: AttemptState, shot_state: Shot
 
 def shot_id_of(db: Database, pk: int) -> tuple[int, str]:
     with db.read() as connection:
-        row = connection.execute(sa.select(Shot.job_id, Shot.shot_id).where(Shot.id == pk)).one()
+        row = connection.execute(sa.select(Shot.c.job_id, Shot.c.shot_id).where(Shot.c.id == pk)).one()
     return row.job_id, row.shot_id
 
 
@@ -82,7 +82,7 @@ def shot_pk(db: Database, job_id: int, shot_id: str = "a") -> int:
 
 def shot_state(db: Database, pk: int) -> ShotState:
     with db.read() as connection:
-        return connection.execute(sa.select(Shot.state).where(Shot.id == pk)).scalar_one()
+        return connection.execute(sa.select(Shot.c.state).where(Shot.c.id == pk)).scalar_one()
 
 
 def event_count(db: Database) -> int:
@@ -93,7 +93,10 @@ def event_count(db: Database) -> int:
 def last_shot_event(db: Database, pk: int) -> tuple[str | None, str | None]:
     with db.read() as connection:
         row = connection.execute(
-            sa.select(Event.old_state, Event.new_state).where(Event.shot_id == pk).order_by(Event.id.desc()).limit(1)
+            sa.select(Event.c.old_state, Event.c.new_state)
+            .where(Event.c.shot_id == pk)
+            .order_by(Event.c.id.desc())
+            .limit(1)
         ).one()
     return row.old_state, row.new_state
 
@@ -173,7 +176,7 @@ def test_every_illegal_shot_move_is_refused_by_the_table_and_writes_nothing(
 
         refusal = "is already" if old is new else f"cannot go from {old} to {new}"
         with pytest.raises(IllegalTransition, match=refusal), database.write() as connection:
-            move_shots(connection, ShotMove(old, new, EventKind.SHOT_REQUEUED), where=[Shot.id == pk], by="t")
+            move_shots(connection, ShotMove(old, new, EventKind.SHOT_REQUEUED), where=[Shot.c.id == pk], by="t")
 
         assert shot_state(database, pk) is old
         assert event_count(database) == events_before
@@ -328,7 +331,7 @@ def test_failed_attempt_keeps_its_error_on_the_shot_and_the_attempt(database: Da
         "failed",
     )
     with database.read() as connection:
-        attempt = connection.execute(sa.select(Render).where(Render.id == render_id)).one()
+        attempt = connection.execute(sa.select(Render).where(Render.c.id == render_id)).one()
     assert (attempt.error_class, attempt.error_message, attempt.warnings) == (
         "RenderError",
         "no face in portrait",
@@ -563,10 +566,10 @@ def test_a_successful_finish_records_its_artifacts_in_the_same_transaction(
     recorded_video = find_artifact(database, "v" * 64, ArtifactKind.SHOT_VIDEO)
     assert recorded_video is not None and find_artifact(database, "v" * 64, ArtifactKind.LAST_FRAMES) is not None
     with database.read() as connection:
-        shot_artifact = connection.execute(sa.select(Shot.artifact_id).where(Shot.id == pk)).scalar_one()
+        shot_artifact = connection.execute(sa.select(Shot.c.artifact_id).where(Shot.c.id == pk)).scalar_one()
     assert shot_artifact == recorded_video.id
     with database.read() as connection:
-        recorded = connection.execute(sa.select(Render.timings).where(Render.id == render_id)).scalar_one()
+        recorded = connection.execute(sa.select(Render.c.timings).where(Render.c.id == render_id)).scalar_one()
     assert recorded == timings
 
 

@@ -101,7 +101,9 @@ def test_an_edit_folder_no_row_names_is_swept_unless_a_live_driver_holds_the_job
     assert claim_driver(database, job, "driver@here-1", stale_after=6.0)
     assert sweep_debris(database, settings).paths == ()  # its driver may be assembling it right now
     with database.write() as connection:  # the driver was killed five minutes ago
-        connection.execute(update(Job).where(Job.id == job).values(driver_heartbeat_at=utcnow() - timedelta(minutes=5)))
+        connection.execute(
+            update(Job).where(Job.c.id == job).values(driver_heartbeat_at=utcnow() - timedelta(minutes=5))
+        )
 
     swept = sweep_debris(database, settings)
 

@@ -18,11 +18,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from farm.db.jobs import cancel_job, retry_job
 from farm.db.session import Database, open_database
@@ -94,19 +95,19 @@ class Farm:
         outcome = drive_job(self.db, self.settings, job_id, options=EngineOptions(**options), observer=events.append)
         return outcome, events
 
-    def shots(self, job_id: int) -> dict[str, Shot]:
-        with self.db.session() as session:
-            rows = session.scalars(select(Shot).where(Shot.job_id == job_id)).all()
+    def shots(self, job_id: int) -> dict[str, Row[Any]]:
+        with self.db.read() as connection:
+            rows = connection.execute(select(Shot).where(Shot.c.job_id == job_id)).all()
             return {row.shot_id: row for row in rows}
 
     def attempts(self, job_id: int) -> list[tuple[str, int, str, str, str | None]]:
         """(shot id, attempt no, attempt state, node, error class) for every attempt of the job."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             rows = session.execute(
-                select(Shot.shot_id, Render.attempt_no, Render.state, Render.node, Render.error_class)
-                .join(Render, Render.shot_id == Shot.id)
-                .where(Shot.job_id == job_id)
-                .order_by(Render.id)
+                select(Shot.c.shot_id, Render.c.attempt_no, Render.c.state, Render.c.node, Render.c.error_class)
+                .join(Render, Render.c.shot_id == Shot.c.id)
+                .where(Shot.c.job_id == job_id)
+                .order_by(Render.c.id)
             ).all()
             return [(r[0], r[1], AttemptState(r[2]).value, r[3], r[4]) for r in rows]
 
@@ -202,12 +203,12 @@ def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_fa
     succeeded = Counter(a[0] for a in attempts if a[2] == "succeeded")
     assert succeeded == Counter("abcdef")  # exactly one successful attempt per shot
     assert any(a[2] == "crashed" for a in attempts), attempts
-    with farm.db.session() as session:
-        keys = session.scalars(select(Artifact.cache_key).where(Artifact.kind == "shot_video")).all()
+    with farm.db.read() as session:
+        keys = session.scalars(select(Artifact.c.cache_key).where(Artifact.c.kind == "shot_video")).all()
     assert len(keys) == len(set(keys)) == 6
     assert any(e.kind == "retry" and "worker lost" in e.message for e in events)
-    with farm.db.session() as session:
-        crashes = session.scalars(select(Render.error_message).where(Render.state == "crashed")).all()
+    with farm.db.read() as session:
+        crashes = session.scalars(select(Render.c.error_message).where(Render.c.state == "crashed")).all()
     charged = [message for message in crashes if "not counted" not in (message or "")]
     # One GPU per node, so one shot was rendering on the killed node; a shot prefetched behind it never
     # reached the model and is not charged a crash.
@@ -376,9 +377,9 @@ def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(far
 
     assert outcome.state is JobState.ASSEMBLING, [e.message for e in events if e.kind in {"failed", "retry"}]
     shots = farm.shots(job)
-    with farm.db.session() as session:
-        videos = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "shot_video"))}
-        tails = {a.cache_key: a for a in session.scalars(select(Artifact).where(Artifact.kind == "last_frames"))}
+    with farm.db.read() as session:
+        videos = {a.cache_key: a for a in session.execute(select(Artifact).where(Artifact.c.kind == "shot_video"))}
+        tails = {a.cache_key: a for a in session.execute(select(Artifact).where(Artifact.c.kind == "last_frames"))}
     for shot in shots.values():
         info = probe_video(farm.settings.data_dir / videos[shot.cache_key].path)  # stored relative
         assert (info.frames, info.width, info.height) == (shot.frames, 96, 64)
@@ -430,11 +431,11 @@ def test_a_higher_priority_job_takes_the_cluster_at_shot_boundaries(farm_factory
 
 
 def _attempt_times(farm: Farm, job_id: int) -> list[tuple]:
-    with farm.db.session() as session:
+    with farm.db.read() as session:
         return session.execute(
-            select(Render.started_at, Render.finished_at)
-            .join(Shot, Render.shot_id == Shot.id)
-            .where(Shot.job_id == job_id)
+            select(Render.c.started_at, Render.c.finished_at)
+            .join(Shot, Render.c.shot_id == Shot.c.id)
+            .where(Shot.c.job_id == job_id)
         ).all()
 
 

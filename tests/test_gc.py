@@ -40,7 +40,7 @@ class Store:
         record_artifact(self.db, ArtifactRecord(cache_key, ArtifactKind.SHOT_VIDEO, str(path), size, "0" * 64))
         with self.db.write() as connection:
             a_year_ago = utcnow() - timedelta(days=365)
-            connection.execute(update(Artifact).where(Artifact.cache_key == cache_key).values(created_at=a_year_ago))
+            connection.execute(update(Artifact).where(Artifact.c.cache_key == cache_key).values(created_at=a_year_ago))
         return path
 
     def job_with_keys(self, plan: Plan, keys: list[str]) -> int:

@@ -43,7 +43,7 @@ def attempt(db: Database, shot_pk: int, log: Path | None) -> int:
     render_id = start_attempt(db, shot_pk, worker="RenderWorker-0", node="gpu-1", device="cuda:0", by="driver")
     if log is not None:  # what the engine records when it starts capturing the attempt's output
         with db.write() as connection:
-            connection.execute(update(Render).where(Render.id == render_id).values(log_path=str(log)))
+            connection.execute(update(Render).where(Render.c.id == render_id).values(log_path=str(log)))
     return render_id
 
 

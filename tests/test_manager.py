@@ -200,7 +200,7 @@ def wait_until(condition: Callable[[], object], *, within: float, what: str, log
 
 def job_states(farm: Farm) -> dict[int, JobState]:
     with farm.database(write=False).read() as connection:
-        return dict(connection.execute(select(Job.id, Job.state)).all())
+        return dict(connection.execute(select(Job.c.id, Job.c.state)).all())
 
 
 def all_done(farm: Farm, jobs: list[int]) -> bool:
@@ -214,19 +214,19 @@ def attempts(farm: Farm) -> list[tuple[int, str, str, str, datetime, str | None,
     with farm.database(write=False).read() as connection:
         rows = connection.execute(
             select(
-                Job.id,
-                Job.project,
-                Shot.shot_id,
-                Render.state,
-                Render.started_at,
-                Render.error_class,
-                Render.error_message,
-                Render.worker,
-                Render.gpu_seconds,
+                Job.c.id,
+                Job.c.project,
+                Shot.c.shot_id,
+                Render.c.state,
+                Render.c.started_at,
+                Render.c.error_class,
+                Render.c.error_message,
+                Render.c.worker,
+                Render.c.gpu_seconds,
             )
-            .join(Shot, Shot.id == Render.shot_id)
-            .join(Job, Job.id == Shot.job_id)
-            .order_by(Render.id)
+            .join(Shot, Shot.c.id == Render.c.shot_id)
+            .join(Job, Job.c.id == Shot.c.job_id)
+            .order_by(Render.c.id)
         ).all()
     return [tuple(row) for row in rows]
 
@@ -331,7 +331,7 @@ def test_an_urgent_job_takes_the_next_free_workers_and_a_budget_holds_a_show_unt
 
 def _hold_reason(farm: Farm, job_id: int) -> str | None:
     with farm.database(write=False).read() as connection:
-        return connection.execute(select(Job.hold_reason).where(Job.id == job_id)).scalar_one()
+        return connection.execute(select(Job.c.hold_reason).where(Job.c.id == job_id)).scalar_one()
 
 
 def test_a_stuck_render_is_killed_recorded_and_its_shot_finishes_on_another_worker(rig: Rig) -> None:
@@ -389,9 +389,9 @@ def _log_paths(farm: Farm, job_id: int) -> list[tuple[str, int, str, str]]:
         return [
             tuple(row)
             for row in connection.execute(
-                select(Shot.shot_id, Render.attempt_no, Render.log_path, Render.state)
-                .join(Render, Render.shot_id == Shot.id)
-                .where(Shot.job_id == job_id)
+                select(Shot.c.shot_id, Render.c.attempt_no, Render.c.log_path, Render.c.state)
+                .join(Render, Render.c.shot_id == Shot.c.id)
+                .where(Shot.c.job_id == job_id)
             ).all()
         ]
 
@@ -461,7 +461,7 @@ def _done_shots(farm: Farm, job_id: int) -> int:
 def _done_shot_ids(farm: Farm, job_id: int) -> set[str]:
     with farm.database(write=False).read() as connection:
         return set(
-            connection.execute(select(Shot.shot_id).where(Shot.job_id == job_id, Shot.state == "done")).scalars()
+            connection.execute(select(Shot.c.shot_id).where(Shot.c.job_id == job_id, Shot.c.state == "done")).scalars()
         )
 
 
@@ -544,9 +544,9 @@ def test_a_show_at_its_gpu_quota_never_holds_more_gpus_while_another_show_uses_t
             serving.stop()
         with farm.database(write=False).read() as connection:
             spans = connection.execute(
-                select(Job.project, Render.started_at, Render.finished_at)
-                .join(Shot, Shot.id == Render.shot_id)
-                .join(Job, Job.id == Shot.job_id)
+                select(Job.c.project, Render.c.started_at, Render.c.finished_at)
+                .join(Shot, Shot.c.id == Render.c.shot_id)
+                .join(Job, Job.c.id == Shot.c.job_id)
             ).all()
 
     def most_at_once(show: str) -> int:

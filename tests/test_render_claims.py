@@ -62,7 +62,7 @@ def start(db: Database, shot_pk: int, request: ClaimRequest) -> int:
 
 def shot_pks(db: Database, job_id: int) -> dict[str, int]:
     with db.read() as connection:
-        rows = connection.execute(select(Shot.shot_id, Shot.id).where(Shot.job_id == job_id)).all()
+        rows = connection.execute(select(Shot.c.shot_id, Shot.c.id).where(Shot.c.job_id == job_id)).all()
     return {row.shot_id: row.id for row in rows}
 
 
@@ -78,7 +78,7 @@ def test_a_claimed_key_refuses_a_second_attempt_and_leaves_nothing_of_it(databas
     assert f"job {first} shot a" in str(refused.value)
     with database.read() as connection:
         assert connection.execute(
-            select(Shot.state).where(Shot.id == shot_pks(database, second)["a"])
+            select(Shot.c.state).where(Shot.c.id == shot_pks(database, second)["a"])
         ).scalar_one() == (ShotState.QUEUED)
         assert connection.execute(select(func.count()).select_from(Render)).scalar_one() == 1
     assert renew_claims(database, [render_id], lease_seconds=600) == 1
@@ -91,7 +91,7 @@ def test_a_lapsed_claim_is_taken_over_by_the_next_attempt(database: Database, ma
         connection.execute(update(RenderClaim).values(expires_at=utcnow() - timedelta(seconds=1)))
     taken = start(database, shot_pks(database, second)["a"], claim(holder="driver-b"))
     with database.read() as connection:
-        row = connection.execute(select(RenderClaim.render_id, RenderClaim.holder)).one()
+        row = connection.execute(select(RenderClaim.c.render_id, RenderClaim.c.holder)).one()
     assert (row.render_id, row.holder) == (taken, "driver-b")
     assert renew_claims(database, [stale], lease_seconds=600) == 0, "the fenced-out attempt renews nothing"
 
@@ -201,13 +201,15 @@ def test_two_renders_of_one_shot_list_render_every_shot_exactly_once(farm_settin
     with db.read() as connection:
         rendered = Counter(
             connection.execute(
-                select(Shot.cache_key)
-                .join(Render, Render.shot_id == Shot.id)
-                .where(Render.state == AttemptState.SUCCEEDED)
+                select(Shot.c.cache_key)
+                .join(Render, Render.c.shot_id == Shot.c.id)
+                .where(Render.c.state == AttemptState.SUCCEEDED)
             ).scalars()
         )
         artifacts = connection.execute(
-            select(Artifact.path, Artifact.bytes, Artifact.sha256).where(Artifact.kind == ArtifactKind.SHOT_VIDEO)
+            select(Artifact.c.path, Artifact.c.bytes, Artifact.c.sha256).where(
+                Artifact.c.kind == ArtifactKind.SHOT_VIDEO
+            )
         ).all()
         claims_left = connection.execute(select(func.count()).select_from(RenderClaim)).scalar_one()
     assert len(rendered) == 16 and set(rendered.values()) == {1}, f"renders per cache key: {rendered}"
@@ -237,13 +239,13 @@ def test_a_shot_waits_for_a_claimed_key_then_renders_it_when_the_claim_lapses(
     def waiting_reason() -> str | None:
         with db.read() as connection:
             return connection.execute(
-                select(Event.message).where(Event.job_id == job, Event.kind == EventKind.SHOT_WAITING)
+                select(Event.c.message).where(Event.c.job_id == job, Event.c.kind == EventKind.SHOT_WAITING)
             ).scalar()
 
     wait_for(lambda: waiting_reason() is not None, 300, "shot a to wait for the claimed key")
     assert f"job {crashed} shot a" in (waiting_reason() or "")
     with db.read() as connection:
-        assert connection.execute(select(Shot.state).where(Shot.id == shot_pks(db, job)["a"])).scalar_one() == (
+        assert connection.execute(select(Shot.c.state).where(Shot.c.id == shot_pks(db, job)["a"])).scalar_one() == (
             ShotState.QUEUED
         )
     with db.write() as connection:  # the dead driver renews nothing: its claim lapses
@@ -259,5 +261,5 @@ def test_a_shot_waits_for_a_claimed_key_then_renders_it_when_the_claim_lapses(
 def _cache_key(db: Database, job_id: int, shot_id: str) -> str:
     with db.read() as connection:
         return connection.execute(
-            select(Shot.cache_key).where(Shot.job_id == job_id, Shot.shot_id == shot_id)
+            select(Shot.c.cache_key).where(Shot.c.job_id == job_id, Shot.c.shot_id == shot_id)
         ).scalar_one()

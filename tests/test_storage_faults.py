@@ -164,7 +164,9 @@ def held_messages(db: Database, job_id: int) -> list[str]:
     with db.read() as connection:
         return list(
             connection.execute(
-                select(Event.message).where(Event.job_id == job_id, Event.kind == EventKind.JOB_HELD).order_by(Event.id)
+                select(Event.c.message)
+                .where(Event.c.job_id == job_id, Event.c.kind == EventKind.JOB_HELD)
+                .order_by(Event.c.id)
             ).scalars()
         )
 
@@ -236,10 +238,10 @@ def test_a_full_artifact_store_pauses_dispatch_and_the_job_goes_on_once_space_is
     assert any(m.startswith("resumed:") for m in rest)
     with run.db.read() as connection:
         attempts = connection.execute(
-            select(Shot.shot_id, Render.state, Render.error_class).join(Render, Render.shot_id == Shot.id)
+            select(Shot.c.shot_id, Render.c.state, Render.c.error_class).join(Render, Render.c.shot_id == Shot.c.id)
         ).all()
-        blocklisted = connection.execute(select(Event.id).where(Event.kind == EventKind.NODE_BLOCKLISTED)).all()
-        artifacts = connection.execute(select(Artifact.path)).scalars().all()
+        blocklisted = connection.execute(select(Event.c.id).where(Event.c.kind == EventKind.NODE_BLOCKLISTED)).all()
+        artifacts = connection.execute(select(Artifact.c.path)).scalars().all()
     succeeded = Counter(row.shot_id for row in attempts if row.state is AttemptState.SUCCEEDED)
     assert succeeded == {"a": 1, "b": 1, "c": 1}, attempts
     full = [row for row in attempts if row.state is AttemptState.FAILED]
@@ -258,10 +260,10 @@ def test_a_full_disk_while_assembling_waits_for_room_and_then_makes_the_edit(ful
     assert any(m.startswith("resumed:") for m in rest)
     assert [edit.version for edit in run.outcome.edits] == [1], "one edit, recorded once, after the wait"
     with run.db.read() as connection:
-        edits = connection.execute(select(Edit.version, Edit.video_path)).all()
+        edits = connection.execute(select(Edit.c.version, Edit.c.video_path)).all()
         states = (
             connection.execute(
-                select(Event.new_state).where(Event.job_id == run.job_id, Event.kind == EventKind.JOB_STATE)
+                select(Event.c.new_state).where(Event.c.job_id == run.job_id, Event.c.kind == EventKind.JOB_STATE)
             )
             .scalars()
             .all()
@@ -285,15 +287,17 @@ def test_with_the_database_on_the_full_disk_the_driver_waits_and_the_job_finishe
     run = full_disk_run("", paused=retrying)
     assert run.outcome.outcome.state is JobState.DONE, run.outcome.outcome
     with run.db.read() as connection:
-        attempts = connection.execute(select(Shot.shot_id, Render.state).join(Render, Render.shot_id == Shot.id)).all()
+        attempts = connection.execute(
+            select(Shot.c.shot_id, Render.c.state).join(Render, Render.c.shot_id == Shot.c.id)
+        ).all()
         states = (
             connection.execute(
-                select(Event.new_state).where(Event.job_id == run.job_id, Event.kind == EventKind.JOB_STATE)
+                select(Event.c.new_state).where(Event.c.job_id == run.job_id, Event.c.kind == EventKind.JOB_STATE)
             )
             .scalars()
             .all()
         )
-        blocklisted = connection.execute(select(Event.id).where(Event.kind == EventKind.NODE_BLOCKLISTED)).all()
+        blocklisted = connection.execute(select(Event.c.id).where(Event.c.kind == EventKind.NODE_BLOCKLISTED)).all()
     succeeded = Counter(row.shot_id for row in attempts if row.state is AttemptState.SUCCEEDED)
     assert succeeded == {"a": 1, "b": 1, "c": 1}, attempts
     assert "failed" not in states and blocklisted == []

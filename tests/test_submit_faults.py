@@ -142,8 +142,8 @@ def recorded_jobs(data_dir: Path) -> int:
         return 0
     db = open_database(f"sqlite:///{data_dir / 'farm.db'}", read_only=True)
     try:
-        with db.session() as session:
-            return session.scalar(select(func.count()).select_from(Job)) or 0
+        with db.read() as connection:
+            return connection.execute(select(func.count()).select_from(Job)).scalar_one()
     finally:
         db.dispose()
 

@@ -23,33 +23,33 @@ def shot_attempts(
     attempt ``attempt_no``. UnknownJob, or UnknownShot naming what the job does have."""
     statement = (
         select(
-            Shot.shot_id,
-            Render.id,
-            Render.attempt_no,
-            Render.state,
-            Render.worker,
-            Render.node,
-            Render.device,
-            Render.started_at,
-            Render.finished_at,
-            Render.progress,
-            Render.phase,
-            Render.error_class,
-            Render.error_message,
-            Render.gpu_seconds,
-            Render.warnings,
-            Render.timings,
-            Render.log_path,
+            Shot.c.shot_id,
+            Render.c.id,
+            Render.c.attempt_no,
+            Render.c.state,
+            Render.c.worker,
+            Render.c.node,
+            Render.c.device,
+            Render.c.started_at,
+            Render.c.finished_at,
+            Render.c.progress,
+            Render.c.phase,
+            Render.c.error_class,
+            Render.c.error_message,
+            Render.c.gpu_seconds,
+            Render.c.warnings,
+            Render.c.timings,
+            Render.c.log_path,
         )
         .select_from(Render)
-        .join(Shot, Shot.id == Render.shot_id)
-        .where(Shot.job_id == job_id)
-        .order_by(Shot.edit_order, Render.attempt_no)
+        .join(Shot, Shot.c.id == Render.c.shot_id)
+        .where(Shot.c.job_id == job_id)
+        .order_by(Shot.c.edit_order, Render.c.attempt_no)
     )
     if shot_id is not None:
-        statement = statement.where(Shot.shot_id == shot_id)
+        statement = statement.where(Shot.c.shot_id == shot_id)
     if attempt_no is not None:
-        statement = statement.where(Render.attempt_no == attempt_no)
+        statement = statement.where(Render.c.attempt_no == attempt_no)
     with db.read() as connection:
         _require_job(connection, job_id)
         if shot_id is not None:
@@ -83,11 +83,11 @@ def shot_attempts(
 
 
 def _require_job(connection: Connection, job_id: int) -> None:
-    if connection.execute(select(Job.id).where(Job.id == job_id)).scalar_one_or_none() is None:
+    if connection.execute(select(Job.c.id).where(Job.c.id == job_id)).scalar_one_or_none() is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
 
 
 def _require_shot(connection: Connection, job_id: int, shot_id: str) -> None:
-    found = select(Shot.id).where(Shot.job_id == job_id, Shot.shot_id == shot_id)
+    found = select(Shot.c.id).where(Shot.c.job_id == job_id, Shot.c.shot_id == shot_id)
     if connection.execute(found).scalar_one_or_none() is None:
         raise UnknownShot(f"job {job_id} has no shot {shot_id}; `farm status {job_id}` lists its shots")

@@ -85,8 +85,8 @@ def take_claim(connection: Connection, request: ClaimRequest, *, render_id: int,
     insert_claim = (
         dialect_insert(connection)(RenderClaim)
         .values(cache_key=request.cache_key, **values)
-        .on_conflict_do_nothing(index_elements=[RenderClaim.cache_key])
-        .returning(RenderClaim.cache_key)
+        .on_conflict_do_nothing(index_elements=[RenderClaim.c.cache_key])
+        .returning(RenderClaim.c.cache_key)
     )
     # Twice at most: a claim released between our insert and our lock (its attempt ended) is inserted anew.
     for _ in range(2):
@@ -99,7 +99,9 @@ def take_claim(connection: Connection, request: ClaimRequest, *, render_id: int,
     # Checked after the claim is won, in a statement of its own (a fresh snapshot on PostgreSQL): an attempt
     # that finished between the caller's cache check and this claim has recorded its artifact by now.
     recorded = connection.execute(
-        select(Artifact.id).where(Artifact.cache_key == request.cache_key, Artifact.kind == ArtifactKind.SHOT_VIDEO)
+        select(Artifact.c.id).where(
+            Artifact.c.cache_key == request.cache_key, Artifact.c.kind == ArtifactKind.SHOT_VIDEO
+        )
     ).scalar_one_or_none()
     if recorded is not None and recorded != request.seen_artifact_id:
         raise KeyRecorded(f"cache key {request.cache_key[:12]} was rendered meanwhile (artifact {recorded})")
@@ -108,7 +110,7 @@ def take_claim(connection: Connection, request: ClaimRequest, *, render_id: int,
 def _take_over(connection: Connection, request: ClaimRequest, values: dict[str, object], now: datetime) -> bool:
     """Take a lapsed claim over; False when there was none any more, KeyClaimed when it is live."""
     held = connection.execute(
-        select(RenderClaim.render_id).where(RenderClaim.cache_key == request.cache_key).with_for_update()
+        select(RenderClaim.c.render_id).where(RenderClaim.c.cache_key == request.cache_key).with_for_update()
     ).scalar_one_or_none()
     if held is None:
         return False
@@ -117,7 +119,7 @@ def _take_over(connection: Connection, request: ClaimRequest, values: dict[str, 
         raise KeyClaimed(live)
     taken = connection.execute(
         update(RenderClaim)
-        .where(RenderClaim.cache_key == request.cache_key, RenderClaim.render_id == held)
+        .where(RenderClaim.c.cache_key == request.cache_key, RenderClaim.c.render_id == held)
         .values(**values)
     ).rowcount
     if not taken:  # the row lock makes this unreachable; refuse rather than render twice
@@ -133,14 +135,14 @@ def renew_claims(db: Database, render_ids: Sequence[int], *, lease_seconds: floa
     with db.write() as connection:
         return connection.execute(
             update(RenderClaim)
-            .where(RenderClaim.render_id.in_(list(render_ids)))
+            .where(RenderClaim.c.render_id.in_(list(render_ids)))
             .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
         ).rowcount
 
 
 def release_claim(connection: Connection, render_id: int) -> None:
     """Drop the claim attempt ``render_id`` holds (it ended), inside the caller's transaction."""
-    connection.execute(delete(RenderClaim).where(RenderClaim.render_id == render_id))
+    connection.execute(delete(RenderClaim).where(RenderClaim.c.render_id == render_id))
 
 
 @transaction
@@ -158,12 +160,12 @@ def record_waiting(db: Database, shot_pk: int, job_id: int, claim: ClaimInfo, *,
 def _live_claim(connection: Connection, cache_key: str, now: datetime) -> ClaimInfo | None:
     row = connection.execute(
         select(
-            RenderClaim.render_id, RenderClaim.holder, RenderClaim.expires_at, Render.state, Render.attempt_no,
-            Shot.job_id, Shot.shot_id,
+            RenderClaim.c.render_id, RenderClaim.c.holder, RenderClaim.c.expires_at,
+            Render.c.state, Render.c.attempt_no, Shot.c.job_id, Shot.c.shot_id,
         )
-        .join(Render, Render.id == RenderClaim.render_id)
-        .join(Shot, Shot.id == Render.shot_id)
-        .where(RenderClaim.cache_key == cache_key)
+        .join(Render, Render.c.id == RenderClaim.c.render_id)
+        .join(Shot, Shot.c.id == Render.c.shot_id)
+        .where(RenderClaim.c.cache_key == cache_key)
     ).one_or_none()  # fmt: skip
     if row is None or row.state != AttemptState.RUNNING or row.expires_at <= now:
         return None

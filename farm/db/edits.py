@@ -28,10 +28,10 @@ _EDIT_FIELDS = field_names(EditInfo)
 def edit_versions(db: Database, job_id: int) -> tuple[EditInfo, ...]:
     """Every edit version of the job, oldest first (none before its first assembly)."""
     with db.read() as connection:
-        if connection.execute(select(Job.id).where(Job.id == job_id)).scalar_one_or_none() is None:
+        if connection.execute(select(Job.c.id).where(Job.c.id == job_id)).scalar_one_or_none() is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
         rows = connection.execute(
-            select(*(getattr(Edit, name) for name in _EDIT_FIELDS)).where(Edit.job_id == job_id).order_by(Edit.version)
+            select(*(Edit.c[name] for name in _EDIT_FIELDS)).where(Edit.c.job_id == job_id).order_by(Edit.c.version)
         ).all()
     return tuple(from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row)) for row in rows)
 
@@ -44,7 +44,7 @@ def next_edit_version(db: Database, job_id: int) -> int:
     recording its edit costs no number: the next assembly takes it again (the job's driver lease
     serialises a job's assemblies, and ``edits``' unique (job, version) refuses a duplicate anyway)."""
     with db.read() as connection:
-        newest = connection.execute(select(func.max(Edit.version)).where(Edit.job_id == job_id)).scalar_one()
+        newest = connection.execute(select(func.max(Edit.c.version)).where(Edit.c.job_id == job_id)).scalar_one()
     return (newest or 0) + 1
 
 
@@ -78,7 +78,7 @@ def review_edit(
     """
     with db.write() as connection:
         state = job_state_in(connection, job_id)
-        newest = connection.execute(select(func.max(Edit.version)).where(Edit.job_id == job_id)).scalar_one()
+        newest = connection.execute(select(func.max(Edit.c.version)).where(Edit.c.job_id == job_id)).scalar_one()
         if newest is None:
             raise IllegalTransition(f"job {job_id} has no edit yet; review it once `farm status {job_id}` shows one")
         if version != newest:
@@ -94,7 +94,7 @@ def review_edit(
         now = utcnow()
         connection.execute(
             update(Edit)
-            .where(Edit.job_id == job_id, Edit.version == version)
+            .where(Edit.c.job_id == job_id, Edit.c.version == version)
             .values(review=review, review_comment=comment or None, reviewed_by=by, reviewed_at=now)
         )
         shots = [retake.shot_pk for retake in retakes]
@@ -117,9 +117,7 @@ def review_edit(
             ):
                 raise IllegalTransition(f"shot {retake.spec.get('shot_id')} of job {job_id} is not done; retry it")
         row = connection.execute(
-            select(*(getattr(Edit, name) for name in _EDIT_FIELDS)).where(
-                Edit.job_id == job_id, Edit.version == version
-            )
+            select(*(Edit.c[name] for name in _EDIT_FIELDS)).where(Edit.c.job_id == job_id, Edit.c.version == version)
         ).one()
     return from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row))
 
@@ -131,9 +129,9 @@ def edits_with_content(db: Database, content_key: str, *, limit: int = 5) -> tup
     themselves re-use one are left out: they point at the same files as the one they name."""
     with db.read() as connection:
         rows = connection.execute(
-            select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
-            .where(Edit.content_key == content_key, Edit.reused_from_id.is_(None))
-            .order_by(Edit.id.desc())
+            select(*(Edit.c[name] for name in _EDIT_FIELDS))
+            .where(Edit.c.content_key == content_key, Edit.c.reused_from_id.is_(None))
+            .order_by(Edit.c.id.desc())
             .limit(limit)
         ).all()
     return tuple(from_values(EditInfo, _EDIT_FIELDS, db.paths.resolve_row(_EDIT_FIELDS, row)) for row in rows)

@@ -76,13 +76,13 @@ def written_on_first_try(
     since = rerun_since()
     if since is None:
         return None
-    statement = select(Event).where(Event.at >= since, Event.changed_by == by, Event.kind == kind)
-    for column, value in ((Event.job_id, job_id), (Event.shot_id, shot_pk), (Event.render_id, render_id)):
+    statement = select(Event).where(Event.c.at >= since, Event.c.changed_by == by, Event.c.kind == kind)
+    for column, value in ((Event.c.job_id, job_id), (Event.c.shot_id, shot_pk), (Event.c.render_id, render_id)):
         if value is not None:
             statement = statement.where(column == value)
     if message is not None:
-        statement = statement.where(Event.message == message)
-    return connection.execute(statement.order_by(Event.id.desc()).limit(1)).one_or_none()
+        statement = statement.where(Event.c.message == message)
+    return connection.execute(statement.order_by(Event.c.id.desc()).limit(1)).one_or_none()
 
 
 @transaction

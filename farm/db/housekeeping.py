@@ -46,14 +46,17 @@ def live_work(db: Database, *, now: datetime | None = None) -> LiveWork:
     stale = now - timedelta(seconds=defaults.STALE_AFTER_HEARTBEATS * defaults.HEARTBEAT_SECONDS)
     with db.read() as connection:
         oldest = connection.execute(
-            select(Render.started_at).where(Render.state == AttemptState.RUNNING).order_by(Render.started_at).limit(1)
+            select(Render.c.started_at)
+            .where(Render.c.state == AttemptState.RUNNING)
+            .order_by(Render.c.started_at)
+            .limit(1)
         ).scalar_one_or_none()
         driven = connection.execute(
-            select(Job.id).where(Job.driver_id.is_not(None), Job.driver_heartbeat_at > stale)
+            select(Job.c.id).where(Job.c.driver_id.is_not(None), Job.c.driver_heartbeat_at > stale)
         ).scalars()
         driven_jobs = frozenset(driven)
         versions: dict[int, set[int]] = {}
-        for job_id, version in connection.execute(select(Edit.job_id, Edit.version)).all():
+        for job_id, version in connection.execute(select(Edit.c.job_id, Edit.c.version)).all():
             versions.setdefault(job_id, set()).add(version)
     return LiveWork(oldest, driven_jobs, {job: frozenset(numbers) for job, numbers in versions.items()})
 
@@ -62,9 +65,9 @@ def _referenced(cache_key: ColumnElement[str]) -> ColumnElement[bool]:
     """The condition "some shot of a live job, or of a job with an edit, has this cache key, or an attempt
     holds a claim on it": such an artifact is needed (a done job's latest edit was made from its shots'
     current keys, and a re-key sends the job back to a live state)."""
-    live_or_edited = or_(Job.state.in_(sorted(LIVE_JOB_STATES)), exists().where(Edit.job_id == Job.id))
-    shot_needs = exists().where(Shot.cache_key == cache_key, Shot.job_id == Job.id, live_or_edited)
-    claimed = exists().where(RenderClaim.cache_key == cache_key)
+    live_or_edited = or_(Job.c.state.in_(sorted(LIVE_JOB_STATES)), exists().where(Edit.c.job_id == Job.c.id))
+    shot_needs = exists().where(Shot.c.cache_key == cache_key, Shot.c.job_id == Job.c.id, live_or_edited)
+    claimed = exists().where(RenderClaim.c.cache_key == cache_key)
     return or_(shot_needs, claimed)
 
 
@@ -74,9 +77,9 @@ def unreferenced_artifacts(db: Database, *, created_before: datetime) -> tuple[A
     needs, oldest first: what ``farm gc`` may remove."""
     with db.read() as connection:
         rows = connection.execute(
-            select(*(getattr(Artifact, name) for name in _ARTIFACT_FIELDS))
-            .where(Artifact.created_at < created_before, ~_referenced(Artifact.cache_key))
-            .order_by(Artifact.created_at, Artifact.id)
+            select(*(Artifact.c[name] for name in _ARTIFACT_FIELDS))
+            .where(Artifact.c.created_at < created_before, ~_referenced(Artifact.c.cache_key))
+            .order_by(Artifact.c.created_at, Artifact.c.id)
         ).all()
     return tuple(
         from_values(ArtifactInfo, _ARTIFACT_FIELDS, db.paths.resolve_row(_ARTIFACT_FIELDS, row)) for row in rows
@@ -98,10 +101,10 @@ def _delete_in(connection: Connection, artifact_ids: Sequence[int], created_befo
     deleted = connection.execute(
         delete(Artifact)
         .where(
-            Artifact.id.in_(list(artifact_ids)),
-            Artifact.created_at < created_before,
-            ~_referenced(Artifact.cache_key),
+            Artifact.c.id.in_(list(artifact_ids)),
+            Artifact.c.created_at < created_before,
+            ~_referenced(Artifact.c.cache_key),
         )
-        .returning(Artifact.id)
+        .returning(Artifact.c.id)
     ).scalars()
     return frozenset(deleted)

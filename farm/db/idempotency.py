@@ -43,8 +43,8 @@ def keyed_job(db: Database, claim: IdempotencyClaim) -> int | None:
     """
     with db.read() as connection:
         row = connection.execute(
-            select(IdempotencyKey.job_id, IdempotencyKey.request_sha256).where(
-                IdempotencyKey.submitted_by == claim.submitted_by, IdempotencyKey.key == claim.key
+            select(IdempotencyKey.c.job_id, IdempotencyKey.c.request_sha256).where(
+                IdempotencyKey.c.submitted_by == claim.submitted_by, IdempotencyKey.c.key == claim.key
             )
         ).one_or_none()
     if row is None:

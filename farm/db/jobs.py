@@ -85,7 +85,7 @@ def submit_job(
                 submitted_at=now,
                 updated_at=now,
             )
-            .returning(Job.id)
+            .returning(Job.c.id)
         ).scalar_one()
         if idempotency is not None:
             claim_key(connection, idempotency, job_id)
@@ -136,7 +136,7 @@ def _insert_shots(connection: Any, job_id: int, shots: Sequence[NewShot], now: A
         }
         for shot in shots
     ]
-    result = connection.execute(insert(Shot).returning(Shot.id, sort_by_parameter_order=True), rows)
+    result = connection.execute(insert(Shot).returning(Shot.c.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())
 
 
@@ -224,12 +224,12 @@ def set_priority(db: Database, job_id: int, priority: int, *, by: str) -> int:
     Not a state: the job stays where it is, and the manager orders its waiting shots by the new value.
     """
     with db.write() as connection:
-        old = connection.execute(select(Job.priority).where(Job.id == job_id)).scalar_one_or_none()
+        old = connection.execute(select(Job.c.priority).where(Job.c.id == job_id)).scalar_one_or_none()
         if old is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
         if old != priority:
             now = utcnow()
-            connection.execute(update(Job).where(Job.id == job_id).values(priority=priority, updated_at=now))
+            connection.execute(update(Job).where(Job.c.id == job_id).values(priority=priority, updated_at=now))
             write_events(
                 connection,
                 [
@@ -252,15 +252,15 @@ def job_record(db: Database, job_id: int) -> NewJob:
     with db.read() as connection:
         row = connection.execute(
             select(
-                Job.project,
-                Job.episode,
-                Job.shot_list_path,
-                Job.shot_list_sha256,
-                Job.quality,
-                Job.submitted_by,
-                Job.priority,
-                Job.options,
-            ).where(Job.id == job_id)
+                Job.c.project,
+                Job.c.episode,
+                Job.c.shot_list_path,
+                Job.c.shot_list_sha256,
+                Job.c.quality,
+                Job.c.submitted_by,
+                Job.c.priority,
+                Job.c.options,
+            ).where(Job.c.id == job_id)
         ).one_or_none()
     if row is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
@@ -303,14 +303,14 @@ def _moved_earlier(connection: Connection, job_id: int, to: JobState, *, by: str
 
 
 def _count_shots(connection: Connection, job_id: int, state: ShotState) -> int:
-    return len(connection.execute(select(Shot.id).where(Shot.job_id == job_id, Shot.state == state)).all())
+    return len(connection.execute(select(Shot.c.id).where(Shot.c.job_id == job_id, Shot.c.state == state)).all())
 
 
 def _driver_is_live(connection: Connection, job_id: int) -> bool:
     """A driver holds the job's lease and its heartbeat is fresh (farm.defaults' staleness)."""
     stale = utcnow() - timedelta(seconds=defaults.STALE_AFTER_HEARTBEATS * defaults.HEARTBEAT_SECONDS)
     beat = connection.execute(
-        select(Job.driver_heartbeat_at).where(Job.id == job_id, Job.driver_id.is_not(None))
+        select(Job.c.driver_heartbeat_at).where(Job.c.id == job_id, Job.c.driver_id.is_not(None))
     ).scalar_one_or_none()
     return beat is not None and beat > stale
 
@@ -318,7 +318,7 @@ def _driver_is_live(connection: Connection, job_id: int) -> bool:
 def _check_named_shots(connection: Any, job_id: int, shot_ids: Iterable[str]) -> None:
     states = dict(
         connection.execute(
-            select(Shot.shot_id, Shot.state).where(Shot.job_id == job_id, Shot.shot_id.in_(list(shot_ids)))
+            select(Shot.c.shot_id, Shot.c.state).where(Shot.c.job_id == job_id, Shot.c.shot_id.in_(list(shot_ids)))
         ).all()
     )
     missing = sorted(set(shot_ids) - set(states))

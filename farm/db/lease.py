@@ -30,11 +30,11 @@ def heartbeat(db: Database, job_id: int, driver_id: str) -> None:
     now = utcnow()
     with db.write() as connection:
         same_driver = connection.execute(
-            update(Job).where(Job.id == job_id, Job.driver_id == driver_id).values(driver_heartbeat_at=now)
+            update(Job).where(Job.c.id == job_id, Job.c.driver_id == driver_id).values(driver_heartbeat_at=now)
         ).rowcount
         if same_driver:
             return
-        _take_over(connection, job_id, driver_id, now, [Job.id == job_id])
+        _take_over(connection, job_id, driver_id, now, [Job.c.id == job_id])
 
 
 @transaction
@@ -43,12 +43,12 @@ def claim_driver(db: Database, job_id: int, driver_id: str, *, stale_after: floa
     now = utcnow()
     with db.write() as connection:
         free = or_(
-            Job.driver_id.is_(None),
-            Job.driver_id == driver_id,
-            Job.driver_heartbeat_at.is_(None),
-            Job.driver_heartbeat_at < now - timedelta(seconds=stale_after),
+            Job.c.driver_id.is_(None),
+            Job.c.driver_id == driver_id,
+            Job.c.driver_heartbeat_at.is_(None),
+            Job.c.driver_heartbeat_at < now - timedelta(seconds=stale_after),
         )
-        return _take_over(connection, job_id, driver_id, now, [Job.id == job_id, free], must_exist=False)
+        return _take_over(connection, job_id, driver_id, now, [Job.c.id == job_id, free], must_exist=False)
 
 
 @transaction
@@ -57,7 +57,7 @@ def release_driver(db: Database, job_id: int, driver_id: str) -> bool:
     with db.write() as connection:
         released = connection.execute(
             update(Job)
-            .where(Job.id == job_id, Job.driver_id == driver_id)
+            .where(Job.c.id == job_id, Job.c.driver_id == driver_id)
             .values(driver_id=None, driver_heartbeat_at=None)
         ).rowcount
     return released == 1
@@ -72,7 +72,7 @@ def _take_over(
     *,
     must_exist: bool = True,
 ) -> bool:
-    previous = connection.execute(select(Job.driver_id).where(Job.id == job_id)).one_or_none()
+    previous = connection.execute(select(Job.c.driver_id).where(Job.c.id == job_id)).one_or_none()
     if previous is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
     changed = connection.execute(
@@ -124,19 +124,19 @@ def claim_manager(db: Database, holder: str, *, stale_after: float, api_url: str
     now = utcnow()
     with db.write() as connection:
         row = connection.execute(
-            select(ManagerLease.holder, ManagerLease.heartbeat_at).where(ManagerLease.role == MANAGER_ROLE)
+            select(ManagerLease.c.holder, ManagerLease.c.heartbeat_at).where(ManagerLease.c.role == MANAGER_ROLE)
         ).one_or_none()
         if row is None:
             connection.execute(insert(ManagerLease).values(role=MANAGER_ROLE))
         free = or_(
-            ManagerLease.holder.is_(None),
-            ManagerLease.holder == holder,
-            ManagerLease.heartbeat_at.is_(None),
-            ManagerLease.heartbeat_at < now - timedelta(seconds=stale_after),
+            ManagerLease.c.holder.is_(None),
+            ManagerLease.c.holder == holder,
+            ManagerLease.c.heartbeat_at.is_(None),
+            ManagerLease.c.heartbeat_at < now - timedelta(seconds=stale_after),
         )
         won = connection.execute(
             update(ManagerLease)
-            .where(ManagerLease.role == MANAGER_ROLE, free)
+            .where(ManagerLease.c.role == MANAGER_ROLE, free)
             .values(holder=holder, heartbeat_at=now, since=now, api_url=api_url)
         ).rowcount
         if won and (row is None or row.holder != holder):
@@ -156,7 +156,7 @@ def renew_manager(db: Database, holder: str) -> bool:
     with db.write() as connection:
         renewed = connection.execute(
             update(ManagerLease)
-            .where(ManagerLease.role == MANAGER_ROLE, ManagerLease.holder == holder)
+            .where(ManagerLease.c.role == MANAGER_ROLE, ManagerLease.c.holder == holder)
             .values(heartbeat_at=utcnow())
         ).rowcount
     return renewed == 1
@@ -168,7 +168,7 @@ def release_manager(db: Database, holder: str) -> None:
     with db.write() as connection:
         connection.execute(
             update(ManagerLease)
-            .where(ManagerLease.role == MANAGER_ROLE, ManagerLease.holder == holder)
+            .where(ManagerLease.c.role == MANAGER_ROLE, ManagerLease.c.holder == holder)
             .values(holder=None, heartbeat_at=None)
         )
 
@@ -178,9 +178,9 @@ def current_manager(db: Database) -> ManagerInfo | None:
     """The manager of record (alive or not; ``ManagerInfo.alive`` tells), None if none ever ran."""
     with db.read() as connection:
         row = connection.execute(
-            select(ManagerLease.holder, ManagerLease.heartbeat_at, ManagerLease.since, ManagerLease.api_url).where(
-                ManagerLease.role == MANAGER_ROLE
-            )
+            select(
+                ManagerLease.c.holder, ManagerLease.c.heartbeat_at, ManagerLease.c.since, ManagerLease.c.api_url
+            ).where(ManagerLease.c.role == MANAGER_ROLE)
         ).one_or_none()
     if row is None or row.holder is None or row.heartbeat_at is None:
         return None
@@ -192,5 +192,5 @@ def heartbeat_jobs(db: Database, driver_id: str) -> int:
     """Renew the lease of every job ``driver_id`` drives, in one statement (the manager drives many)."""
     with db.write() as connection:
         return connection.execute(
-            update(Job).where(Job.driver_id == driver_id).values(driver_heartbeat_at=utcnow())
+            update(Job).where(Job.c.driver_id == driver_id).values(driver_heartbeat_at=utcnow())
         ).rowcount

@@ -65,7 +65,7 @@ def move_job(
     now = utcnow()
     values: dict[str, Any] = {"state": to, "updated_at": now}
     if to is JobState.RENDERING:
-        values["started_at"] = func.coalesce(Job.started_at, now)
+        values["started_at"] = func.coalesce(Job.c.started_at, now)
     values["finished_at"] = now if to in FINISHED_JOB_STATES else None
     for _ in range(CAS_RETRIES):
         current = job_state_in(connection, job_id)
@@ -73,7 +73,7 @@ def move_job(
             raise LostRace(f"job {job_id} is {current}, not {names(wanted)}: someone else changed it first")
         check_job_transition(current, to, f"job {job_id}")
         changed = connection.execute(
-            update(Job).where(Job.id == job_id, Job.state == current).values(**values)
+            update(Job).where(Job.c.id == job_id, Job.c.state == current).values(**values)
         ).rowcount
         if changed == 1:
             event = event_row(
@@ -85,7 +85,7 @@ def move_job(
 
 
 def job_state_in(connection: Connection, job_id: int) -> JobState:
-    state = connection.execute(select(Job.state).where(Job.id == job_id)).scalar_one_or_none()
+    state = connection.execute(select(Job.c.state).where(Job.c.id == job_id)).scalar_one_or_none()
     if state is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
     return state
@@ -130,9 +130,9 @@ def move_shots(
         MovedShot(row.id, row.job_id, row.current_render_id)
         for row in connection.execute(
             update(Shot)
-            .where(*where, Shot.state == move.old)
+            .where(*where, Shot.c.state == move.old)
             .values(state=move.new, updated_at=now, **(values or {}))
-            .returning(Shot.id, Shot.job_id, Shot.current_render_id)
+            .returning(Shot.c.id, Shot.c.job_id, Shot.c.current_render_id)
         )
     ]
     write_events(
@@ -196,12 +196,12 @@ def _implied_state(connection: Connection, job_id: int, state: JobState) -> tupl
 
 
 def _any_shot(connection: Connection, job_id: int, states: Iterable[ShotState]) -> bool:
-    query = select(exists().where(Shot.job_id == job_id, Shot.state.in_(sorted(states))))
+    query = select(exists().where(Shot.c.job_id == job_id, Shot.c.state.in_(sorted(states))))
     return bool(connection.execute(query).scalar())
 
 
 def _count_shots(connection: Connection, job_id: int, states: Iterable[ShotState]) -> int:
-    query = select(func.count()).select_from(Shot).where(Shot.job_id == job_id, Shot.state.in_(sorted(states)))
+    query = select(func.count()).select_from(Shot).where(Shot.c.job_id == job_id, Shot.c.state.in_(sorted(states)))
     return int(connection.execute(query).scalar_one())
 
 

@@ -80,22 +80,22 @@ class NotificationRecord(_JsonRecord):
 
 _FIELDS = tuple(NotificationRecord.__dataclass_fields__)
 _EVENT_COLUMNS = (
-    Event.id,
-    Event.at,
-    Event.kind,
-    Event.job_id,
-    Job.project,
-    Job.episode,
-    Job.submitted_by,
-    Event.new_state,
-    Event.message,
-    Event.data,
-    Shot.shot_id,
-    Render.error_class,
-    Edit.version,
-    Edit.verdict,
-    Edit.video_path,
-    Edit.report_path,
+    Event.c.id,
+    Event.c.at,
+    Event.c.kind,
+    Event.c.job_id,
+    Job.c.project,
+    Job.c.episode,
+    Job.c.submitted_by,
+    Event.c.new_state,
+    Event.c.message,
+    Event.c.data,
+    Shot.c.shot_id,
+    Render.c.error_class,
+    Edit.c.version,
+    Edit.c.verdict,
+    Edit.c.video_path,
+    Edit.c.report_path,
 )
 """In NotifiableEvent's field order."""
 
@@ -111,26 +111,26 @@ def notifiable_events(
     in their own order, so a newer id can be visible before an older one; a short wait lets every
     transaction that took an id below the read's end commit first.
     """
-    newest = select(Edit.job_id, func.max(Edit.version).label("version")).group_by(Edit.job_id).subquery()
+    newest = select(Edit.c.job_id, func.max(Edit.c.version).label("version")).group_by(Edit.c.job_id).subquery()
     wanted = or_(
-        and_(Event.kind == EventKind.JOB_STATE, Event.new_state.in_([JobState.DONE.value, JobState.FAILED.value])),
-        and_(Event.kind == EventKind.JOB_HELD, Event.message.like("held: %")),
-        and_(Event.kind == EventKind.RENDER_FINISHED, Render.error_class == "Stuck"),
+        and_(Event.c.kind == EventKind.JOB_STATE, Event.c.new_state.in_([JobState.DONE.value, JobState.FAILED.value])),
+        and_(Event.c.kind == EventKind.JOB_HELD, Event.c.message.like("held: %")),
+        and_(Event.c.kind == EventKind.RENDER_FINISHED, Render.c.error_class == "Stuck"),
     )
     with db.read() as connection:
         cursor = _cursor(connection)
         settled = utcnow() - timedelta(seconds=settle_seconds)
-        end = connection.execute(select(func.max(Event.id)).where(Event.at <= settled)).scalar_one() or 0
+        end = connection.execute(select(func.max(Event.c.id)).where(Event.c.at <= settled)).scalar_one() or 0
         end = max(end, cursor)
         rows = connection.execute(
             select(*_EVENT_COLUMNS)
-            .join(Job, Job.id == Event.job_id)
-            .outerjoin(Shot, Shot.id == Event.shot_id)
-            .outerjoin(Render, Render.id == Event.render_id)
-            .outerjoin(newest, newest.c.job_id == Event.job_id)
-            .outerjoin(Edit, (Edit.job_id == Event.job_id) & (Edit.version == newest.c.version))
-            .where(Event.id > cursor, Event.id <= end, wanted)
-            .order_by(Event.id)
+            .join(Job, Job.c.id == Event.c.job_id)
+            .outerjoin(Shot, Shot.c.id == Event.c.shot_id)
+            .outerjoin(Render, Render.c.id == Event.c.render_id)
+            .outerjoin(newest, newest.c.job_id == Event.c.job_id)
+            .outerjoin(Edit, (Edit.c.job_id == Event.c.job_id) & (Edit.c.version == newest.c.version))
+            .where(Event.c.id > cursor, Event.c.id <= end, wanted)
+            .order_by(Event.c.id)
             .limit(limit)
         ).all()
     events = tuple(NotifiableEvent(*row[:-2], *map(db.paths.to_absolute, row[-2:])) for row in rows)
@@ -143,11 +143,11 @@ def record_notifications(db: Database, *, read_from: int, read_to: int, items: S
     """Insert ``items`` and move the cursor from ``read_from`` to ``read_to``, in one transaction; LostRace if
     another notifier moved it first (nothing is inserted then). Returns how many were recorded."""
     with db.write() as connection:
-        if connection.execute(select(NotifierCursor.name).where(NotifierCursor.name == CURSOR)).first() is None:
+        if connection.execute(select(NotifierCursor.c.name).where(NotifierCursor.c.name == CURSOR)).first() is None:
             connection.execute(insert(NotifierCursor).values(name=CURSOR, last_event_id=0))
         moved = connection.execute(
             update(NotifierCursor)
-            .where(NotifierCursor.name == CURSOR, NotifierCursor.last_event_id == read_from)
+            .where(NotifierCursor.c.name == CURSOR, NotifierCursor.c.last_event_id == read_from)
             .values(last_event_id=read_to)
         ).rowcount
         if not moved:
@@ -181,9 +181,9 @@ def due_notifications(db: Database, *, now: datetime | None = None, limit: int =
     moment = now or utcnow()
     with db.read() as connection:
         rows = connection.execute(
-            select(*(getattr(Notification, name) for name in _FIELDS))
-            .where(Notification.state == DeliveryState.PENDING, Notification.next_attempt_at <= moment)
-            .order_by(Notification.next_attempt_at, Notification.id)
+            select(*(Notification.c[name] for name in _FIELDS))
+            .where(Notification.c.state == DeliveryState.PENDING, Notification.c.next_attempt_at <= moment)
+            .order_by(Notification.c.next_attempt_at, Notification.c.id)
             .limit(limit)
         ).all()
     return tuple(NotificationRecord(*row) for row in rows)
@@ -204,9 +204,9 @@ def record_attempt(
     with db.write() as connection:
         connection.execute(
             update(Notification)
-            .where(Notification.id == notification_id, Notification.state == DeliveryState.PENDING)
+            .where(Notification.c.id == notification_id, Notification.c.state == DeliveryState.PENDING)
             .values(
-                attempts=Notification.attempts + 1, last_status=status[:200], last_response=response[:2000], **values
+                attempts=Notification.c.attempts + 1, last_status=status[:200], last_response=response[:2000], **values
             )
         )
 
@@ -214,9 +214,9 @@ def record_attempt(
 @transaction
 def notifications_of(db: Database, *, job_id: int | None = None, limit: int = 100) -> tuple[NotificationRecord, ...]:
     """The newest notifications (of one job, or of all), newest first."""
-    query = select(*(getattr(Notification, name) for name in _FIELDS)).order_by(Notification.id.desc()).limit(limit)
+    query = select(*(Notification.c[name] for name in _FIELDS)).order_by(Notification.c.id.desc()).limit(limit)
     if job_id is not None:
-        query = query.where(Notification.job_id == job_id)
+        query = query.where(Notification.c.job_id == job_id)
     with db.read() as connection:
         rows = connection.execute(query).all()
     return tuple(NotificationRecord(*row) for row in rows)
@@ -224,6 +224,6 @@ def notifications_of(db: Database, *, job_id: int | None = None, limit: int = 10
 
 def _cursor(connection: Any) -> int:
     value = connection.execute(
-        select(NotifierCursor.last_event_id).where(NotifierCursor.name == CURSOR)
+        select(NotifierCursor.c.last_event_id).where(NotifierCursor.c.name == CURSOR)
     ).scalar_one_or_none()
     return int(value or 0)

@@ -53,13 +53,13 @@ def upsert_artifact(connection: Connection, record: ArtifactRecord, *, paths: Da
     statement = (
         dialect_insert(connection)(Artifact)
         .values(**dataclasses.asdict(record), created_at=utcnow())
-        .returning(Artifact.id)
+        .returning(Artifact.c.id)
     )
     # A key rendered again (its file had been truncated or removed) records the file now there: the row
     # always describes the bytes on disk, which the worker measured after publishing.
     refreshed = {"path": record.path, "bytes": record.bytes, "sha256": record.sha256}
     refreshed.update(frames=record.frames, duration=record.duration)
-    statement = statement.on_conflict_do_update(index_elements=[Artifact.cache_key, Artifact.kind], set_=refreshed)
+    statement = statement.on_conflict_do_update(index_elements=[Artifact.c.cache_key, Artifact.c.kind], set_=refreshed)
     return connection.execute(statement).scalar_one()
 
 
@@ -106,7 +106,7 @@ def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str, 
     version = edit.version
     if version is None:
         version = connection.execute(
-            select(func.coalesce(func.max(Edit.version), 0) + 1).where(Edit.job_id == job_id)
+            select(func.coalesce(func.max(Edit.c.version), 0) + 1).where(Edit.c.job_id == job_id)
         ).scalar_one()
     now = utcnow()
     edit_id = connection.execute(
@@ -123,7 +123,7 @@ def insert_edit(connection: Connection, job_id: int, edit: NewEdit, *, by: str, 
             content_key=edit.content_key,
             reused_from_id=edit.reused_from_id,
         )
-        .returning(Edit.id)
+        .returning(Edit.c.id)
     ).scalar_one()
     event = event_row(
         at=now,

@@ -39,36 +39,36 @@ from farm.db.stored_paths import DataPaths
 from farm.db.tables import Artifact, Edit, Event, Job, Render, Shot
 
 _JOB_COLUMNS = (
-    Job.id,
-    Job.project,
-    Job.episode,
-    Job.shot_list_path,
-    Job.quality,
-    Job.priority,
-    Job.state,
-    Job.submitted_by,
-    Job.submitted_at,
-    Job.started_at,
-    Job.finished_at,
-    Job.driver_id,
-    Job.driver_heartbeat_at,
+    Job.c.id,
+    Job.c.project,
+    Job.c.episode,
+    Job.c.shot_list_path,
+    Job.c.quality,
+    Job.c.priority,
+    Job.c.state,
+    Job.c.submitted_by,
+    Job.c.submitted_at,
+    Job.c.started_at,
+    Job.c.finished_at,
+    Job.c.driver_id,
+    Job.c.driver_heartbeat_at,
 )
 
 
 def _jobs_with_newest_edit() -> Any:
     """The job columns and, beside them, the newest edit's version, verdict and review (NULL before the first
     edit): the producer's status needs all three, for the job list as for one job."""
-    newest = select(Edit.job_id, func.max(Edit.version).label("version")).group_by(Edit.job_id).subquery()
+    newest = select(Edit.c.job_id, func.max(Edit.c.version).label("version")).group_by(Edit.c.job_id).subquery()
     return (
         select(
             *_JOB_COLUMNS,
-            Edit.version.label("edit_version"),
-            Edit.verdict.label("edit_verdict"),
-            Edit.review.label("edit_review"),
+            Edit.c.version.label("edit_version"),
+            Edit.c.verdict.label("edit_verdict"),
+            Edit.c.review.label("edit_review"),
         )
         .select_from(Job)
-        .outerjoin(newest, newest.c.job_id == Job.id)
-        .outerjoin(Edit, (Edit.job_id == Job.id) & (Edit.version == newest.c.version))
+        .outerjoin(newest, newest.c.job_id == Job.c.id)
+        .outerjoin(Edit, (Edit.c.job_id == Job.c.id) & (Edit.c.version == newest.c.version))
     )
 
 
@@ -77,16 +77,16 @@ def _count_where(condition: Any) -> Any:
 
 
 def _frames_where(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, Shot.frames), else_=0)), 0)
+    return func.coalesce(func.sum(case((condition, Shot.c.frames), else_=0)), 0)
 
 
 @transaction
 def job_summaries(db: Database, limit: int = 20) -> tuple[JobSummary, ...]:
     """The ``limit`` most recent jobs, newest first, with their shot counts, GPU time and ETA."""
     with db.read() as connection:
-        jobs = connection.execute(_jobs_with_newest_edit().order_by(Job.id.desc()).limit(limit)).all()
+        jobs = connection.execute(_jobs_with_newest_edit().order_by(Job.c.id.desc()).limit(limit)).all()
         ids = [job.id for job in jobs]
-        totals = _shot_totals(connection, Shot.job_id, Shot.job_id.in_(ids)) if ids else {}
+        totals = _shot_totals(connection, Shot.c.job_id, Shot.c.job_id.in_(ids)) if ids else {}
     return tuple(_summary(job, totals.get(job.id, _Totals())) for job in jobs)
 
 
@@ -105,31 +105,31 @@ class _Totals:
 def _shot_totals(connection: Connection, group: Any, where: Any) -> dict[Any, _Totals]:
     """Shot counts per state, frames, GPU time and frames left, per value of ``group``, in one query."""
     running_progress = (
-        select(func.coalesce(Render.progress, 0.0)).where(Render.id == Shot.current_render_id).scalar_subquery()
+        select(func.coalesce(Render.c.progress, 0.0)).where(Render.c.id == Shot.c.current_render_id).scalar_subquery()
     )
     frames_left = case(
-        (Shot.state == ShotState.QUEUED, Shot.frames),
-        (Shot.state == ShotState.RUNNING, Shot.frames * (1.0 - func.coalesce(running_progress, 0.0))),
+        (Shot.c.state == ShotState.QUEUED, Shot.c.frames),
+        (Shot.c.state == ShotState.RUNNING, Shot.c.frames * (1.0 - func.coalesce(running_progress, 0.0))),
         else_=0,
     )
-    rendered = (Shot.state == ShotState.DONE) & ~Shot.cached
+    rendered = (Shot.c.state == ShotState.DONE) & ~Shot.c.cached
     statement = (
         select(
             group,
             func.count(),
-            _count_where(Shot.state == ShotState.QUEUED),
-            _count_where(Shot.state == ShotState.RUNNING),
-            _count_where(Shot.state == ShotState.DONE),
-            _count_where((Shot.state == ShotState.DONE) & Shot.cached),
-            _count_where(Shot.state == ShotState.FAILED),
-            _count_where(Shot.state == ShotState.CANCELLED),
-            func.coalesce(func.sum(Shot.frames), 0),
-            _frames_where(Shot.state == ShotState.DONE),
-            func.coalesce(func.sum(Shot.gpu_seconds), 0.0),
+            _count_where(Shot.c.state == ShotState.QUEUED),
+            _count_where(Shot.c.state == ShotState.RUNNING),
+            _count_where(Shot.c.state == ShotState.DONE),
+            _count_where((Shot.c.state == ShotState.DONE) & Shot.c.cached),
+            _count_where(Shot.c.state == ShotState.FAILED),
+            _count_where(Shot.c.state == ShotState.CANCELLED),
+            func.coalesce(func.sum(Shot.c.frames), 0),
+            _frames_where(Shot.c.state == ShotState.DONE),
+            func.coalesce(func.sum(Shot.c.gpu_seconds), 0.0),
             func.coalesce(func.sum(frames_left), 0.0),
             _frames_where(rendered),
-            func.coalesce(func.sum(case((rendered, Shot.render_seconds), else_=0.0)), 0.0),
-            func.min(Shot.edit_order),
+            func.coalesce(func.sum(case((rendered, Shot.c.render_seconds), else_=0.0)), 0.0),
+            func.min(Shot.c.edit_order),
         )
         .where(where)
         .group_by(group)
@@ -236,11 +236,11 @@ def job_detail(
     """
     wanted = frozenset(shot_states) if shot_states is not None else None
     with collector_paused(), db.read() as connection:
-        job = connection.execute(_jobs_with_newest_edit().where(Job.id == job_id)).one_or_none()
+        job = connection.execute(_jobs_with_newest_edit().where(Job.c.id == job_id)).one_or_none()
         if job is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
         now = utcnow()
-        by_scene = _shot_totals(connection, Shot.scene_id, Shot.job_id == job_id)
+        by_scene = _shot_totals(connection, Shot.c.scene_id, Shot.c.job_id == job_id)
         totals = _sum_totals(by_scene.values())
         if wanted is not None and totals.counts.total <= all_shots_up_to:
             wanted = None
@@ -269,40 +269,40 @@ def job_detail(
 def _shot_rows_statement(job_id: int, states: frozenset[ShotState] | None) -> Any:
     statement = (
         select(
-            Shot.id,
-            Shot.shot_id,
-            Shot.scene_id,
-            Shot.edit_order,
-            Shot.state,
-            Shot.cached,
-            Shot.attempts,
-            Shot.frames,
-            Shot.cache_key,
-            Shot.gpu_seconds,
-            Shot.last_error,
-            Render.id,
-            Render.state,
-            Render.worker,
-            Render.node,
-            Render.device,
-            Render.started_at,
-            Render.finished_at,
-            Render.progress,
-            Render.phase,
-            Shot.artifact_id,
-            Artifact.path,
-            Render.timings,
-            Render.log_path,
-            Shot.retake_reason,
+            Shot.c.id,
+            Shot.c.shot_id,
+            Shot.c.scene_id,
+            Shot.c.edit_order,
+            Shot.c.state,
+            Shot.c.cached,
+            Shot.c.attempts,
+            Shot.c.frames,
+            Shot.c.cache_key,
+            Shot.c.gpu_seconds,
+            Shot.c.last_error,
+            Render.c.id,
+            Render.c.state,
+            Render.c.worker,
+            Render.c.node,
+            Render.c.device,
+            Render.c.started_at,
+            Render.c.finished_at,
+            Render.c.progress,
+            Render.c.phase,
+            Shot.c.artifact_id,
+            Artifact.c.path,
+            Render.c.timings,
+            Render.c.log_path,
+            Shot.c.retake_reason,
         )
         .select_from(Shot)
-        .outerjoin(Render, Render.id == Shot.current_render_id)
-        .outerjoin(Artifact, Artifact.id == Shot.artifact_id)
-        .where(Shot.job_id == job_id)
-        .order_by(Shot.edit_order)
+        .outerjoin(Render, Render.c.id == Shot.c.current_render_id)
+        .outerjoin(Artifact, Artifact.c.id == Shot.c.artifact_id)
+        .where(Shot.c.job_id == job_id)
+        .order_by(Shot.c.edit_order)
     )
     if states is not None:
-        statement = statement.where(Shot.state.in_(sorted(states)))
+        statement = statement.where(Shot.c.state.in_(sorted(states)))
     return statement
 
 
@@ -334,16 +334,16 @@ def latest_edit(db: Database, job_id: int) -> EditInfo | None:
 
 def _latest_edit(connection: Connection, job_id: int, paths: DataPaths) -> EditInfo | None:
     row = connection.execute(
-        select(*(getattr(Edit, name) for name in _EDIT_FIELDS))
-        .where(Edit.job_id == job_id)
-        .order_by(Edit.version.desc())
+        select(*(Edit.c[name] for name in _EDIT_FIELDS))
+        .where(Edit.c.job_id == job_id)
+        .order_by(Edit.c.version.desc())
         .limit(1)
     ).one_or_none()
     return None if row is None else from_values(EditInfo, _EDIT_FIELDS, paths.resolve_row(_EDIT_FIELDS, row))
 
 
 def _require_job(connection: Connection, job_id: int) -> None:
-    if connection.execute(select(Job.id).where(Job.id == job_id)).scalar_one_or_none() is None:
+    if connection.execute(select(Job.c.id).where(Job.c.id == job_id)).scalar_one_or_none() is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
 
 
@@ -354,21 +354,21 @@ def shots_of_job(db: Database, job_id: int, *, only: str | None = None) -> tuple
         _require_job(connection, job_id)
         rows = connection.execute(
             select(
-                Shot.id,
-                Shot.shot_id,
-                Shot.scene_id,
-                Shot.edit_order,
-                Shot.state,
-                Shot.cached,
-                Shot.cache_key,
-                Shot.frames,
-                Shot.spec,
-                Shot.attempts,
-                Shot.current_render_id,
-                Shot.artifact_id,
+                Shot.c.id,
+                Shot.c.shot_id,
+                Shot.c.scene_id,
+                Shot.c.edit_order,
+                Shot.c.state,
+                Shot.c.cached,
+                Shot.c.cache_key,
+                Shot.c.frames,
+                Shot.c.spec,
+                Shot.c.attempts,
+                Shot.c.current_render_id,
+                Shot.c.artifact_id,
             )
-            .where(Shot.job_id == job_id, *([Shot.shot_id == only] if only is not None else []))
-            .order_by(Shot.edit_order)
+            .where(Shot.c.job_id == job_id, *([Shot.c.shot_id == only] if only is not None else []))
+            .order_by(Shot.c.edit_order)
         ).all()
     return tuple(
         ShotRecord(
@@ -393,7 +393,7 @@ def shots_of_job(db: Database, job_id: int, *, only: str | None = None) -> tuple
 def job_state(db: Database, job_id: int) -> JobState:
     """The job's state now (the driver polls this to notice a cancel)."""
     with db.read() as connection:
-        state = connection.execute(select(Job.state).where(Job.id == job_id)).scalar_one_or_none()
+        state = connection.execute(select(Job.c.state).where(Job.c.id == job_id)).scalar_one_or_none()
     if state is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
     return state
@@ -405,18 +405,18 @@ def higher_priority_jobs(db: Database, job_id: int, *, stale_after: float) -> tu
 
     A job that was submitted but has no driver does not count: it would hold back lower jobs forever.
     """
-    me = select(Job.priority).where(Job.id == job_id).scalar_subquery()
+    me = select(Job.c.priority).where(Job.c.id == job_id).scalar_subquery()
     fresh = utcnow() - timedelta(seconds=stale_after)
     with db.read() as connection:
         rows = connection.execute(
-            select(Job.id)
+            select(Job.c.id)
             .where(
-                Job.priority > me,
-                Job.state.in_(sorted({JobState.QUEUED, *ACTIVE_JOB_STATES})),
-                Job.driver_heartbeat_at.is_not(None),
-                Job.driver_heartbeat_at > fresh,
+                Job.c.priority > me,
+                Job.c.state.in_(sorted({JobState.QUEUED, *ACTIVE_JOB_STATES})),
+                Job.c.driver_heartbeat_at.is_not(None),
+                Job.c.driver_heartbeat_at > fresh,
             )
-            .order_by(Job.priority.desc(), Job.id)
+            .order_by(Job.c.priority.desc(), Job.c.id)
         ).scalars()
         return tuple(rows)
 
@@ -425,7 +425,7 @@ def higher_priority_jobs(db: Database, job_id: int, *, stale_after: float) -> tu
 def job_options(db: Database, job_id: int) -> dict[str, Any]:
     """What the job was submitted with beyond its shots (continuity settings, title, ...)."""
     with db.read() as connection:
-        options = connection.execute(select(Job.options).where(Job.id == job_id)).one_or_none()
+        options = connection.execute(select(Job.c.options).where(Job.c.id == job_id)).one_or_none()
     if options is None:
         raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
     return dict(options[0] or {})
@@ -438,24 +438,24 @@ def _events_statement(job_id: int) -> Any:
     """The job's events as EventRecord's fields, with the editor's shot id and the attempt number joined in."""
     return (
         select(
-            Event.id,
-            Event.at,
-            Event.changed_by,
-            Event.kind,
-            Event.job_id,
-            Event.shot_id.label("shot_pk"),
-            Shot.shot_id,
-            Event.render_id,
-            Render.attempt_no,
-            Event.old_state,
-            Event.new_state,
-            Event.message,
-            Event.data,
+            Event.c.id,
+            Event.c.at,
+            Event.c.changed_by,
+            Event.c.kind,
+            Event.c.job_id,
+            Event.c.shot_id.label("shot_pk"),
+            Shot.c.shot_id,
+            Event.c.render_id,
+            Render.c.attempt_no,
+            Event.c.old_state,
+            Event.c.new_state,
+            Event.c.message,
+            Event.c.data,
         )
         .select_from(Event)
-        .outerjoin(Shot, Shot.id == Event.shot_id)
-        .outerjoin(Render, Render.id == Event.render_id)
-        .where(Event.job_id == job_id)
+        .outerjoin(Shot, Shot.c.id == Event.c.shot_id)
+        .outerjoin(Render, Render.c.id == Event.c.render_id)
+        .where(Event.c.job_id == job_id)
     )
 
 
@@ -463,7 +463,7 @@ def _events_statement(job_id: int) -> Any:
 def job_events(db: Database, job_id: int, *, limit: int | None = None) -> tuple[EventRecord, ...]:
     """The job's audit log, oldest first (the last ``limit`` events if given)."""
     newest_first = limit is not None
-    statement = _events_statement(job_id).order_by(Event.id.desc() if newest_first else Event.id).limit(limit)
+    statement = _events_statement(job_id).order_by(Event.c.id.desc() if newest_first else Event.c.id).limit(limit)
     with collector_paused():
         with db.read() as connection:
             _require_job(connection, job_id)
@@ -478,9 +478,9 @@ def events_since(db: Database, job_id: int, *, after: int = 0, limit: int = 500)
     """Up to ``limit`` of the job's events with an id above ``after``, oldest first, and the job's state,
     read in one snapshot (a stream that resumes from the last id it sent misses nothing and repeats nothing).
     """
-    statement = _events_statement(job_id).where(Event.id > after).order_by(Event.id).limit(limit)
+    statement = _events_statement(job_id).where(Event.c.id > after).order_by(Event.c.id).limit(limit)
     with db.read() as connection:
-        state = connection.execute(select(Job.state).where(Job.id == job_id)).scalar_one_or_none()
+        state = connection.execute(select(Job.c.state).where(Job.c.id == job_id)).scalar_one_or_none()
         if state is None:
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
         rows = connection.execute(statement).all()
@@ -492,8 +492,8 @@ def find_artifact(db: Database, cache_key: str, kind: ArtifactKind) -> ArtifactI
     """The stored artifact for (cache_key, kind), or None if nothing with that key was ever recorded."""
     with db.read() as connection:
         row = connection.execute(
-            select(*(getattr(Artifact, name) for name in _ARTIFACT_FIELDS)).where(
-                Artifact.cache_key == cache_key, Artifact.kind == kind
+            select(*(Artifact.c[name] for name in _ARTIFACT_FIELDS)).where(
+                Artifact.c.cache_key == cache_key, Artifact.c.kind == kind
             )
         ).one_or_none()
     return (

@@ -52,12 +52,12 @@ def jobs_needing_a_driver(db: Database, *, driver_id: str, stale_after: float) -
     fresh = utcnow() - timedelta(seconds=stale_after)
     with db.read() as connection:
         rows = connection.execute(
-            select(Job.id)
+            select(Job.c.id)
             .where(
-                Job.state.in_(sorted(DRIVABLE_JOB_STATES)),
-                or_(Job.driver_id.is_(None), Job.driver_heartbeat_at.is_(None), Job.driver_heartbeat_at < fresh),
+                Job.c.state.in_(sorted(DRIVABLE_JOB_STATES)),
+                or_(Job.c.driver_id.is_(None), Job.c.driver_heartbeat_at.is_(None), Job.c.driver_heartbeat_at < fresh),
             )
-            .order_by(Job.id)
+            .order_by(Job.c.id)
         ).scalars()
         return tuple(rows)
 
@@ -69,7 +69,7 @@ def job_heads(db: Database, job_ids: Iterable[int]) -> dict[int, JobHead]:
         return {}
     with db.read() as connection:
         rows = connection.execute(
-            select(Job.id, Job.state, Job.project, Job.priority, Job.hold_reason).where(Job.id.in_(ids))
+            select(Job.c.id, Job.c.state, Job.c.project, Job.c.priority, Job.c.hold_reason).where(Job.c.id.in_(ids))
         ).all()
     return {row.id: JobHead(row.id, row.state, row.project, row.priority, row.hold_reason) for row in rows}
 
@@ -77,7 +77,7 @@ def job_heads(db: Database, job_ids: Iterable[int]) -> dict[int, JobHead]:
 @transaction
 def show_limits(db: Database) -> dict[str, ShowLimits]:
     with db.read() as connection:
-        rows = connection.execute(select(Show.name, Show.share, Show.gpu_quota, Show.gpu_hour_budget)).all()
+        rows = connection.execute(select(Show.c.name, Show.c.share, Show.c.gpu_quota, Show.c.gpu_hour_budget)).all()
     return {row.name: ShowLimits(row.name, row.share, row.gpu_quota, row.gpu_hour_budget) for row in rows}
 
 
@@ -89,12 +89,12 @@ def show_gpu_seconds(db: Database, shows: Iterable[str]) -> dict[str, float]:
         return {}
     with db.read() as connection:
         rows = connection.execute(
-            select(Job.project, func.coalesce(func.sum(Render.gpu_seconds), 0.0))
+            select(Job.c.project, func.coalesce(func.sum(Render.c.gpu_seconds), 0.0))
             .select_from(Render)
-            .join(Shot, Shot.id == Render.shot_id)
-            .join(Job, Job.id == Shot.job_id)
-            .where(Job.project.in_(names))
-            .group_by(Job.project)
+            .join(Shot, Shot.c.id == Render.c.shot_id)
+            .join(Job, Job.c.id == Shot.c.job_id)
+            .where(Job.c.project.in_(names))
+            .group_by(Job.c.project)
         ).all()
     used = {name: 0.0 for name in names}
     used.update({row[0]: float(row[1]) for row in rows})
@@ -107,7 +107,7 @@ def hold_job(db: Database, job_id: int, reason: str | None, *, by: str) -> bool:
     with db.write() as connection:
         changed = connection.execute(
             update(Job)
-            .where(Job.id == job_id, Job.hold_reason.is_distinct_from(reason))
+            .where(Job.c.id == job_id, Job.c.hold_reason.is_distinct_from(reason))
             .values(hold_reason=reason, updated_at=utcnow())
         ).rowcount
         if changed:

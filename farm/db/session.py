@@ -1,4 +1,4 @@
-"""Opening the database: one ``Database`` per process holds the SQL engine, its sessions and the schema check.
+"""Opening the database: one ``Database`` per process holds the SQL engine and the schema check.
 
 ``open_database`` is the only way in. It refuses a database written by a newer farm. Opened for writing,
 it creates a missing SQLite file and migrates a fresh or older database up to this farm's schema (an
@@ -16,7 +16,6 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db import migrate
 from farm.db.connect import READ_ONLY, create_sql_engine, display_url, normalise_url
@@ -26,9 +25,9 @@ from farm.db.stored_paths import DataPaths
 
 
 class Database:
-    """The SQL engine and sessions for one database URL.
+    """The SQL engine for one database URL.
 
-    Writes go through ``write()`` (or ``session()`` for ORM work): one transaction, ``BEGIN IMMEDIATE`` on
+    Writes go through ``write()``: one transaction, ``BEGIN IMMEDIATE`` on
     SQLite. Reads go through ``read()``: a snapshot that never takes the write lock.
 
     ``data_dir`` is the farm's data directory as this process sees it: paths under it are stored relative to
@@ -44,7 +43,6 @@ class Database:
         self.retrier = Retrier(retry or RetryPolicy())
         self.url: URL = engine.url
         self._read_engine = engine.execution_options(**{READ_ONLY: True})
-        self.sessionmaker: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
 
     @property
     def backend(self) -> str:
@@ -54,12 +52,6 @@ class Database:
     @property
     def display_url(self) -> str:
         return display_url(self.url)
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """An ORM unit of work: committed when the block ends, rolled back if it raises."""
-        with self.sessionmaker.begin() as session:
-            yield session
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -66,8 +66,8 @@ def start_logged_attempt(
         # FOR UPDATE: on PostgreSQL a second claimer waits here, then sees the shot running (SQLite's
         # BEGIN IMMEDIATE has serialised the two already).
         claim = connection.execute(
-            select(Shot.attempts + 1, Shot.shot_id)
-            .where(Shot.id == shot_pk, Shot.state == ShotState.QUEUED)
+            select(Shot.c.attempts + 1, Shot.c.shot_id)
+            .where(Shot.c.id == shot_pk, Shot.c.state == ShotState.QUEUED)
             .with_for_update()
         ).one_or_none()
         if claim is None:
@@ -91,7 +91,7 @@ def start_logged_attempt(
                 gpu_seconds=0.0,
                 log_path=db.paths.to_stored(log_path),
             )
-            .returning(Render.id)
+            .returning(Render.c.id)
         ).scalar_one()
         if key_claim is not None:
             take_claim(connection, key_claim, render_id=render_id, now=now)
@@ -105,7 +105,7 @@ def start_logged_attempt(
         claimed = move_shots(
             connection,
             move,
-            where=[Shot.id == shot_pk],
+            where=[Shot.c.id == shot_pk],
             by=by,
             values={"attempts": attempt_no, "current_render_id": render_id},
             of_attempt=True,
@@ -124,7 +124,7 @@ def report_progress(db: Database, render_id: int, fraction: float, phase: str) -
     with db.write() as connection:
         changed = connection.execute(
             update(Render)
-            .where(Render.id == render_id, Render.state == AttemptState.RUNNING)
+            .where(Render.c.id == render_id, Render.c.state == AttemptState.RUNNING)
             .values(progress=min(max(float(fraction), 0.0), 1.0), phase=phase[:64], progress_at=utcnow())
         ).rowcount
     return changed == 1
@@ -159,12 +159,12 @@ def finish_attempt(
     check_attempt_outcome(outcome, shot_state, f"render {render_id}")
     now = utcnow()
     error_text = _error_text(error_class, error_message)
-    current = (Shot.current_render_id == render_id) & (Shot.state == ShotState.RUNNING)
+    current = (Shot.c.current_render_id == render_id) & (Shot.c.state == ShotState.RUNNING)
     with db.write() as connection:
         artifact_ids = [upsert_artifact(connection, record, paths=db.paths) for record in artifacts]
         finished = connection.execute(
             update(Render)
-            .where(Render.id == render_id, Render.state == AttemptState.RUNNING, exists().where(current))
+            .where(Render.c.id == render_id, Render.c.state == AttemptState.RUNNING, exists().where(current))
             .values(
                 state=outcome,
                 finished_at=now,
@@ -175,15 +175,15 @@ def finish_attempt(
                 timings=dict(timings) if timings else None,
                 **({"progress": 1.0} if outcome is AttemptState.SUCCEEDED else {}),
             )
-            .returning(Render.attempt_no, Render.shot_id)
+            .returning(Render.c.attempt_no, Render.c.shot_id)
         ).one_or_none()
         if finished is None:
             ended = written_on_first_try(connection, by=by, kind=EventKind.RENDER_FINISHED, render_id=render_id)
             return ended is not None and ended.new_state == outcome.value  # True: the first try finished it
         release_claim(connection, render_id)
-        shot_values: dict[str, Any] = {"gpu_seconds": Shot.gpu_seconds + float(gpu_seconds)}
+        shot_values: dict[str, Any] = {"gpu_seconds": Shot.c.gpu_seconds + float(gpu_seconds)}
         if shot_state is ShotState.DONE:
-            started = select(Render.started_at).where(Render.id == render_id).scalar_subquery()
+            started = select(Render.c.started_at).where(Render.c.id == render_id).scalar_subquery()
             shot_values.update(
                 artifact_id=artifact_ids[0] if artifact_ids else None,
                 cached=False,
@@ -221,7 +221,7 @@ def mark_cached(db: Database, shot_pk: int, artifact_id: int, *, by: str) -> boo
     move = ShotMove(ShotState.QUEUED, ShotState.DONE, EventKind.SHOT_CACHED, "cache hit", {"artifact_id": artifact_id})
     values = {"cached": True, "artifact_id": artifact_id, "render_seconds": 0.0, "last_error": None}
     with db.write() as connection:
-        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values)) or (
+        return bool(move_shots(connection, move, where=[Shot.c.id == shot_pk], by=by, values=values)) or (
             _moved_earlier(connection, shot_pk, EventKind.SHOT_CACHED, by=by)
         )
 
@@ -235,7 +235,7 @@ def fail_unrenderable(db: Database, shot_pk: int, *, by: str, reason: str) -> bo
     move = ShotMove(ShotState.QUEUED, ShotState.FAILED, EventKind.SHOT_FAILED, reason)
     with db.write() as connection:
         values = {"last_error": f"NotRendered: {reason}"}
-        return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values)) or (
+        return bool(move_shots(connection, move, where=[Shot.c.id == shot_pk], by=by, values=values)) or (
             _moved_earlier(connection, shot_pk, EventKind.SHOT_FAILED, by=by)
         )
 
@@ -272,7 +272,7 @@ def retake_shot_in(
         },
     )
     values = {"spec": spec, "cache_key": cache_key, "cached": False, "artifact_id": None, "retake_reason": reason}
-    return bool(move_shots(connection, move, where=[Shot.id == shot_pk], by=by, values=values))
+    return bool(move_shots(connection, move, where=[Shot.c.id == shot_pk], by=by, values=values))
 
 
 @transaction
@@ -282,14 +282,14 @@ def recover_orphans(db: Database, job_id: int, *, by: str) -> int:
     reason = f"the driver of job {job_id} stopped; attempt abandoned"
     with db.write() as connection:
         running = connection.execute(
-            select(Shot.current_render_id).where(Shot.job_id == job_id, Shot.state == ShotState.RUNNING)
+            select(Shot.c.current_render_id).where(Shot.c.job_id == job_id, Shot.c.state == ShotState.RUNNING)
         ).scalars()
         render_ids = [render_id for render_id in running if render_id is not None]
         crashed = connection.execute(
             update(Render)
-            .where(Render.id.in_(render_ids), Render.state == AttemptState.RUNNING)
+            .where(Render.c.id.in_(render_ids), Render.c.state == AttemptState.RUNNING)
             .values(state=AttemptState.CRASHED, finished_at=now, error_class="DriverLost", error_message=reason)
-            .returning(Render.id, Render.shot_id)
+            .returning(Render.c.id, Render.c.shot_id)
         ).all()
         write_events(
             connection,
@@ -299,7 +299,7 @@ def recover_orphans(db: Database, job_id: int, *, by: str) -> int:
         recovered = move_shots(
             connection,
             move,
-            where=[Shot.job_id == job_id],
+            where=[Shot.c.job_id == job_id],
             by=by,
             values={"last_error": f"DriverLost: {reason}"},
             of_attempt=True,
@@ -311,9 +311,9 @@ def requeue_shots(
     connection: Connection, job_id: int, sources: Sequence[ShotState], *, by: str, shot_ids: Sequence[str] | None
 ) -> list[MovedShot]:
     """Queue a job's shots in ``sources`` again (all of them, or those named): a retry, or a retake by hand."""
-    where = [Shot.job_id == job_id]
+    where = [Shot.c.job_id == job_id]
     if shot_ids is not None:
-        where.append(Shot.shot_id.in_(list(shot_ids)))
+        where.append(Shot.c.shot_id.in_(list(shot_ids)))
     moved: list[MovedShot] = []
     for source in sources:
         message = "retake" if source is ShotState.DONE else "retry"
@@ -324,13 +324,15 @@ def requeue_shots(
 
 def cancel_queued_shots(connection: Connection, job_id: int, *, by: str) -> list[MovedShot]:
     move = ShotMove(ShotState.QUEUED, ShotState.CANCELLED, EventKind.SHOT_CANCELLED, "job cancelled")
-    return move_shots(connection, move, where=[Shot.job_id == job_id], by=by)
+    return move_shots(connection, move, where=[Shot.c.job_id == job_id], by=by)
 
 
 def not_in_state(
     connection: Connection, shot_pk: int, expected: set[ShotState], purpose: str
 ) -> LostRace | UnknownShot:
-    row = connection.execute(select(Shot.shot_id, Shot.job_id, Shot.state).where(Shot.id == shot_pk)).one_or_none()
+    row = connection.execute(
+        select(Shot.c.shot_id, Shot.c.job_id, Shot.c.state).where(Shot.c.id == shot_pk)
+    ).one_or_none()
     if row is None:
         return UnknownShot(f"shot {shot_pk} is not in the database")
     return LostRace(
@@ -363,15 +365,15 @@ def _started_earlier(connection: Connection, shot_pk: int, *, worker: str, node:
     if since is None:
         return None
     return connection.execute(
-        select(Render.id, Render.attempt_no, Render.log_path)
-        .join(Shot, Shot.current_render_id == Render.id)
+        select(Render.c.id, Render.c.attempt_no, Render.c.log_path)
+        .join(Shot, Shot.c.current_render_id == Render.c.id)
         .where(
-            Shot.id == shot_pk,
-            Shot.state == ShotState.RUNNING,
-            Render.state == AttemptState.RUNNING,
-            Render.worker == worker,
-            Render.node == node,
-            Render.started_at >= since,
+            Shot.c.id == shot_pk,
+            Shot.c.state == ShotState.RUNNING,
+            Render.c.state == AttemptState.RUNNING,
+            Render.c.worker == worker,
+            Render.c.node == node,
+            Render.c.started_at >= since,
         )
     ).one_or_none()
 
@@ -382,7 +384,7 @@ def _moved_earlier(connection: Connection, shot_pk: int, kind: EventKind, *, by:
 
 
 def _job_of_shot(connection: Connection, shot_pk: int) -> int:
-    return connection.execute(select(Shot.job_id).where(Shot.id == shot_pk)).scalar_one()
+    return connection.execute(select(Shot.c.job_id).where(Shot.c.id == shot_pk)).scalar_one()
 
 
 def _error_text(error_class: str | None, error_message: str | None) -> str | None:

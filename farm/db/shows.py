@@ -39,7 +39,7 @@ def set_show(db: Database, name: str, change: ShowChange, *, by: str) -> ShowInf
             before = {"share": DEFAULT_SHARE, "gpu_quota": None, "gpu_hour_budget": None}
             connection.execute(insert(Show).values(name=name, **{**before, **wanted}, updated_at=now))
         else:
-            connection.execute(update(Show).where(Show.name == name).values(**wanted, updated_at=now))
+            connection.execute(update(Show).where(Show.c.name == name).values(**wanted, updated_at=now))
         after = {**before, **wanted}
         write_events(
             connection,
@@ -79,14 +79,14 @@ def read_show(db: Database, name: str) -> ShowInfo:
 
 def _shows(connection: Connection, name: str | None) -> tuple[ShowInfo, ...]:
     usage = (
-        select(Job.project, func.count(distinct(Job.id)), func.coalesce(func.sum(Shot.gpu_seconds), 0.0))
+        select(Job.c.project, func.count(distinct(Job.c.id)), func.coalesce(func.sum(Shot.c.gpu_seconds), 0.0))
         .select_from(Job)
-        .outerjoin(Shot, Shot.job_id == Job.id)
-        .group_by(Job.project)
+        .outerjoin(Shot, Shot.c.job_id == Job.c.id)
+        .group_by(Job.c.project)
     )
-    settings = select(Show.name, Show.share, Show.gpu_quota, Show.gpu_hour_budget, Show.updated_at)
+    settings = select(Show.c.name, Show.c.share, Show.c.gpu_quota, Show.c.gpu_hour_budget, Show.c.updated_at)
     if name is not None:
-        usage, settings = usage.where(Job.project == name), settings.where(Show.name == name)
+        usage, settings = usage.where(Job.c.project == name), settings.where(Show.c.name == name)
     used = {project: (jobs, float(seconds)) for project, jobs, seconds in connection.execute(usage).all()}
     rows = {row.name: row for row in connection.execute(settings).all()}
     shows = []
@@ -110,7 +110,7 @@ def _shows(connection: Connection, name: str | None) -> tuple[ShowInfo, ...]:
 
 def _settings(connection: Connection, name: str) -> dict[str, Any] | None:
     row = connection.execute(
-        select(Show.share, Show.gpu_quota, Show.gpu_hour_budget).where(Show.name == name)
+        select(Show.c.share, Show.c.gpu_quota, Show.c.gpu_hour_budget).where(Show.c.name == name)
     ).one_or_none()
     return (
         None

@@ -59,14 +59,14 @@ def farm_stats(db: Database) -> FarmStats:
     retakes = (
         select(func.count())
         .select_from(Event)
-        .where(Event.kind == EventKind.SHOT_REQUEUED, Event.message.like("retake: %"))
+        .where(Event.c.kind == EventKind.SHOT_REQUEUED, Event.c.message.like("retake: %"))
     )
     with db.read() as connection:
-        jobs = connection.execute(select(Job.state, func.count()).group_by(Job.state)).all()
-        attempts = connection.execute(select(Render.state, func.count()).group_by(Render.state)).all()
+        jobs = connection.execute(select(Job.c.state, func.count()).group_by(Job.c.state)).all()
+        attempts = connection.execute(select(Render.c.state, func.count()).group_by(Render.c.state)).all()
         sent = connection.execute(
-            select(Notification.channel, Notification.state, func.count()).group_by(
-                Notification.channel, Notification.state
+            select(Notification.c.channel, Notification.c.state, func.count()).group_by(
+                Notification.c.channel, Notification.c.state
             )
         ).all()
         return FarmStats(
@@ -81,13 +81,17 @@ def farm_stats(db: Database) -> FarmStats:
 
 
 def _shot_tallies(connection: Connection) -> tuple[ShotTally, ...]:
-    model = Shot.spec["model"].as_string()
+    model = Shot.c.spec["model"].as_string()
     rows = connection.execute(
         select(
-            Job.project, model, Shot.state, func.count(), func.coalesce(func.sum(case((Shot.cached, 1), else_=0)), 0)
+            Job.c.project,
+            model,
+            Shot.c.state,
+            func.count(),
+            func.coalesce(func.sum(case((Shot.c.cached, 1), else_=0)), 0),
         )
-        .join(Job, Job.id == Shot.job_id)
-        .group_by(Job.project, model, Shot.state)
+        .join(Job, Job.c.id == Shot.c.job_id)
+        .group_by(Job.c.project, model, Shot.c.state)
     )
     return tuple(
         ShotTally(show, name or "", state, int(count), int(cached)) for show, name, state, count, cached in rows
@@ -95,14 +99,14 @@ def _shot_tallies(connection: Connection) -> tuple[ShotTally, ...]:
 
 
 def _model_tallies(connection: Connection) -> tuple[ModelTally, ...]:
-    model = Shot.spec["model"].as_string()
-    rendered = (Shot.state == ShotState.DONE) & ~Shot.cached
+    model = Shot.c.spec["model"].as_string()
+    rendered = (Shot.c.state == ShotState.DONE) & ~Shot.c.cached
     rows = connection.execute(
         select(
             model,
-            func.coalesce(func.sum(Shot.gpu_seconds), 0.0),
-            func.coalesce(func.sum(case((rendered, Shot.frames), else_=0)), 0),
-            func.coalesce(func.sum(case((rendered, Shot.gpu_seconds), else_=0.0)), 0.0),
+            func.coalesce(func.sum(Shot.c.gpu_seconds), 0.0),
+            func.coalesce(func.sum(case((rendered, Shot.c.frames), else_=0)), 0),
+            func.coalesce(func.sum(case((rendered, Shot.c.gpu_seconds), else_=0.0)), 0.0),
         ).group_by(model)
     )
     return tuple(ModelTally(name or "", float(gpu), int(frames), float(done)) for name, gpu, frames, done in rows)
@@ -110,8 +114,8 @@ def _model_tallies(connection: Connection) -> tuple[ModelTally, ...]:
 
 def _failures(connection: Connection) -> dict[str, int]:
     rows = connection.execute(
-        select(Render.error_class, func.count())
-        .where(Render.state.in_([AttemptState.FAILED, AttemptState.CRASHED]))
-        .group_by(Render.error_class)
+        select(Render.c.error_class, func.count())
+        .where(Render.c.state.in_([AttemptState.FAILED, AttemptState.CRASHED]))
+        .group_by(Render.c.error_class)
     )
     return {error_class or "unknown": int(count) for error_class, count in rows}

@@ -40,7 +40,7 @@ def create_token(db: Database, name: str, role: Role | str) -> str:
     name, role = _checked_name(name), _checked_role(role)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     with db.write() as connection:
-        live = select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        live = select(ApiToken.c.id).where(ApiToken.c.name == name, ApiToken.c.revoked_at.is_(None))
         if connection.execute(live).first() is not None:
             raise TokenNameTaken(
                 f"{name!r} already has a live token; revoke it first (farm token revoke {name}) or pick another name"
@@ -58,8 +58,8 @@ def verify_token(db: Database, token: str) -> Identity | None:
         return None
     with db.read() as connection:
         row = connection.execute(
-            select(ApiToken.name, ApiToken.role).where(
-                ApiToken.token_sha256 == token_digest(token), ApiToken.revoked_at.is_(None)
+            select(ApiToken.c.name, ApiToken.c.role).where(
+                ApiToken.c.token_sha256 == token_digest(token), ApiToken.c.revoked_at.is_(None)
             )
         ).one_or_none()
     return None if row is None else Identity(row.name, Role(row.role))
@@ -70,7 +70,7 @@ def revoke_token(db: Database, name: str) -> int:
     """Revoke ``name``'s live token (it stops working at once); returns how many were revoked."""
     with db.write() as connection:
         revoked = connection.execute(
-            update(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+            update(ApiToken).where(ApiToken.c.name == name, ApiToken.c.revoked_at.is_(None)).values(revoked_at=utcnow())
         ).rowcount
     if not revoked:
         raise UnknownToken(f"no live token is named {name!r}; `farm token list` shows the tokens")
@@ -82,8 +82,8 @@ def list_tokens(db: Database) -> tuple[TokenInfo, ...]:
     """Every token ever made, live ones first, then by name (revoked ones stay listed, for the record)."""
     with db.read() as connection:
         rows = connection.execute(
-            select(ApiToken.name, ApiToken.role, ApiToken.created_at, ApiToken.revoked_at).order_by(
-                ApiToken.revoked_at.is_not(None), ApiToken.name, ApiToken.created_at
+            select(ApiToken.c.name, ApiToken.c.role, ApiToken.c.created_at, ApiToken.c.revoked_at).order_by(
+                ApiToken.c.revoked_at.is_not(None), ApiToken.c.name, ApiToken.c.created_at
             )
         ).all()
     return tuple(TokenInfo(row.name, Role(row.role), row.created_at, row.revoked_at) for row in rows)

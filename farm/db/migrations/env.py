@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from farm.db.tables import Base
+from farm.db.tables import metadata
 
 MIGRATION_LOCK_KEY = 0x6661726D  # "farm"
 
@@ -22,7 +22,7 @@ def run_migrations_online() -> None:
     sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=sqlite,
         transactional_ddl=True,
         compare_type=True,
