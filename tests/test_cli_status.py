@@ -101,6 +101,25 @@ def test_status_of_a_job_shows_failures_first_then_scenes_and_shots(rendered: Re
     assert "running" in shot_lines["c"] and "40% denoise" in shot_lines["c"]
 
 
+def test_the_page_of_a_job_fits_80_columns_keeping_what_each_shot_is_doing(rendered: Rendered) -> None:
+    env = {**_env(rendered.data_dir), "COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-m", "farm", "status", str(rendered.job_id), "--db", rendered.url],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
+    failures = result.stdout[result.stdout.index("Failed shots (1)") : result.stdout.index("Scenes")]
+    error_cells = [line.split("│")[4].strip() for line in failures.splitlines() if line.startswith("│")]
+    assert ERROR in " ".join(error_cells), failures  # wrapped over lines, never cut
+    shots = result.stdout[result.stdout.index("Shots") :]
+    header = next(line for line in shots.splitlines() if "shot" in line and "state" in line)
+    assert "artifact" not in header and "/store/a.mp4" not in shots, "the artifact path only where there is room"
+    assert "40% denoise" in shots and "running" in shots
+
+
 def test_status_json_of_a_job_is_the_database_rows(rendered: Rendered) -> None:
     result = farm("status", str(rendered.job_id), "--json", data_dir=rendered.data_dir, url=rendered.url)
 

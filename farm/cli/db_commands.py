@@ -139,7 +139,7 @@ def _job_reader(farm: Reads, job_id: int, states: list[ShotState], every_shot: b
 
 
 def _job_page(detail: JobDetail, *, chosen_by_user: bool) -> tuple[RenderableType, bool]:
-    return job_view(detail, chosen_by_user=chosen_by_user), job_is_finished(detail.job.state)
+    return job_view(detail, chosen_by_user=chosen_by_user, width=stdout.width), job_is_finished(detail.job.state)
 
 
 def _jobs_page(jobs: Sequence[JobSummary]) -> tuple[RenderableType, bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import click
 from rich.console import Group, RenderableType
@@ -19,12 +19,15 @@ from rich.text import Text
 
 from farm import defaults
 from farm.cli.styles import PRODUCER_LABELS, PRODUCER_STYLES, STATE_STYLES, VERDICT_STYLES
-from farm.db.records import EventRecord, JobDetail, JobSummary, ShotCounts, ShotRow
+from farm.db.records import EventRecord, JobDetail, JobSummary, SceneRollup, ShotCounts, ShotRow
 from farm.db.states import FINISHED_JOB_STATES, JobState, ShotState
 from farm.jobs import ProducerStatus
 
 if TYPE_CHECKING:
     from farm.db.notifications import NotificationRecord
+
+R = TypeVar("R")
+"""A table's row record (a job's summary, a shot's row)."""
 
 
 def state_text(state: str | None, *, cached: bool = False) -> Text:
@@ -80,19 +83,23 @@ def progress_label(shots: ShotCounts) -> str:
 
 
 @dataclass(frozen=True)
-class _Column:
-    """A column of the jobs table: its header, how it aligns, how important it is (1 = always shown),
-    and the cell it shows for a job."""
+class _Column(Generic[R]):
+    """A column of a table: its header, how it aligns, how important it is (1 = always shown), and the cell
+    it shows for a row (a job, a shot)."""
 
     header: str
     justify: str
     rank: int
-    cell: Callable[[JobSummary, datetime], RenderableType]
-    width: Callable[[JobSummary, datetime], int] | None = None
+    cell: Callable[[R, datetime], RenderableType]
+    width: Callable[[R, datetime], int] | None = None
     """Cell width when the cell is not text (a progress bar); text cells are measured."""
+    fold: bool = False
+    """Wrap a long cell over several lines (an error message) instead of cutting it."""
+    most: int | None = None
+    """The widest a folded column is counted when choosing columns (it wraps beyond)."""
 
 
-_JOB_COLUMNS: tuple[_Column, ...] = (
+_JOB_COLUMNS: tuple[_Column[JobSummary], ...] = (
     _Column("job", "right", 1, lambda job, now: str(job.id)),
     _Column("project / episode", "left", 1, lambda job, now: f"{job.project} {job.episode}".strip()),
     _Column("status", "left", 1, lambda job, now: producer_text(job)),
@@ -133,63 +140,69 @@ def edit_text(job: JobSummary) -> Text:
     return Text(f"v{job.edit_version} {job.edit_verdict}{review}", style=VERDICT_STYLES[job.edit_verdict])
 
 
-def _cell_width(column: _Column, job: JobSummary, now: datetime) -> int:
+def _cell_width(column: _Column[R], row: R, now: datetime) -> int:
     if column.width is not None:
-        return column.width(job, now)
-    cell = column.cell(job, now)
-    return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+        return column.width(row, now)
+    cell = column.cell(row, now)
+    width = cell.cell_len if isinstance(cell, Text) else len(str(cell))
+    return min(width, column.most) if column.most is not None else width
 
 
-def columns_that_fit(jobs: Sequence[JobSummary], now: datetime, width: int) -> list[_Column]:
+def columns_that_fit(columns: Sequence[_Column[R]], rows: Sequence[R], now: datetime, width: int) -> list[_Column[R]]:
     """The most important columns whose widest cells fit ``width`` (a column costs 3 more: borders, padding),
-    kept in table order."""
+    kept in table order: a narrow terminal drops the least important columns rather than wrap every row."""
     widths = {
-        column.header: max([len(column.header), *(_cell_width(column, job, now) for job in jobs)])
-        for column in _JOB_COLUMNS
+        column.header: max([len(column.header), *(_cell_width(column, row, now) for row in rows)]) for column in columns
     }
     chosen: set[str] = set()
     used = 1
-    for column in sorted(_JOB_COLUMNS, key=lambda column: column.rank):
+    for column in sorted(columns, key=lambda column: column.rank):
         cost = widths[column.header] + 3
         if column.rank > 1 and used + cost > width:
             continue
         chosen.add(column.header)
         used += cost
-    return [column for column in _JOB_COLUMNS if column.header in chosen]
+    return [column for column in columns if column.header in chosen]
+
+
+def _table(title: str, columns: Sequence[_Column[R]], rows: Sequence[R], now: datetime, width: int) -> Table:
+    table = Table(title=title, title_justify="left")
+    chosen = columns_that_fit(columns, rows, now, width)
+    for column in chosen:
+        table.add_column(column.header, justify=column.justify, overflow="fold" if column.fold else "ellipsis")  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(column.cell(row, now) for column in chosen))
+    return table
 
 
 def jobs_table(jobs: Sequence[JobSummary], now: datetime, *, width: int = 200) -> RenderableType:
     """The recent jobs, the producer's status and the edit's verdict first; as many other columns as fit."""
     if not jobs:
         return Text("No jobs yet: submit a shot list to render, then `farm status` shows it here.")
-    table = Table(title="Recent jobs", title_justify="left")
-    columns = columns_that_fit(jobs, now, width)
-    for column in columns:
-        table.add_column(column.header, justify=column.justify)  # type: ignore[arg-type]
-    for job in jobs:
-        table.add_row(*(column.cell(job, now) for column in columns))
-    return table
+    return _table("Recent jobs", _JOB_COLUMNS, jobs, now, width)
 
 
 AUTO_LIST_LIMIT = 100
 """A job with more shots lists only its running ones unless asked (--state, --all): nobody reads 10,000 rows."""
-ROWS_SHOWN = 40
-"""Rows per table on a page nobody asked to be long (failures, scenes, running shots of a big job); rich
-takes about a millisecond a row, and a morning status should appear at once."""
+ROWS_SHOWN = 20
+"""Rows per table on a page nobody asked to be long (failures, scenes, running shots of a big job): the page
+of a big job fits about two screens, each table says how to list the rest, and it appears at once (rich
+takes one to three milliseconds a row)."""
 
 
-def job_view(detail: JobDetail, *, chosen_by_user: bool = True) -> RenderableType:
+def job_view(detail: JobDetail, *, chosen_by_user: bool = True, width: int = 200) -> RenderableType:
     """The whole page for one job: header, progress, failures, scenes, then the shots ``detail`` holds.
-    With ``chosen_by_user=False`` (the default listing) long tables are cut and say how to see the rest."""
+    With ``chosen_by_user=False`` (the default listing) long tables are cut and say how to see the rest;
+    the shot tables keep the columns that fit ``width``, most important first."""
     now = detail.as_of
     job = detail.job
     parts: list[RenderableType] = [_header(job, now), _progress(job, now)]
     if detail.failures:
-        parts.append(_failures_table(detail.failures))
-    parts.append(_scenes_table(detail))
+        parts.append(_failures_table(detail.failures, now, width))
+    parts.append(_scenes_table(detail, width))
     shots = detail.shots if chosen_by_user else detail.shots[:ROWS_SHOWN]
     if shots:
-        parts.append(_shots_table(shots, now, total=job.shots.total))
+        parts.append(_shots_table(shots, now, total=job.shots.total, width=width))
     hidden = job.shots.total - len(shots)
     if hidden and not chosen_by_user:
         more_running = len(detail.shots) - len(shots)
@@ -254,79 +267,80 @@ def _progress(job: JobSummary, now: datetime) -> RenderableType:
     return Group(grid, summary)
 
 
-def _failures_table(failures: Sequence[ShotRow]) -> RenderableType:
-    table = Table(title=f"Failed shots ({len(failures)})", title_justify="left", title_style="bold red")
-    for column in ("shot", "scene", "attempts", "worker", "error", "log"):
-        table.add_column(column, overflow="fold")
-    for shot in failures[:ROWS_SHOWN]:
-        log = shot.log_path or "-"
-        table.add_row(shot.shot_id, shot.scene_id, str(shot.attempts), _worker(shot), shot.last_error or "-", log)
+_FAILURE_COLUMNS: tuple[_Column[ShotRow], ...] = (
+    _Column("shot", "left", 1, lambda shot, now: shot.shot_id),
+    _Column("scene", "left", 3, lambda shot, now: shot.scene_id),
+    _Column("attempts", "right", 2, lambda shot, now: str(shot.attempts)),
+    _Column("worker", "left", 4, lambda shot, now: _worker(shot)),
+    _Column("error", "left", 1, lambda shot, now: shot.last_error or "-", fold=True, most=40),
+    _Column("log", "left", 5, lambda shot, now: shot.log_path or "-", fold=True),
+)
+"""A failed shot's error always shows (wrapped if long); its log path when there is room (``farm logs``)."""
+
+
+def _failures_table(failures: Sequence[ShotRow], now: datetime, width: int) -> RenderableType:
+    table = _table(f"Failed shots ({len(failures)})", _FAILURE_COLUMNS, failures[:ROWS_SHOWN], now, width)
+    table.title_style = "bold red"
     if len(failures) > ROWS_SHOWN:
         table.caption = f"{len(failures) - ROWS_SHOWN} more: --state failed lists them all"
     return table
 
 
-def _scenes_table(detail: JobDetail) -> RenderableType:
+_SCENE_COLUMNS: tuple[_Column[SceneRollup], ...] = (
+    _Column("scene", "left", 1, lambda scene, now: scene.scene_id),
+    _Column("shots", "right", 5, lambda scene, now: str(scene.shots.total)),
+    _Column("done", "right", 1, lambda scene, now: progress_label(scene.shots)),
+    _Column("running", "right", 3, lambda scene, now: str(scene.shots.running)),
+    _Column("queued", "right", 4, lambda scene, now: str(scene.shots.queued)),
+    _Column("failed", "right", 2, lambda scene, now: failed_text(scene.shots)),
+    _Column("cancelled", "right", 7, lambda scene, now: str(scene.shots.cancelled)),
+    _Column(
+        "progress",
+        "left",
+        6,
+        lambda scene, now: ProgressBar(total=1.0, completed=scene.shots.fraction_done, width=16),
+        width=lambda scene, now: 16,
+    ),
+    _Column("GPU-h", "right", 5, lambda scene, now: f"{scene.gpu_seconds / 3600:.2f}"),
+)
+
+
+def _scenes_table(detail: JobDetail, width: int) -> RenderableType:
     """Every scene of a job with few; otherwise the first scenes still in work (a finished scene needs no
     attention), and a caption for the rest."""
     scenes = list(detail.scenes)
     if len(scenes) > ROWS_SHOWN:
         scenes = [scene for scene in scenes if scene.shots.done < scene.shots.total][:ROWS_SHOWN]
-    table = Table(title="Scenes", title_justify="left")
+    title = "Scenes"
     if len(scenes) < len(detail.scenes):
         finished = sum(scene.shots.done == scene.shots.total for scene in detail.scenes)
-        table.title = f"Scenes ({len(scenes)} of {len(detail.scenes)} listed, {finished} finished)"
-    for column in ("scene", "shots", "done", "running", "queued", "failed", "cancelled", "progress", "GPU-h"):
-        table.add_column(column, justify="left" if column in ("scene", "progress") else "right")
-    for scene in scenes:
-        counts = scene.shots
-        table.add_row(
-            scene.scene_id,
-            str(counts.total),
-            progress_label(counts),
-            str(counts.running),
-            str(counts.queued),
-            Text(str(counts.failed), style="bold red" if counts.failed else ""),
-            str(counts.cancelled),
-            ProgressBar(total=1.0, completed=counts.fraction_done, width=16),
-            f"{scene.gpu_seconds / 3600:.2f}",
-        )
-    return table
+        title = f"Scenes ({len(scenes)} of {len(detail.scenes)} listed, {finished} finished)"
+    return _table(title, _SCENE_COLUMNS, scenes, detail.as_of, width)
 
 
-def _shots_table(shots: Sequence[ShotRow], now: datetime, *, total: int) -> RenderableType:
+def _progress_cell(shot: ShotRow) -> str:
+    progress = f"{shot.progress:.0%}" if shot.state is ShotState.RUNNING and shot.progress is not None else ""
+    return f"{progress} {shot.phase}" if progress and shot.phase else progress
+
+
+_SHOT_COLUMNS: tuple[_Column[ShotRow], ...] = (
+    _Column("#", "right", 1, lambda shot, now: str(shot.edit_order + 1)),
+    _Column("scene", "left", 4, lambda shot, now: shot.scene_id),
+    _Column("shot", "left", 1, lambda shot, now: shot.shot_id),
+    _Column("state", "left", 1, lambda shot, now: state_text(shot.state, cached=shot.cached)),
+    _Column("attempts", "right", 5, lambda shot, now: str(shot.attempts)),
+    _Column("duration", "right", 2, lambda shot, now: _duration(shot)),
+    _Column("worker", "left", 6, lambda shot, now: _worker(shot)),
+    _Column("progress", "right", 2, lambda shot, now: _progress_cell(shot)),
+    _Column("last error", "left", 3, lambda shot, now: Text(shot.last_error or "", style="red"), fold=True, most=30),
+    _Column("artifact", "left", 9, lambda shot, now: shot.artifact_path or ""),
+)
+"""What a shot is doing first; the artifact's path only where the page is wide (and in --json)."""
+
+
+def _shots_table(shots: Sequence[ShotRow], now: datetime, *, total: int, width: int) -> RenderableType:
     title = "Shots" if len(shots) == total else f"Shots ({len(shots)} of {total})"
-    table = Table(title=title, title_justify="left")
-    for column, justify in (
-        ("#", "right"),
-        ("scene", "left"),
-        ("shot", "left"),
-        ("state", "left"),
-        ("attempts", "right"),
-        ("duration", "right"),
-        ("worker", "left"),
-        ("progress", "right"),
-        ("last error", "left"),
-        ("artifact", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for shot in shots:
-        progress = f"{shot.progress:.0%}" if shot.state is ShotState.RUNNING and shot.progress is not None else ""
-        if progress and shot.phase:
-            progress += f" {shot.phase}"
-        table.add_row(
-            str(shot.edit_order + 1),
-            shot.scene_id,
-            shot.shot_id,
-            state_text(shot.state, cached=shot.cached),
-            str(shot.attempts),
-            _duration(shot),
-            _worker(shot),
-            progress,
-            Text(shot.last_error or "", style="red"),
-            shot.artifact_path or "",
-        )
-    return table
+    return _table(title, _SHOT_COLUMNS, shots, now, width)
 
 
 def _duration(shot: ShotRow) -> str:

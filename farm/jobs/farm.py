@@ -16,12 +16,12 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from farm import defaults
-from farm.catalog import Quality
 from farm.db.records import KEEP, Keep
 from farm.errors import InvalidValue
 from farm.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
+    from farm.catalog import Quality
     from farm.db.jobs import NewJob
     from farm.db.kinds import Review, Role
     from farm.db.lease import ManagerInfo
@@ -863,6 +863,8 @@ class Farm:
 
 
 def _quality(quality: Quality | str | None) -> Quality | None:
+    from farm.catalog import Quality  # the catalog is not needed by a read
+
     return Quality(quality) if quality is not None else None
 
 
