@@ -1,4 +1,4 @@
-"""What the database layer hands to other layers: frozen dataclasses, never ORM objects.
+"""What the database layer hands to other layers: frozen dataclasses, never SQL rows.
 
 A record is a snapshot taken in one read transaction; holding one keeps no connection or session open.
 ``to_json`` gives the shape ``farm status --json`` prints (timestamps as ISO 8601 UTC), for
