@@ -122,9 +122,11 @@ def test_fcp_xml_and_aaf_read_back_with_shot_names_ranges_and_record_positions(f
     assert Path(otio.url_utils.filepath_from_url(video[1].media_reference.target_url)).name == "s01_v1.mp4"
     dialogue = list(timeline.audio_tracks()[0].find_clips())
     assert [clip.source_range.start_time.value for clip in dialogue] == [0, 30, 65]  # 2.6 s into the track
-    if adapter == "fcp_xml":  # the AAF adapter writes no markers (see docs/editorial.md)
-        assert [marker.name.split(":")[0] for marker in video[2].markers] == ["audio_gap"]
-        assert "gap of 200 ms" in video[2].markers[0].name
+    assert [len(clip.markers) for clip in video] == [0, 0, 1], "the flagged cut's marker, on the shot after it"
+    assert video[2].markers[0].name.split(":")[0] == "audio_gap" and "gap of 200 ms" in video[2].markers[0].name
+    assert video[2].markers[0].marked_range.start_time.value == 0  # at the cut: the clip's first frame
+    if adapter == "AAF":
+        assert video[2].markers[0].color == otio.schema.MarkerColor.RED
 
 
 def test_record_start_is_configurable_and_drop_frame_only_where_it_exists(flagged_edit) -> None:

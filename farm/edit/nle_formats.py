@@ -70,7 +70,77 @@ def write_fcp_xml(prepared: otio.schema.Timeline, path: Path) -> None:
 
 
 def write_aaf(prepared: otio.schema.Timeline, path: Path) -> None:
-    _write_atomically(path, lambda temporary: otio.adapters.write_to_file(prepared, temporary, AAF_ADAPTER))
+    def write(temporary: str) -> None:
+        otio.adapters.write_to_file(prepared, temporary, AAF_ADAPTER)
+        add_aaf_markers(Path(temporary), prepared)
+
+    _write_atomically(path, write)
+
+
+AAF_MARKER_RGB = {
+    otio.schema.MarkerColor.RED: (65535, 0, 0),
+    otio.schema.MarkerColor.ORANGE: (65535, 32767, 0),
+    otio.schema.MarkerColor.YELLOW: (65535, 65535, 0),
+    otio.schema.MarkerColor.GREEN: (0, 65535, 0),
+    otio.schema.MarkerColor.CYAN: (0, 65535, 65535),
+    otio.schema.MarkerColor.BLUE: (0, 0, 65535),
+    otio.schema.MarkerColor.PURPLE: (32767, 0, 65535),
+    otio.schema.MarkerColor.MAGENTA: (65535, 0, 65535),
+    otio.schema.MarkerColor.WHITE: (65535, 65535, 65535),
+    otio.schema.MarkerColor.BLACK: (0, 0, 0),
+}
+"""Avid's marker colours as 16-bit RGB (CommentMarkerColor)."""
+
+
+def add_aaf_markers(path: Path, prepared: otio.schema.Timeline) -> int:
+    """Write the picture clips' markers into the AAF at ``path`` the way Media Composer keeps them; returns
+    how many.
+
+    The AAF adapter writes none. Avid holds a sequence's markers in an event slot of its composition mob:
+    ``DescriptiveMarker`` components at record positions (frames from the sequence's start), each naming
+    the picture slot it describes, which carries the same physical track number (V1). The adapter's reader
+    attaches them back to the clip under each position.
+    """
+    import aaf2  # the AAF adapter's own library, present wherever the adapter is
+
+    video = prepared.video_tracks()
+    marks = list(_record_markers(video[0])) if video else []
+    if not marks:
+        return 0
+    with aaf2.open(str(path), "rw") as aaf:
+        composition = next(iter(aaf.content.toplevel()))
+        picture = next(slot for slot in composition.slots if slot.segment.media_kind == "Picture")
+        picture["PhysicalTrackNumber"].value = 1
+        slot = aaf.create.EventMobSlot()
+        slot["EditRate"].value = picture.edit_rate
+        slot["SlotID"].value = max(existing.slot_id for existing in composition.slots) + 1
+        slot["PhysicalTrackNumber"].value = 1
+        sequence = aaf.create.Sequence(media_kind="DescriptiveMetadata")
+        for position, length, text, color in marks:
+            marker = aaf.create.DescriptiveMarker()
+            marker["Position"].value = position
+            marker["Length"].value = length
+            marker["Comment"].value = text
+            marker["CommentMarkerUser"].value = "farm"
+            marker["DescribedSlots"].value = {picture.slot_id}
+            red, green, blue = AAF_MARKER_RGB.get(color, AAF_MARKER_RGB[otio.schema.MarkerColor.RED])
+            marker["CommentMarkerColor"].value = {"red": red, "green": green, "blue": blue}
+            sequence.components.append(marker)
+        slot.segment = sequence
+        composition.slots.append(slot)
+    return len(marks)
+
+
+def _record_markers(track: otio.schema.Track) -> list[tuple[int, int, str, str]]:
+    """(record frame, length in frames, text, colour) of every marker on ``track``'s clips, in record order."""
+    marks = []
+    for clip in track.find_clips():
+        start = clip.range_in_parent().start_time
+        for marker in clip.markers:
+            offset = marker.marked_range.start_time - clip.source_range.start_time
+            position = round((start + offset).value)
+            marks.append((position, max(1, round(marker.marked_range.duration.value)), marker.name, marker.color))
+    return sorted(marks, key=lambda mark: mark[0])
 
 
 def write_edl(prepared: otio.schema.Timeline, path: Path, *, reels: dict[str, str]) -> None:
