@@ -48,6 +48,9 @@ class Resources:
     cpus: float = 1.0
     gpu_memory_gb: float = 0.0
     memory_gb: float = 1.0
+    encode_threads: int = 0
+    """CPU threads the shot's video encoder (x264) may use; 0 leaves it to x264. The encoder runs beside the
+    model, so this is what it takes of ``cpus`` while the model's feeders keep the rest."""
 
 
 @dataclass(frozen=True)

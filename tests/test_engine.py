@@ -8,6 +8,7 @@ renders a job's shots and stops there: a job whose every shot is done is ``assem
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +443,35 @@ def _attempt_times(farm: Farm, job_id: int) -> list[tuple]:
 
 def _last_finish(farm: Farm, job_id: int):
     return max(finished for _, finished in _attempt_times(farm, job_id))
+
+
+def test_a_worker_starts_its_next_shot_while_the_last_one_is_still_encoding(farm_factory) -> None:
+    # Big frames (288x512) rendered instantly: at the end of each shot's model run, x264 still has most of
+    # its frames to encode. The worker gives its GPU slot back when the model returns, so the shot
+    # prefetched behind it starts before that encoding is over.
+    big = SIX_SHOTS.replace("width: 96\n  height: 64", "width: 288\n  height: 512")
+    farm = farm_factory(seconds_per_frame=0.0)
+    job = farm.submit(big)
+    outcome, _ = farm.run(job)
+
+    assert outcome.state is JobState.ASSEMBLING and outcome.done == 6
+    with farm.db.read() as connection:
+        rows = connection.execute(
+            select(Render.c.worker, Render.c.started_at, Render.c.timings).where(
+                Render.c.state == AttemptState.SUCCEEDED
+            )
+        ).all()
+    by_worker: dict[str, list[dict[str, float]]] = {}
+    # in the order the worker's model took them: sent at started_at, then waiting for the slot
+    for worker, _, timings in sorted(
+        rows, key=lambda row: row.started_at + timedelta(seconds=row.timings["waited_for_slot"])
+    ):
+        by_worker.setdefault(worker, []).append(timings)
+    pairs = [(first, second) for shots in by_worker.values() for first, second in itertools.pairwise(shots)]
+    # a shot sent to a worker before its last shot's model was done (waited for the slot longer than the GPU
+    # was idle): the ones whose start says whether the slot was given back before the encoding ended
+    queued = [(first, second) for first, second in pairs if second["waited_for_slot"] > second["gpu_idle_before"]]
+    assert queued, f"no shot was sent to a busy worker: {pairs}"
+    assert all(first["encode_after_render"] > 0 for first, _ in pairs)
+    overlapped = [second["gpu_idle_before"] < first["encode_after_render"] for first, second in queued]
+    assert all(overlapped), [(first["encode_after_render"], second["gpu_idle_before"]) for first, second in queued]

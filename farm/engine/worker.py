@@ -2,7 +2,10 @@
 
 The actor is threaded: while one shot renders (holding the slot lock), the next call's inputs are
 already being transferred and prepared, and the driver can ask for progress or cancel a render. Frames
-stream from the model into an ffmpeg encoder, so memory does not grow with the shot.
+stream from the model into an ffmpeg encoder, so memory does not grow with the shot; the encoder is
+started before the slot is taken and finished after it is given back, so the model starts the next shot
+while ffmpeg encodes the end of the last (``encode_after_render`` and ``gpu_idle_before`` in the
+attempt's timings say how long each took).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from farm.engine.messages import RenderAssignment, RenderOutcome, WorkerIdentity
 from farm.engine.takes import SegmentAudio, TakeResult, array_segments, render_take
 from farm.errors import RenderCancelled
 from farm.media.audio import mix_speakers
+from farm.media.ffmpeg import DEFAULT_ENCODE
 from farm.media.video import ShotVideoWriter
 from farm.plan import ShotTask
 
@@ -57,6 +62,8 @@ class RenderWorker:
         self._progress: dict[int, tuple[float, str]] = {}
         self._cancelled: set[int] = set()
         self.busy_seconds = 0.0
+        self._released_at: float | None = None
+        """When the last shot's model gave the slot back: the next shot's ``gpu_idle_before`` counts from it."""
 
     def identity(self) -> WorkerIdentity:
         return self.identity_info
@@ -105,35 +112,34 @@ class RenderWorker:
         request = _request_for(assignment, reference_image, audio, continuation_frames, second_image)
         task = assignment.task
         video_path = self.store.path_for(task.cache_key, ArtifactKind.SHOT_VIDEO)
-        with self._slot:
-            self._check_cancelled(assignment.render_id)
-            started = time.perf_counter()
-            self._set_progress(assignment.render_id, 0.0, "start")
-            try:
-                progress = self._progress_callback(assignment.render_id)
-                if len(task.segments) > 1:
-                    result = self._render_take(assignment, request, video_path, _segment_audio(audio, task))
-                else:
-                    with ShotVideoWriter(
-                        video_path,
-                        width=task.width,
-                        height=task.height,
-                        fps=task.fps,
-                        frames=task.frames,
-                        audio=mix_speakers(audio),
-                        audio_rate=defaults.MODEL_SAMPLE_RATE,
-                        keep_existing=True,  # the store never replaces a published file
-                    ) as sink:
-                        result = self.model.render(request, sink, progress)
-            except Exception as exc:
-                mapped = as_farm_error(exc, f"shot {task.shot_id}", storage=self.store.root)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-            finally:
-                model_seconds = time.perf_counter() - started
-                self.busy_seconds += model_seconds
-                self._forget(assignment.render_id)
+        try:
+            # The encoder starts before the slot is taken and finishes after it is given back: the next
+            # shot's model runs while ffmpeg encodes the end of this one (issue 19: encoding off the GPU's
+            # critical path).
+            pieces = _segment_audio(audio, task) if len(task.segments) > 1 else None
+            with self._video_writer(task, video_path, audio, pieces) as sink:
+                with self._slot:
+                    self._check_cancelled(assignment.render_id)
+                    started = time.perf_counter()
+                    idle = None if self._released_at is None else started - self._released_at
+                    self._set_progress(assignment.render_id, 0.0, "start")
+                    try:
+                        progress = self._progress_callback(assignment.render_id)
+                        if pieces is not None:
+                            result = self._render_take(assignment, request, sink, pieces)
+                        else:
+                            result = self.model.render(request, sink, progress)
+                    finally:
+                        rendered = self._released_at = time.perf_counter()
+                        model_seconds = rendered - started
+                        self.busy_seconds += model_seconds
+                        self._forget(assignment.render_id)
+            encoded = time.perf_counter()
+        except Exception as exc:
+            mapped = as_farm_error(exc, f"shot {task.shot_id}", storage=self.store.root)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         last_frames_path = self.store.save_last_frames(task.cache_key, result.last_frames)
         finished = time.perf_counter()
         return RenderOutcome(
@@ -151,37 +157,51 @@ class RenderWorker:
             timings={
                 "waited_for_slot": started - arrived,
                 "render": model_seconds,
+                "encode_after_render": encoded - rendered,
                 "finalise": finished - started - model_seconds,
+                **({"gpu_idle_before": idle} if idle is not None else {}),
                 **{f"model.{key}": value for key, value in result.timings.items()},
             },
             warnings=tuple(result.warnings),
         )
 
-    def _render_take(
-        self, assignment: RenderAssignment, request: RenderRequest, video_path: Path, audio: SegmentAudio
-    ) -> TakeResult:
-        """A long take, segment by segment (farm.engine.takes): its audio is muxed from the segments' pieces
-        and each segment's frames stream into the one video file."""
-        task = assignment.task
-        with ShotVideoWriter(
+    def _video_writer(
+        self, task: ShotTask, video_path: Path, audio: np.ndarray | list[Any], pieces: SegmentAudio | None
+    ) -> ShotVideoWriter:
+        """The shot's encoder: its dialogue muxed in (a long take's in the segments' ``pieces``), x264 on the
+        cores the manifest gives it, and a file already published kept (the store never replaces one)."""
+        sound = (
+            {"audio_chunks": (pieces(index) for index in range(len(task.segments)))}
+            if pieces is not None
+            else {"audio": mix_speakers(audio)}
+        )
+        return ShotVideoWriter(
             video_path,
             width=task.width,
             height=task.height,
             fps=task.fps,
             frames=task.frames,
-            audio_chunks=(audio(index) for index in range(len(task.segments))),
             audio_rate=defaults.MODEL_SAMPLE_RATE,
+            settings=replace(DEFAULT_ENCODE, threads=self.manifest.resources.encode_threads),
             keep_existing=True,
-        ) as sink:
-            result = render_take(
-                self.model,
-                request,
-                task.segments,
-                task.reanchor_every,
-                audio,
-                sink,
-                self._progress_callback(assignment.render_id),
-            )
+            **sound,
+        )
+
+    def _render_take(
+        self, assignment: RenderAssignment, request: RenderRequest, sink: ShotVideoWriter, audio: SegmentAudio
+    ) -> TakeResult:
+        """A long take, segment by segment (farm.engine.takes): each segment's frames stream into the one
+        video file, whose audio is the segments' pieces."""
+        task = assignment.task
+        result = render_take(
+            self.model,
+            request,
+            task.segments,
+            task.reanchor_every,
+            audio,
+            sink,
+            self._progress_callback(assignment.render_id),
+        )
         print(
             f"take of {len(task.segments)} segments; seams at frames {', '.join(map(str, result.seams))}; "
             f"re-anchored segments {', '.join(str(index + 1) for index in result.reanchored) or 'none'}"

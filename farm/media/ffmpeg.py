@@ -93,6 +93,9 @@ class EncodeSettings:
     crf: int = 18
     preset: str = "veryfast"
     audio_bitrate: str = "192k"
+    threads: int = 0
+    """x264's threads (0: its own choice, about 1.5 per core). How many cores the encoder may take from the
+    process feeding the GPU; it does not change what is encoded's format, so shots still concatenate."""
 
     def colour_conversion(self) -> tuple[Filter, ...]:
         """RGB to BT.709 limited-range YUV, and the frames tagged BT.709 in all four properties: the last
@@ -105,8 +108,9 @@ class EncodeSettings:
         )
 
     def video_options(self) -> dict[str, str]:
+        threads = {"threads": str(self.threads)} if self.threads else {}
         return {
-            "c:v": "libx264", "preset": self.preset, "crf": str(self.crf), "pix_fmt": "yuv420p",
+            "c:v": "libx264", "preset": self.preset, "crf": str(self.crf), "pix_fmt": "yuv420p", **threads,
             **BT709_TAGS,
         }  # fmt: skip
 

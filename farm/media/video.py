@@ -3,10 +3,17 @@
 A shot is written to a hidden temporary file beside its destination and renamed into place only once
 ffmpeg has exited cleanly with exactly the frames promised, so no reader ever sees half a video and a
 crash leaves nothing behind but a temp file that is removed on the way out.
+
+Frames reach ffmpeg through a queue and a feeder thread (``ShotVideoWriter``): the renderer hands a batch
+over and goes on while the pipe takes it, so a GPU waits for the encoder only when a bounded amount of
+frames (``QUEUED_BYTES``) is already waiting, and a worker can start its next shot while ffmpeg finishes
+encoding the last one.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,12 +28,18 @@ from farm.media.audio import write_wav_chunks
 from farm.media.ffmpeg import DEFAULT_ENCODE, EncodeSettings, FfmpegProcess, encode_rgb_frames, start
 from farm.media.ffmpeg import EDIT_AUDIO_RATE as EDIT_AUDIO_RATE  # the shot files' rate; the edit reads it here
 
+QUEUED_BYTES = 256 * 1024 * 1024
+"""Frames a writer holds for its encoder at most (about 200 frames at 480x832): what a renderer may run
+ahead of ffmpeg, and what it costs in memory."""
+
 
 class ShotVideoWriter:
     """A FrameSink that pipes RGB frames into ffmpeg and publishes the mp4 atomically on success.
 
     Use as a context manager: leaving the block normally finishes and renames the file; leaving it with
-    an exception kills ffmpeg and deletes the partial output.
+    an exception kills ffmpeg and deletes the partial output. ``write`` queues a batch for the feeder
+    thread, which writes it to ffmpeg's pipe; an encoder failure surfaces at the next ``write`` or at
+    the end.
     """
 
     def __init__(
@@ -56,6 +69,9 @@ class ShotVideoWriter:
         self.temporary = files.temporary_path(path, suffix=".part.mp4")
         self.audio_file: Path | None = None
         self.process: FfmpegProcess | None = None
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._feeder: threading.Thread | None = None
+        self._feed_error: BaseException | None = None
         if audio is not None or audio_chunks is not None:
             self.audio_file = self.temporary.with_suffix(".wav")
             try:
@@ -76,6 +92,29 @@ class ShotVideoWriter:
         self.process = start(command, f"{self.path}: encoding the shot")
         return self
 
+    def _feed(self) -> None:
+        """The feeder thread: the queued batches into ffmpeg's pipe, until the end marker (None)."""
+        assert self._queue is not None and self.process is not None
+        while (data := self._queue.get()) is not None:
+            if self._feed_error is None:  # after a failure, drain so that no writer stays blocked
+                try:
+                    self.process.write(data)
+                except BaseException as error:
+                    self._feed_error = error
+
+    def _queue_for(self, batch_bytes: int) -> queue.Queue[bytes | None]:
+        if self._queue is None:
+            self._queue = queue.Queue(maxsize=max(2, QUEUED_BYTES // max(batch_bytes, 1)))
+            self._feeder = threading.Thread(target=self._feed, name=f"encode-{self.path.name}", daemon=True)
+            self._feeder.start()
+        return self._queue
+
+    def _stop_feeder(self) -> None:
+        if self._queue is not None and self._feeder is not None:
+            self._queue.put(None)
+            self._feeder.join()
+            self._queue = self._feeder = None
+
     def write(self, frames: np.ndarray) -> None:
         if self.process is None:
             raise MediaError(f"{self.path}: writer is not open")
@@ -88,7 +127,10 @@ class ShotVideoWriter:
             )
         if self.frames_written + len(frames) > self.expected_frames:
             raise MediaError(f"{self.path}: more than the {self.expected_frames} frames promised")
-        self.process.write(np.ascontiguousarray(frames).tobytes())
+        if self._feed_error is not None:
+            raise self._feed_error
+        data = np.ascontiguousarray(frames).tobytes()
+        self._queue_for(len(data)).put(data)
         self.frames_written += len(frames)
 
     def __exit__(
@@ -98,7 +140,8 @@ class ShotVideoWriter:
             if kind is None:
                 self._finish()
             elif self.process is not None:
-                self.process.kill()
+                self.process.kill()  # first: a feeder blocked on the pipe then fails and drains
+                self._stop_feeder()
         finally:
             self._remove_temporaries()
 
@@ -109,6 +152,10 @@ class ShotVideoWriter:
 
     def _finish(self) -> None:
         assert self.process is not None
+        self._stop_feeder()
+        if self._feed_error is not None:
+            self.process.kill()
+            raise self._feed_error
         self.process.finish()
         if self.frames_written != self.expected_frames:
             raise MediaError(f"{self.path}: {self.frames_written} frames written, {self.expected_frames} expected")
