@@ -7,6 +7,9 @@
     script would, with the same number of slots. Target: farm >= 5x faster.
 (c) worker busy fraction over batch (b): time in the model's render call / time the workers were
     available (from model loaded to the last shot done). Target >= 95 %.
+(d) the GPU's idle time between two shots of one worker when the next shot was already waiting, with
+    480x832 frames (x264 busy at the end of each shot): from the attempts' ``gpu_idle_before``, next to
+    the encoding each shot left after its model ended (``encode_after_render``). Target p99 < 0.5 s.
 
     python bench/engine.py [--shots-a 60] [--shots-b 40] [--workers 2] [--load-seconds 4]
 """
@@ -41,13 +44,13 @@ from tests.shotlists import make_project  # noqa: E402
 FPS = 25
 
 
-def shot_list(shots: int, frames_per_shot: int) -> str:
+def shot_list(shots: int, frames_per_shot: int, size: tuple[int, int] = (96, 64)) -> str:
     """A shot list of ``shots`` shots of ``frames_per_shot`` frames each, cut from the demo dialogue."""
     seconds = Fraction(frames_per_shot, FPS)
     lines = [
         "version: 1",
         "project: bench",
-        "output: {fps: 25, width: 96, height: 64}",
+        f"output: {{fps: 25, width: {size[0]}, height: {size[1]}}}",
         "defaults: {quality: final, model: pattern}",
         "characters: {marcus: {image: media/marcus.jpg}}",
         "audio_tracks: {sc01: {file: media/sc01_dialogue.wav}}",
@@ -64,14 +67,14 @@ def shot_list(shots: int, frames_per_shot: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def farm_batch(root: Path, shots: int, frames: int, workers: int, **params: object):
+def farm_batch(root: Path, shots: int, frames: int, workers: int, size: tuple[int, int] = (96, 64), **params: object):
     write_manifest(root / "models", "pattern", gpus=0, cpus=1, **params)
     settings = resolve_settings(
         data_dir=root / "data", database_url=f"sqlite:///{root / 'farm.db'}", models_dir=root / "models"
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
-    job = submit_shot_list(db, settings, make_project(root / "project", shot_list(shots, frames))).job_id
+    job = submit_shot_list(db, settings, make_project(root / "project", shot_list(shots, frames, size))).job_id
     started = time.perf_counter()
     outcome = drive_job(db, settings, job, options=EngineOptions(max_workers_per_model=workers))
     wall = time.perf_counter() - started
@@ -199,7 +202,44 @@ def main() -> None:
             f"\n(c) worker busy fraction over (b): {busy:.2f} s rendering / {available:.2f} s available = "
             f"{(fraction or 0) * 100:.1f} % (target >= 95 %)"
         )
+
+        shots_d, frames_d = 24, 25
+        farm_batch(root / "d", shots_d, frames_d, args.workers, size=(480, 832), seconds_per_frame=0.01)
+        idle, tails = gpu_gaps(root / "d" / "farm.db")
+        print(
+            f"\n(d) {shots_d} shots of {frames_d} frames at 480x832 on {args.workers} workers: GPU idle between "
+            f"a worker's shots when the next was waiting ({len(idle)} gaps)"
+        )
+        print(
+            f"    GPU idle        p50 {percentile(idle, 50):6.3f} s   p99 {percentile(idle, 99):6.3f} s (target < 0.5)"
+        )
+        print(f"    encoding left   p50 {percentile(tails, 50):6.3f} s   p99 {percentile(tails, 99):6.3f} s "
+              "(done beside the next shot's model)")  # fmt: skip
     ray.shutdown()
+
+
+def gpu_gaps(database: Path) -> tuple[list[float], list[float]]:
+    """The attempts' GPU idle before them (those sent to a busy worker: they waited for its slot longer than
+    the slot stayed free) and the encoding every attempt left after its model ended."""
+    from sqlalchemy import select
+
+    from farm.db.tables import Render
+
+    db = open_database(f"sqlite:///{database}")
+    with db.read() as connection:
+        timings = connection.execute(select(Render.c.timings).where(Render.c.state == "succeeded")).scalars().all()
+    db.dispose()
+    idle = [
+        t["gpu_idle_before"] for t in timings if "gpu_idle_before" in t and t["waited_for_slot"] > t["gpu_idle_before"]
+    ]
+    return idle, [t["encode_after_render"] for t in timings]
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":
