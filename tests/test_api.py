@@ -254,7 +254,7 @@ def test_jobs_shots_attempts_logs_edits_and_events_read_back(
     log = tmp_path / "a-1.log"
     log.write_text("loading model\nframe 1/59\n")
     with db.write() as connection:
-        connection.execute(Render.c.update().where(Render.c.id == render_id).values(log_path=str(log)))
+        connection.execute(Render.update().where(Render.c.id == render_id).values(log_path=str(log)))
 
     jobs = api.call("pat", "GET", "/api/jobs").json()["jobs"]
     detail = api.call("pat", "GET", f"/api/jobs/{job_id}", params={"state": "running"}).json()
