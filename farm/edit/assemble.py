@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from farm import defaults, files
+from farm.edit.audio_encode import encode_edit_audio, piece_count
 from farm.edit.audio_lay import ShotAudioStats, lay_audio
 from farm.edit.loudness import LoudnessMeasurement, Normalisation, measure_loudness, normalisation_gain
 from farm.edit.timeline import EditShot, EditSpan, check_edit_order, edit_spans, source_start_sample
@@ -51,7 +52,8 @@ from farm.media.ffmpeg import (
     EDIT_AUDIO_RATE,
     EncodeSettings,
     Filter,
-    mux_copied_video,
+    concat_copied_video,
+    mux_copied_streams,
     reencode_video,
     run,
 )
@@ -198,6 +200,7 @@ def assemble_edit(
     settings: EncodeSettings = DEFAULT_ENCODE,
     reencode_all: bool = False,
     workers: int | None = None,
+    audio_pieces: int | None = None,
 ) -> AssemblyResult:
     """Write ``out_dir/edit.mp4`` from ``shots`` (in edit order); never overwrites an existing edit.
 
@@ -220,27 +223,37 @@ def assemble_edit(
         spans = edit_spans(shots)
         clock.lap("probe")
         audio_wav = work / "edit_audio.wav"
+        edit_audio = work / "edit_audio.m4a"
         with ThreadPoolExecutor(max_workers=1) as background:
-            # the odd shots re-encode (ffmpeg processes) while the audio is laid and measured here
-            conformed = background.submit(
-                _conform_videos, shots, routes, work, output, settings, workers or os.cpu_count() or 1
+            # the odd shots re-encode and the video is joined (ffmpeg processes) while the audio is laid,
+            # measured and encoded here
+            video = background.submit(
+                _join_video, shots, routes, work, output, settings, workers or os.cpu_count() or 1
             )
-            audio_stats = lay_audio(shots, spans, audio_wav, work)
+            laid = lay_audio(shots, spans, audio_wav, work)
+            audio_stats, before = laid.shots, laid.loudness
             clock.lap("lay_audio")
-            before = measure_loudness(audio_wav)
-            clock.lap("measure_loudness")
-            videos = conformed.result()
-            clock.lap("wait_reencode")
-        gain = normalisation_gain(before, loudness_lufs, true_peak_db)
-        concat = work / "video.ffconcat"
-        write_concat_list(concat, [(video, shot.duration) for video, shot in zip(videos, shots, strict=True)])
+            gain = normalisation_gain(before, loudness_lufs, true_peak_db)
+            encode_edit_audio(
+                audio_wav,
+                edit_audio,
+                work,
+                filters=[DUPLICATE_MONO_TO_STEREO, *gain.audio_filters()],
+                settings=settings,
+                aac_coder=EDIT_AAC_CODER,
+                pieces=audio_pieces or piece_count(spans[-1].end_sample, workers or os.cpu_count() or 1),
+            )
+            clock.lap("encode_audio")
+            joined_video = video.result()
+            clock.lap("wait_video")
         staged = work / EDIT_FILE
-        _mux(concat, audio_wav, gain, staged, settings)
-        clock.lap("mux")
         frames = sum(shot.frames for shot in shots)
         audio_samples = spans[-1].end_sample
         with ThreadPoolExecutor(max_workers=1) as background:
-            measured = background.submit(measure_loudness, staged, duplicate_mono_to_stereo=False)
+            # the delivered audio's packets are the joined stream's: measured while the streams are muxed
+            measured = background.submit(measure_loudness, edit_audio, duplicate_mono_to_stereo=False)
+            run(mux_copied_streams(joined_video, edit_audio, staged), "muxing the edit")
+            clock.lap("mux")
             info = _verify(staged, frames, audio_samples, output)
             after = measured.result()
         clock.lap("verify")
@@ -337,6 +350,23 @@ def _route_shots(shots: Sequence[EditShot], reference: StreamSignature, reencode
     return routes
 
 
+def _join_video(
+    shots: Sequence[EditShot],
+    routes: Sequence[_Route],
+    work: Path,
+    output: OutputSpec,
+    settings: EncodeSettings,
+    workers: int,
+) -> Path:
+    """The edit's video alone in ``work``: the odd shots conformed, then every shot joined by stream copy."""
+    videos = _conform_videos(shots, routes, work, output, settings, workers)
+    concat = work / "video.ffconcat"
+    write_concat_list(concat, [(video, shot.duration) for video, shot in zip(videos, shots, strict=True)])
+    joined = work / "edit_video.mp4"
+    run(concat_copied_video(concat, joined), "joining the shots' video")
+    return joined
+
+
 def _conform_videos(
     shots: Sequence[EditShot],
     routes: Sequence[_Route],
@@ -386,19 +416,6 @@ def _reencode_shot(
 
 
 # -- 5-6. mux and verify ----------------------------------------------------------------------------
-
-
-def _mux(concat: Path, audio: Path, gain: Normalisation, destination: Path, settings: EncodeSettings) -> None:
-    """Join the video by stream copy and encode the gain-adjusted dialogue, on both channels, once."""
-    command = mux_copied_video(
-        concat,
-        audio,
-        destination,
-        audio_filters=[DUPLICATE_MONO_TO_STEREO, *gain.audio_filters()],
-        settings=settings,
-        aac_coder=EDIT_AAC_CODER,
-    )
-    run(command, "muxing the edit")
 
 
 def _verify(path: Path, frames: int, audio_samples: int, output: OutputSpec) -> float:

@@ -3,7 +3,8 @@
 Each track is decoded once to a 48 kHz WAV on disk and copied a chunk at a time into the edit's WAV,
 each shot exactly ``frames / fps`` long on the timeline (see ``edit_spans``), silence past a track's
 end. On the way through, each shot's loudness and the samples either side of every cut are measured
-for the continuity checks, so nothing is decoded twice and memory stays flat in the number of shots.
+for the continuity checks, and the whole edit's loudness (integrated, range, true peak) for its
+normalisation, so nothing is decoded or read twice and memory stays flat in the number of shots.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from farm.edit.loudness import LoudnessMeter
+from farm.edit.loudness import EditLoudnessMeter, LoudnessMeasurement, LoudnessMeter
 from farm.edit.timeline import EditShot, EditSpan, source_start_sample
 from farm.media.audio import mix_speakers
 from farm.media.ffmpeg import EDIT_AUDIO_RATE, decode_to_wav, run
@@ -42,12 +43,19 @@ class ShotAudioStats:
     """Samples of silence added because the slice ran past the end of its track."""
 
 
-def lay_audio(
-    shots: Sequence[EditShot], spans: Sequence[EditSpan], destination: Path, work: Path
-) -> list[ShotAudioStats]:
+@dataclass(frozen=True)
+class LaidAudio:
+    shots: list[ShotAudioStats]
+    """Per shot, in edit order."""
+    loudness: LoudnessMeasurement
+    """The whole edit as ffmpeg's ebur128 measures it on the dual-mono stereo the listener gets."""
+
+
+def lay_audio(shots: Sequence[EditShot], spans: Sequence[EditSpan], destination: Path, work: Path) -> LaidAudio:
     """Write the edit's mono 16-bit WAV to ``destination`` (tracks decoded into ``work``); stats per shot."""
     tracks: dict[Path, Path] = {}
     stats = []
+    edit_meter = EditLoudnessMeter(EDIT_AUDIO_RATE)
     with wave.open(str(destination), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -60,8 +68,15 @@ def lay_audio(
                 _read_samples(tracks[audio.path], source_start_sample(audio), span.samples)
                 for audio in (shot.audio, *shot.other_speakers_audio)
             ]
-            stats.append(_copy_chunks(readers[0] if len(readers) == 1 else _mixed(readers), out))
-    return stats
+            stats.append(_copy_chunks(readers[0] if len(readers) == 1 else _mixed(readers), out, edit_meter))
+    with wave.open(str(destination), "rb") as laid:
+
+        def read(first: int, count: int) -> np.ndarray:
+            laid.setpos(min(first, laid.getnframes()))
+            return np.frombuffer(laid.readframes(count), "<i2").astype(np.float64) / 32768.0
+
+        loudness = edit_meter.measure(read)
+    return LaidAudio(stats, loudness)
 
 
 def _mixed(readers: list[Iterator[tuple[np.ndarray, int]]]) -> Iterator[tuple[np.ndarray, int]]:
@@ -77,7 +92,9 @@ def decode_track(source: Path, destination: Path) -> Path:
     return destination
 
 
-def _copy_chunks(chunks: Iterator[tuple[np.ndarray, int]], out: wave.Wave_write) -> ShotAudioStats:
+def _copy_chunks(
+    chunks: Iterator[tuple[np.ndarray, int]], out: wave.Wave_write, edit_meter: EditLoudnessMeter
+) -> ShotAudioStats:
     meter = LoudnessMeter(EDIT_AUDIO_RATE)
     head = np.zeros(0, np.float64)
     tail = np.zeros(0, np.float64)
@@ -87,6 +104,7 @@ def _copy_chunks(chunks: Iterator[tuple[np.ndarray, int]], out: wave.Wave_write)
         out.writeframes(chunk.astype("<i2", copy=False).tobytes())
         values = chunk.astype(np.float64) / 32768.0
         meter.feed(values)
+        edit_meter.feed(values)
         if len(head) < EDGE_SAMPLES:
             head = np.concatenate([head, values[: EDGE_SAMPLES - len(head)]])
         tail = np.concatenate([tail[-EDGE_SAMPLES:], values[-EDGE_SAMPLES:]])[

@@ -6,15 +6,19 @@ one-hour edit is measured in a few kilobytes. The gated blocks are the standard'
 75 % overlap, built from four consecutive 100 ms sub-blocks. Its K-weighting coefficients come from
 pyloudnorm, whose whole-array meter it agrees with (tests check within 0.1 LU).
 
-ffmpeg's ebur128 filter gives the edit's integrated loudness and true peak (4x oversampled), measured
-on what the listener gets: the mono dialogue duplicated to stereo, which reads 3 LU louder than the mono
-signal because BS.1770 sums the channels.
+The edit's own loudness before normalisation (integrated, loudness range, true peak) is measured by
+``EditLoudnessMeter`` while the dialogue is laid, in the same pass, as ffmpeg's ebur128 would measure
+what the listener gets: the mono dialogue duplicated to stereo, which reads 3 LU louder than the mono
+signal because BS.1770 sums the channels. It agrees with ebur128 to its printed 0.1 LU / 0.1 dB (tests
+and bench/assembly.py compare them). The delivered file is measured by ffmpeg's ebur128
+(``measure_loudness``): the normalised, encoded audio is what the listener gets.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,21 @@ ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 SUB_BLOCK_SECONDS = 0.1
 BLOCK_SUB_BLOCKS = 4
+SHORT_TERM_SUB_BLOCKS = 30
+"""EBU Tech 3342: loudness range is taken over 3 s short-term blocks, one every 100 ms."""
+RANGE_RELATIVE_GATE_LU = -20.0
+RANGE_PERCENTILES = (10.0, 95.0)
+DUAL_MONO_POWER = 2.0
+"""The mono dialogue plays on both channels: BS.1770 sums the channels' powers."""
+TRUE_PEAK_OVERSAMPLING = 4
+TRUE_PEAK_SEARCH_DB = 6.0
+"""Only 100 ms stretches whose sample peak is within this of the edit's are oversampled for the true
+peak. The 4x-interpolated peak exceeds the sample peak by the signal's inter-sample overshoot: 3 dB for a
+sine at a quarter of the sample rate, less below, so for dialogue (energy under 4 kHz at 48 kHz) the
+loudest true peak is among them; content far above that could hide a louder one (then the result is
+still at least the sample peak, never below it)."""
+TRUE_PEAK_MARGIN_SAMPLES = 48
+"""Samples read either side of a stretch so that the interpolation filter sees its neighbours."""
 
 
 class LoudnessMeter:
@@ -61,20 +80,7 @@ class LoudnessMeter:
 
     def integrated(self) -> float | None:
         """Gated integrated loudness; None under 400 ms or when every block is below -70 LUFS."""
-        powers = np.asarray(self._sub_block_powers)
-        if len(powers) < BLOCK_SUB_BLOCKS:
-            return None
-        blocks = np.convolve(powers, np.ones(BLOCK_SUB_BLOCKS) / BLOCK_SUB_BLOCKS, mode="valid")
-        with np.errstate(divide="ignore"):
-            levels = -0.691 + 10.0 * np.log10(blocks)
-        above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
-        if not len(above_absolute):
-            return None
-        relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RELATIVE_GATE_LU
-        gated = blocks[(levels >= ABSOLUTE_GATE_LUFS) & (levels > relative_gate)]
-        if not len(gated):
-            return None
-        return -0.691 + 10.0 * math.log10(float(np.mean(gated)))
+        return _gated_loudness(np.asarray(self._sub_block_powers))
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,106 @@ class LoudnessMeasurement:
     """None when the audio is silent or shorter than one 400 ms gating block."""
     true_peak_dbtp: float | None
     loudness_range_lu: float | None
+
+
+class EditLoudnessMeter:
+    """The whole edit's loudness as ebur128 measures it on the dual-mono stereo, fed its mono samples in order.
+
+    K-weighting runs as one second-order-sections filter over the whole edit (state carried across
+    chunks); one mean square and one sample peak per 100 ms are kept, so that ``measure`` can oversample
+    only the loud stretches for the true peak (reading them back from the laid WAV): memory grows by two
+    floats per 100 ms of audio, never with the samples.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        from pyloudnorm.iirfilter import IIRfilter
+
+        shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
+        high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+        self._sos = np.array([np.r_[shelf.b, shelf.a], np.r_[high_pass.b, high_pass.a]])
+        self._state = np.zeros((2, 2))
+        self._sub_block = round(sample_rate * SUB_BLOCK_SECONDS)
+        self._pending = np.zeros(0)
+        self._powers: list[np.ndarray] = []
+        self._position = 0
+        self._peaks: list[np.ndarray] = []
+        """The sample peak of every 100 ms of the edit (the last one short)."""
+
+    def feed(self, samples: np.ndarray) -> None:
+        from scipy.signal import sosfilt
+
+        values = np.asarray(samples, dtype=np.float64)
+        if not len(values):
+            return
+        weighted, self._state = sosfilt(self._sos, values, zi=self._state)
+        pending = np.concatenate([self._pending, weighted])
+        whole = len(pending) // self._sub_block * self._sub_block
+        if whole:
+            self._powers.append(np.mean(np.square(pending[:whole].reshape(-1, self._sub_block)), axis=1))
+        self._pending = pending[whole:]
+        # peaks on the edit's 100 ms grid, so every stretch is one 100 ms of the edit whatever the chunks
+        edges = np.arange(-(self._position % self._sub_block), len(values), self._sub_block)
+        edges[0] = 0
+        peaks = np.maximum.reduceat(np.abs(values), edges)
+        if self._position % self._sub_block and self._peaks:
+            self._peaks[-1][-1] = max(self._peaks[-1][-1], peaks[0])
+            peaks = peaks[1:]
+        if len(peaks):
+            self._peaks.append(peaks)
+        self._position += len(values)
+
+    def measure(self, read: Callable[[int, int], np.ndarray]) -> LoudnessMeasurement:
+        """Integrated loudness, loudness range and true peak; ``read(first, count)`` returns laid samples."""
+        powers = DUAL_MONO_POWER * (np.concatenate(self._powers) if self._powers else np.zeros(0))
+        return LoudnessMeasurement(_gated_loudness(powers), self._true_peak(read), _loudness_range(powers))
+
+    def _true_peak(self, read: Callable[[int, int], np.ndarray]) -> float | None:
+        from scipy.signal import resample_poly
+
+        peaks = np.concatenate(self._peaks) if self._peaks else np.zeros(0)
+        if not len(peaks) or float(np.max(peaks)) <= 0.0:
+            return None
+        loudest = float(np.max(peaks))
+        true_peak = loudest
+        loud = np.flatnonzero(peaks >= loudest * 10 ** (-TRUE_PEAK_SEARCH_DB / 20))
+        # runs of consecutive loud stretches are read and oversampled in one go
+        breaks = np.flatnonzero(np.diff(loud) > 1) + 1
+        for stretch in np.split(loud, breaks):
+            first = max(0, int(stretch[0]) * self._sub_block - TRUE_PEAK_MARGIN_SAMPLES)
+            values = read(first, len(stretch) * self._sub_block + 2 * TRUE_PEAK_MARGIN_SAMPLES)
+            true_peak = max(true_peak, float(np.max(np.abs(resample_poly(values, TRUE_PEAK_OVERSAMPLING, 1)))))
+        return 20 * math.log10(true_peak)
+
+
+def _gated_loudness(powers: np.ndarray) -> float | None:
+    """BS.1770 integrated loudness of 100 ms sub-block powers (channels summed), None below the gates."""
+    if len(powers) < BLOCK_SUB_BLOCKS:
+        return None
+    blocks = np.convolve(powers, np.ones(BLOCK_SUB_BLOCKS) / BLOCK_SUB_BLOCKS, mode="valid")
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10.0 * np.log10(blocks)
+    above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
+    if not len(above_absolute):
+        return None
+    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RELATIVE_GATE_LU
+    gated = blocks[(levels >= ABSOLUTE_GATE_LUFS) & (levels > relative_gate)]
+    return -0.691 + 10.0 * math.log10(float(np.mean(gated))) if len(gated) else None
+
+
+def _loudness_range(powers: np.ndarray) -> float | None:
+    """EBU Tech 3342 loudness range (LU) of 100 ms sub-block powers: 3 s blocks, gated, 10th to 95th percentile."""
+    if len(powers) < SHORT_TERM_SUB_BLOCKS:
+        return None
+    blocks = np.convolve(powers, np.ones(SHORT_TERM_SUB_BLOCKS) / SHORT_TERM_SUB_BLOCKS, mode="valid")
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10.0 * np.log10(blocks)
+    above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
+    if not len(above_absolute):
+        return None
+    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RANGE_RELATIVE_GATE_LU
+    gated = levels[(levels >= ABSOLUTE_GATE_LUFS) & (levels >= relative_gate)]
+    low, high = np.percentile(gated, RANGE_PERCENTILES)
+    return float(high - low)
 
 
 def measure_loudness(path: Path, *, duplicate_mono_to_stereo: bool = True) -> LoudnessMeasurement:
