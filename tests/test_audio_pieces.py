@@ -6,6 +6,7 @@ noise), against a single-pass encode of the same samples, and for a zero cross-c
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import wave
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_pieces_tile_the_timeline_on_aac_frames() -> None:
     plan = plan_pieces(total, 4)
 
     assert plan[0].first_sample == plan[0].input_start == 0 and plan[-1].end_sample == plan[-1].input_end == total
-    for before, after in zip(plan, plan[1:], strict=False):
+    for before, after in itertools.pairwise(plan):
         assert before.end_sample == after.first_sample and after.first_sample % AAC_FRAME_SAMPLES == 0
         assert after.first_sample - after.input_start == PRE_ROLL_FRAMES * AAC_FRAME_SAMPLES
         assert before.input_end > before.end_sample
