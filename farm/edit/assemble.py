@@ -230,7 +230,7 @@ def assemble_edit(
             video = background.submit(
                 _join_video, shots, routes, work, output, settings, workers or os.cpu_count() or 1
             )
-            laid = lay_audio(shots, spans, audio_wav, work)
+            laid = lay_audio(shots, spans, audio_wav, work, workers=workers)
             audio_stats, before = laid.shots, laid.loudness
             clock.lap("lay_audio")
             gain = normalisation_gain(before, loudness_lufs, true_peak_db)

@@ -1,17 +1,18 @@
-"""Loudness per ITU-R BS.1770-4 / EBU R128: a streaming meter for shots and ffmpeg's ebur128 for the edit.
+"""Loudness per ITU-R BS.1770-4 / EBU R128: streaming meters for the shots and the laid edit, ffmpeg's ebur128
+for the delivered file.
 
-The streaming meter K-weights samples chunk by chunk (filter state carried across chunks) and keeps one
-mean square per 100 ms: memory grows by one float per 100 ms of audio, never with the samples, so a
-one-hour edit is measured in a few kilobytes. The gated blocks are the standard's 400 ms windows with
-75 % overlap, built from four consecutive 100 ms sub-blocks. Its K-weighting coefficients come from
-pyloudnorm, whose whole-array meter it agrees with (tests check within 0.1 LU).
+The streaming meters K-weight samples chunk by chunk (scipy's sosfilt, filter state carried across
+chunks) and keep one mean square per 100 ms: memory grows by one float per 100 ms of audio, never with
+the samples, so a one-hour edit is measured in a few kilobytes. The gated blocks are the standard's
+400 ms windows with 75 % overlap, built from four consecutive 100 ms sub-blocks. The K-weighting
+coefficients come from pyloudnorm, whose whole-array meter they agree with (tests check within 0.1 LU).
 
-The edit's own loudness before normalisation (integrated, loudness range, true peak) is measured by
-``EditLoudnessMeter`` while the dialogue is laid, in the same pass, as ffmpeg's ebur128 would measure
-what the listener gets: the mono dialogue duplicated to stereo, which reads 3 LU louder than the mono
-signal because BS.1770 sums the channels. It agrees with ebur128 to its printed 0.1 LU / 0.1 dB (tests
-and bench/assembly.py compare them). The delivered file is measured by ffmpeg's ebur128
-(``measure_loudness``): the normalised, encoded audio is what the listener gets.
+``EditLoudnessMeter`` measures the laid edit before normalisation (integrated loudness, loudness range,
+true peak) in the same pass that lays it, as ebur128 would on what the listener gets: the mono
+dialogue duplicated to stereo, which reads 3 LU louder than the mono signal because BS.1770 sums the
+channels. It agrees with ebur128 within 0.15 LU and 0.1 dB (ebur128 prints one decimal and gates on a
+histogram; tests/test_edit_assembly.py and bench/assembly.py compare them). The delivered file is
+measured by ffmpeg's ebur128 (``measure_loudness``): its normalised, encoded audio.
 """
 
 from __future__ import annotations
@@ -48,30 +49,20 @@ TRUE_PEAK_MARGIN_SAMPLES = 48
 """Samples read either side of a stretch so that the interpolation filter sees its neighbours."""
 
 
-class LoudnessMeter:
-    """Integrated loudness (LUFS) of one mono channel fed in chunks of float samples in [-1, 1]."""
+class WeightedLoudness:
+    """Integrated loudness of one mono channel fed already K-weighted samples in chunks.
+
+    Assembly K-weights the whole edit once (``EditLoudnessMeter``) and hands each shot its stretch of
+    the weighted signal: the filters then carry the previous shot's last milliseconds into a shot's
+    first, as the cut is heard, and no sample is filtered twice.
+    """
 
     def __init__(self, sample_rate: int) -> None:
-        # scipy.signal takes seconds to import: only a meter that measures pays for it, not every
-        # process that imports the edit library (a cached re-run re-uses its edit and measures nothing)
-        from pyloudnorm.iirfilter import IIRfilter
-
-        shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
-        high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
-        self._filters = [(shelf.b, shelf.a), (high_pass.b, high_pass.a)]
-        self._states: list[np.ndarray] | None = None
         self._sub_block = round(sample_rate * SUB_BLOCK_SECONDS)
         self._pending = np.zeros(0)
         self._sub_block_powers: list[float] = []
 
-    def feed(self, samples: np.ndarray) -> None:
-        from scipy.signal import lfilter, lfilter_zi
-
-        weighted = np.asarray(samples, dtype=np.float64)
-        if self._states is None:
-            self._states = [lfilter_zi(b, a) * 0.0 for b, a in self._filters]
-        for index, (b, a) in enumerate(self._filters):
-            weighted, self._states[index] = lfilter(b, a, weighted, zi=self._states[index])
+    def feed_weighted(self, weighted: np.ndarray) -> None:
         pending = np.concatenate([self._pending, weighted])
         whole = len(pending) // self._sub_block * self._sub_block
         if whole:
@@ -81,6 +72,32 @@ class LoudnessMeter:
     def integrated(self) -> float | None:
         """Gated integrated loudness; None under 400 ms or when every block is below -70 LUFS."""
         return _gated_loudness(np.asarray(self._sub_block_powers))
+
+
+class LoudnessMeter(WeightedLoudness):
+    """Integrated loudness (LUFS) of one mono channel fed in chunks of float samples in [-1, 1]."""
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate)
+        self._sos = k_weighting(sample_rate)
+        self._state = np.zeros((len(self._sos), 2))
+
+    def feed(self, samples: np.ndarray) -> None:
+        from scipy.signal import sosfilt
+
+        weighted, self._state = sosfilt(self._sos, np.asarray(samples, dtype=np.float64), zi=self._state)
+        self.feed_weighted(weighted)
+
+
+def k_weighting(sample_rate: int) -> np.ndarray:
+    """BS.1770's K-weighting (high shelf, then high pass) as second-order sections for scipy's sosfilt."""
+    # scipy.signal takes seconds to import: only a meter that measures pays for it, not every
+    # process that imports the edit library (a cached re-run re-uses its edit and measures nothing)
+    from pyloudnorm.iirfilter import IIRfilter
+
+    shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
+    high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+    return np.array([np.r_[shelf.b, shelf.a], np.r_[high_pass.b, high_pass.a]])
 
 
 @dataclass(frozen=True)
@@ -101,12 +118,8 @@ class EditLoudnessMeter:
     """
 
     def __init__(self, sample_rate: int) -> None:
-        from pyloudnorm.iirfilter import IIRfilter
-
-        shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
-        high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
-        self._sos = np.array([np.r_[shelf.b, shelf.a], np.r_[high_pass.b, high_pass.a]])
-        self._state = np.zeros((2, 2))
+        self._sos = k_weighting(sample_rate)
+        self._state = np.zeros((len(self._sos), 2))
         self._sub_block = round(sample_rate * SUB_BLOCK_SECONDS)
         self._pending = np.zeros(0)
         self._powers: list[np.ndarray] = []
@@ -114,12 +127,13 @@ class EditLoudnessMeter:
         self._peaks: list[np.ndarray] = []
         """The sample peak of every 100 ms of the edit (the last one short)."""
 
-    def feed(self, samples: np.ndarray) -> None:
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """Meter the next samples of the edit; returns them K-weighted (for the shot's own meter)."""
         from scipy.signal import sosfilt
 
         values = np.asarray(samples, dtype=np.float64)
         if not len(values):
-            return
+            return values
         weighted, self._state = sosfilt(self._sos, values, zi=self._state)
         pending = np.concatenate([self._pending, weighted])
         whole = len(pending) // self._sub_block * self._sub_block
@@ -136,6 +150,7 @@ class EditLoudnessMeter:
         if len(peaks):
             self._peaks.append(peaks)
         self._position += len(values)
+        return weighted
 
     def measure(self, read: Callable[[int, int], np.ndarray]) -> LoudnessMeasurement:
         """Integrated loudness, loudness range and true peak; ``read(first, count)`` returns laid samples."""
