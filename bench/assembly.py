@@ -6,8 +6,10 @@ Shots are made fast: one 2 s shot (25 fps, H.264 + AAC, written by ShotVideoWrit
 plus a few odd ones (another size, another CRF) that the stream-copy run must re-encode. Their
 dialogue comes from ten 16 kHz tracks, one per "scene", each cut back to back. Both runs assemble the
 same shots (edit.mp4 with the audio laid from the tracks and loudness-normalised), side by side in one
-process. Memory is the peak RSS of this process plus its ffmpeg children, sampled every 20 ms; a
-100-shot copy run is measured too, to show that memory does not grow with the number of shots.
+process. Wall and CPU seconds are printed for each run (CPU: this process and its ffmpeg children,
+which a shared machine's other jobs hardly change). Memory is the peak RSS of this process plus its
+ffmpeg children, sampled every 20 ms; a 100-shot copy run is measured too, to show that memory does
+not grow with the number of shots.
 
 The edit's audio is encoded in parallel AAC pieces (farm.edit.audio_encode); the same stream copy
 with the audio in one AAC pass (``audio_pieces=1``, the earlier pipeline's encode) runs beside it, and
@@ -18,6 +20,7 @@ the loudness of both is printed side by side with ffmpeg's ebur128 measurement o
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -141,12 +144,12 @@ def make_shots(root: Path, count: int, width: int, height: int) -> list[EditShot
 
 def run(label: str, shots: list[EditShot], out: Path, output: OutputSpec, **options: object) -> AssemblyResult:
     with PeakMemory() as memory:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _cpu_seconds()
         result = assemble_edit(shots, out, output=output, **options)  # type: ignore[arg-type]
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     source_bytes = sum(shot.video.stat().st_size for shot in shots)
     print(
-        f"{label:<22} {len(shots):>5} shots {result.frames:>6} frames  {seconds:7.1f} s  "
+        f"{label:<22} {len(shots):>5} shots {result.frames:>6} frames  {seconds:7.1f} s  (CPU {cpu:5.1f} s)  "
         f"{source_bytes / seconds / 1e6:7.1f} MB/s in  {result.bytes / seconds / 1e6:6.1f} MB/s out  "
         f"{result.frames / seconds:7.0f} frames/s  copied {result.copied:>5}  re-encoded {result.reencoded:>5}  "
         f"peak RSS {memory.peak / 2**20:6.0f} MiB (python alone {memory.own_peak / 2**20:4.0f})",
@@ -154,6 +157,13 @@ def run(label: str, shots: list[EditShot], out: Path, output: OutputSpec, **opti
     )
     print("    " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items()), flush=True)
     return result
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (every ffmpeg): on a shared machine the wall
+    time depends on the other jobs, the CPU time hardly."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def video_concat_only(shots: list[EditShot], work: Path) -> None:

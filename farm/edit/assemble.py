@@ -5,25 +5,34 @@ The pipeline reads top to bottom in ``assemble_edit``:
 1. probe every shot (stream parameters and exact frame count, header and packets only);
 2. route each shot: stream copy when its StreamSignature equals what farm's encoder writes at the output
    size and rate and it has exactly its planned frames, re-encode otherwise (a bounded pool of ffmpeg
-   processes, one shot each, to the common parameters);
+   processes, one shot each, to the common parameters); in a background thread the re-encodes run and
+   then the concat demuxer joins every shot's video without decoding it (``-c copy``), while steps 3-4
+   run here;
 3. lay the audio: every shot's slice of its ORIGINAL dialogue track, decoded once per track to a 48 kHz
-   WAV on disk and copied chunk by chunk into the edit's WAV, with each shot exactly ``frames / fps``
-   long on the timeline (see ``edit_spans``); per-shot loudness and the samples either side of every cut
-   are measured on the way through, for the continuity checks (``farm.edit.audio_lay``);
-4. measure the edit's loudness (ffmpeg ebur128), pick one linear gain for the target;
-5. mux: the concat demuxer joins the shots' video without decoding it (``-c copy``), the WAV is
-   gain-adjusted and encoded to AAC once;
-6. verify the written file (frame count, audio length) and publish it by rename.
+   WAV on disk (tracks in parallel) and copied chunk by chunk into the edit's WAV, with each shot
+   exactly ``frames / fps`` long on the timeline (see ``edit_spans``). On the way through, one
+   K-weighting pass measures the edit's loudness (integrated, range, and the true peak of its loudest
+   stretches, as ebur128 would) and each shot's loudness, and the samples either side of every cut are
+   kept, for the continuity checks (``farm.edit.audio_lay``); no second pass reads the audio;
+4. pick one gain for the loudness target (a limiter when the true peak needs it) and encode the
+   gain-adjusted WAV to AAC in parallel pieces cut on AAC frames, each encoder given a second of
+   pre-roll, their packets joined without decoding into one gapless, sample-exact stream
+   (``farm.edit.audio_encode``);
+5. mux: the joined video and audio streams, both copied, into the edit's mp4; meanwhile ffmpeg's
+   ebur128 measures the delivered audio (``loudness_after``);
+6. verify the written file from its headers and packets (frame count, audio length, start times) and
+   publish it by rename.
 
 The ffmpeg command lines themselves are built, and run, by ``farm.media.ffmpeg``.
 
 Nothing here holds more than one chunk of audio or any decoded frame: memory is flat in the number of
 shots. Work files live in a hidden folder beside the output and are removed however the call ends.
 
-AAC priming: the AAC encoder emits 1024 priming samples before the first real one; ffmpeg's mp4 muxer
-writes an edit list that skips them, so decoded audio starts at t = 0 with the first dialogue sample.
-The last AAC frame is padded to 1024 samples, so the audio stream may be up to one AAC frame
-(21.3 ms at 48 kHz) longer than the video; verification allows exactly that much.
+AAC priming: the AAC encoder emits 1024 priming samples before the first real one; the joined stream
+keeps the first piece's priming packet at pts -1024 and the mp4 muxer writes an edit list that skips
+it, so decoded audio starts at t = 0 with the first dialogue sample. The edit list also ends the audio
+on the timeline's last sample (the movie timescale is the sample rate), although the last AAC frame is
+padded to 1024 samples; verification allows one sample of rounding.
 """
 
 from __future__ import annotations
@@ -68,7 +77,6 @@ from farm.media.video import (
 )
 from farm.shotlist.types import OutputSpec
 
-AAC_FRAME_SAMPLES = 1024
 EDIT_FILE = "edit.mp4"
 EDIT_AAC_CODER = "fast"
 """ffmpeg's AAC coder for the edit's audio: 'fast' encodes an hour of dialogue ~3x quicker than the
@@ -117,7 +125,7 @@ class AssemblyResult:
     seconds: float
     bytes: int
     phases: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per step (probe, lay_audio, measure_loudness, wait_reencode, mux, verify)."""
+    """Wall seconds per step (probe, lay_audio, encode_audio, wait_video, mux, verify)."""
 
     @property
     def duration(self) -> Fraction:
@@ -429,6 +437,6 @@ def _verify(path: Path, frames: int, audio_samples: int, output: OutputSpec) -> 
     if abs(video_start) > 0.5 / float(output.fps) or abs(audio_start or 0.0) > 0.5 / EDIT_AUDIO_RATE:
         raise MediaError(f"{path.name}: video starts at {video_start} s and audio at {audio_start} s, not together")
     expected = audio_samples / EDIT_AUDIO_RATE
-    if info.audio_duration is None or abs(info.audio_duration - expected) > AAC_FRAME_SAMPLES / EDIT_AUDIO_RATE:
+    if info.audio_duration is None or abs(info.audio_duration - expected) > 1.5 / EDIT_AUDIO_RATE:
         raise MediaError(f"{path.name}: audio lasts {info.audio_duration} s, the timeline {expected:.6f} s")
     return info.audio_duration
