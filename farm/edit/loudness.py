@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,10 @@ RANGE_PERCENTILES = (10.0, 95.0)
 DUAL_MONO_POWER = 2.0
 """The mono dialogue plays on both channels: BS.1770 sums the channels' powers."""
 TRUE_PEAK_OVERSAMPLING = 4
-TRUE_PEAK_SEARCH_DB = 6.0
-"""Only 100 ms stretches whose sample peak is within this of the edit's are oversampled for the true
-peak. The 4x-interpolated peak exceeds the sample peak by the signal's inter-sample overshoot: 3 dB for a
-sine at a quarter of the sample rate, less below, so for dialogue (energy under 4 kHz at 48 kHz) the
-loudest true peak is among them; content far above that could hide a louder one (then the result is
-still at least the sample peak, never below it)."""
+TRUE_PEAK_HALF_TAPS = 10
+"""The interpolation filter spans this many input samples either side (scipy's resample_poly design: a
+Kaiser-windowed sinc of 2 * 10 * 4 + 1 taps), so only 100 ms stretches whose neighbourhood is loud
+enough to reach the loudest sample peak through the filter's gain are oversampled (see ``_true_peak``)."""
 TRUE_PEAK_MARGIN_SAMPLES = 48
 """Samples read either side of a stretch so that the interpolation filter sees its neighbours."""
 
@@ -158,21 +157,42 @@ class EditLoudnessMeter:
         return LoudnessMeasurement(_gated_loudness(powers), self._true_peak(read), _loudness_range(powers))
 
     def _true_peak(self, read: Callable[[int, int], np.ndarray]) -> float | None:
-        from scipy.signal import resample_poly
+        """The 4x-oversampled peak, computed only where it can be the edit's.
+
+        An interpolated sample is a weighted sum of at most 2 * TRUE_PEAK_HALF_TAPS input samples, so it
+        is at most ``bound`` (the largest sum of one phase's absolute weights) times their peak; a
+        stretch whose own and neighbours' sample peaks, times ``bound``, stay under the edit's loudest
+        sample peak cannot hold the true peak, which is never below that. The others are read back and
+        oversampled, consecutive ones in one go: the result is exact, not an estimate.
+        """
+        from scipy.signal import upfirdn
 
         peaks = np.concatenate(self._peaks) if self._peaks else np.zeros(0)
         if not len(peaks) or float(np.max(peaks)) <= 0.0:
             return None
+        taps = _interpolation_taps()
+        bound = max(
+            float(np.sum(np.abs(taps[phase::TRUE_PEAK_OVERSAMPLING]))) for phase in range(TRUE_PEAK_OVERSAMPLING)
+        )
         loudest = float(np.max(peaks))
+        neighbourhood = np.maximum(peaks, np.maximum(np.r_[0.0, peaks[:-1]], np.r_[peaks[1:], 0.0]))
+        loud = np.flatnonzero(neighbourhood * bound >= loudest)
         true_peak = loudest
-        loud = np.flatnonzero(peaks >= loudest * 10 ** (-TRUE_PEAK_SEARCH_DB / 20))
-        # runs of consecutive loud stretches are read and oversampled in one go
         breaks = np.flatnonzero(np.diff(loud) > 1) + 1
         for stretch in np.split(loud, breaks):
             first = max(0, int(stretch[0]) * self._sub_block - TRUE_PEAK_MARGIN_SAMPLES)
             values = read(first, len(stretch) * self._sub_block + 2 * TRUE_PEAK_MARGIN_SAMPLES)
-            true_peak = max(true_peak, float(np.max(np.abs(resample_poly(values, TRUE_PEAK_OVERSAMPLING, 1)))))
+            true_peak = max(true_peak, float(np.max(np.abs(upfirdn(taps, values, TRUE_PEAK_OVERSAMPLING)))))
         return 20 * math.log10(true_peak)
+
+
+@cache
+def _interpolation_taps() -> np.ndarray:
+    """resample_poly's 4x interpolation filter, designed once (it would design it on every call)."""
+    from scipy.signal import firwin
+
+    length = 2 * TRUE_PEAK_HALF_TAPS * TRUE_PEAK_OVERSAMPLING + 1
+    return TRUE_PEAK_OVERSAMPLING * firwin(length, 1.0 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 5.0))
 
 
 def _gated_loudness(powers: np.ndarray) -> float | None:
