@@ -213,7 +213,8 @@ def assemble_edit(
     """Write ``out_dir/edit.mp4`` from ``shots`` (in edit order); never overwrites an existing edit.
 
     ``reencode_all`` re-encodes every shot even where a stream copy would do (benchmarks, or to
-    normalise a set of shots from foreign encoders).
+    normalise a set of shots from foreign encoders). ``audio_pieces`` fixes how many parallel AAC encodes
+    the dialogue is cut into (default: one per worker, none under 30 s; 1 is a single pass).
     """
     started = time.perf_counter()
     check_edit_order(shots)

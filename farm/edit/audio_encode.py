@@ -171,5 +171,6 @@ def join_pieces(pieces: Sequence[tuple[AudioPiece, Path]], destination: Path) ->
                     packet.stream = stream
                     packet.time_base = sample
                     packet.pts = packet.dts = local + piece.input_start
-                    packet.duration = int(packet.duration * audio.time_base / sample)
+                    if packet.duration is not None:
+                        packet.duration = int(packet.duration * audio.time_base / sample)
                     output.mux(packet)

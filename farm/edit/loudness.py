@@ -40,10 +40,13 @@ RANGE_PERCENTILES = (10.0, 95.0)
 DUAL_MONO_POWER = 2.0
 """The mono dialogue plays on both channels: BS.1770 sums the channels' powers."""
 TRUE_PEAK_OVERSAMPLING = 4
-TRUE_PEAK_HALF_TAPS = 10
-"""The interpolation filter spans this many input samples either side (scipy's resample_poly design: a
-Kaiser-windowed sinc of 2 * 10 * 4 + 1 taps), so only 100 ms stretches whose neighbourhood is loud
-enough to reach the loudest sample peak through the filter's gain are oversampled (see ``_true_peak``)."""
+TRUE_PEAK_HALF_TAPS = 6
+"""The interpolation filter spans this many input samples either side (a Kaiser-windowed sinc of
+2 * 6 * 4 + 1 taps, as in scipy's resample_poly design but shorter, like BS.1770's own 48-tap example:
+its largest phase gain is 1.92, where resample_poly's 81 taps have 2.24, so fewer stretches need
+oversampling (see ``_true_peak``) and each costs 40 % less)."""
+TRUE_PEAK_RUN_STRETCHES = 50
+"""At most this many consecutive 100 ms stretches (5 s) are read and oversampled at once: flat memory."""
 TRUE_PEAK_MARGIN_SAMPLES = 48
 """Samples read either side of a stretch so that the interpolation filter sees its neighbours."""
 
@@ -163,7 +166,7 @@ class EditLoudnessMeter:
         is at most ``bound`` (the largest sum of one phase's absolute weights) times their peak; a
         stretch whose own and neighbours' sample peaks, times ``bound``, stay under the edit's loudest
         sample peak cannot hold the true peak, which is never below that. The others are read back and
-        oversampled, consecutive ones in one go: the result is exact, not an estimate.
+        oversampled, up to 5 s of consecutive ones at a time: the result is exact, not an estimate.
         """
         from scipy.signal import upfirdn
 
@@ -179,7 +182,12 @@ class EditLoudnessMeter:
         loud = np.flatnonzero(neighbourhood * bound >= loudest)
         true_peak = loudest
         breaks = np.flatnonzero(np.diff(loud) > 1) + 1
-        for stretch in np.split(loud, breaks):
+        runs = (
+            run[start : start + TRUE_PEAK_RUN_STRETCHES]
+            for run in np.split(loud, breaks)
+            for start in range(0, len(run), TRUE_PEAK_RUN_STRETCHES)
+        )
+        for stretch in runs:
             first = max(0, int(stretch[0]) * self._sub_block - TRUE_PEAK_MARGIN_SAMPLES)
             values = read(first, len(stretch) * self._sub_block + 2 * TRUE_PEAK_MARGIN_SAMPLES)
             true_peak = max(true_peak, float(np.max(np.abs(upfirdn(taps, values, TRUE_PEAK_OVERSAMPLING)))))
@@ -188,7 +196,7 @@ class EditLoudnessMeter:
 
 @cache
 def _interpolation_taps() -> np.ndarray:
-    """resample_poly's 4x interpolation filter, designed once (it would design it on every call)."""
+    """The 4x interpolation filter, designed once (resample_poly would design it on every call)."""
     from scipy.signal import firwin
 
     length = 2 * TRUE_PEAK_HALF_TAPS * TRUE_PEAK_OVERSAMPLING + 1
