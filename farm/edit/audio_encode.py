@@ -147,11 +147,14 @@ def join_pieces(pieces: Sequence[tuple[AudioPiece, Path]], destination: Path) ->
     """The pieces' packets, rolls dropped, as one AAC stream in an mp4 (no decoding: packets are copied).
 
     Each packet is re-stamped with its place on the edit's timeline; the first piece's priming packet
-    keeps pts -1024, from which the muxer writes the edit list that hides the priming.
+    keeps pts -1024, from which the muxer writes the edit list that hides the priming. A piece whose
+    packets do not start at -1024 (another encoder delay) or do not follow on without a gap is refused
+    rather than joined out of place.
     """
     import av
 
     sample = Fraction(1, EDIT_AUDIO_RATE)
+    expected = -AAC_PRIMING_SAMPLES
     # the edit list's duration is in the movie's timescale: at the sample rate it ends on the exact sample
     with av.open(str(destination), "w", format="mp4", options={"movie_timescale": str(EDIT_AUDIO_RATE)}) as output:
         stream = None
@@ -162,15 +165,23 @@ def join_pieces(pieces: Sequence[tuple[AudioPiece, Path]], destination: Path) ->
                     stream = output.add_stream_from_template(audio)
                 kept_from = (-AAC_PRIMING_SAMPLES if piece.keeps_priming else piece.first_sample) - piece.input_start
                 kept_to = piece.end_sample - piece.input_start
-                for packet in source.demux(audio):
-                    if packet.pts is None:
-                        continue  # the demuxer's end-of-stream marker
+                packets = (packet for packet in source.demux(audio) if packet.pts is not None)  # None: the end
+                for index, packet in enumerate(packets):
                     local = int(packet.pts * audio.time_base / sample)
+                    if index == 0 and local != -AAC_PRIMING_SAMPLES:
+                        raise MediaError(f"{path.name}: the encoder's first packet is at {local}, not -1024")
                     if not kept_from <= local < kept_to:
                         continue
+                    placed = local + piece.input_start
+                    if placed != expected:
+                        raise MediaError(f"{path.name}: a packet at sample {placed} where {expected} was due")
+                    duration = int((packet.duration or 0) * audio.time_base / sample)
                     packet.stream = stream
                     packet.time_base = sample
-                    packet.pts = packet.dts = local + piece.input_start
-                    if packet.duration is not None:
-                        packet.duration = int(packet.duration * audio.time_base / sample)
+                    packet.pts = packet.dts = placed
+                    packet.duration = duration
                     output.mux(packet)
+                    expected = placed + duration
+    total = pieces[-1][0].end_sample
+    if expected != total:
+        raise MediaError(f"{destination.name}: the joined audio ends at sample {expected}, the timeline at {total}")
