@@ -12,7 +12,7 @@ import pytest
 
 from farm.edit.assemble import VideoRoute, assemble_edit
 from farm.edit.build import new_edit_dir
-from farm.edit.loudness import LoudnessMeter
+from farm.edit.loudness import EditLoudnessMeter, LoudnessMeter, measure_loudness
 from farm.edit.timeline import edit_spans
 from farm.errors import MediaError, UsageError
 from farm.media.audio import decode_audio
@@ -68,7 +68,7 @@ def test_dialogue_is_cut_sample_exactly_from_the_original_track(tmp_path: Path) 
     result = assemble_edit(shots, tmp_path / "edit", output=OUTPUT)
 
     assert result.audio_samples == 90 * EDIT_RATE // 25
-    assert abs(result.audio_duration_in_file - 90 / 25) <= 1024 / EDIT_RATE  # at most one AAC frame of padding
+    assert abs(result.audio_duration_in_file - 90 / 25) <= 1 / EDIT_RATE  # the edit list ends it on its sample
     audio = decoded_audio(result.path)
     expected = [3 * 4_000, 3 * 20_000, 96_000 + 3 * (52_000 - 48_000), 96_000 + 3 * (70_000 - 48_000)]
     for position in expected:
@@ -195,6 +195,29 @@ def test_streaming_meter_agrees_with_pyloudnorm() -> None:
     short = LoudnessMeter(EDIT_RATE)
     short.feed(signal[: EDIT_RATE // 4])
     assert short.integrated() is None
+
+
+def test_edit_meter_agrees_with_ffmpeg_ebur128(tmp_path: Path) -> None:
+    """The laid edit is measured in-process as ebur128 measures it duplicated to stereo (it prints one
+    decimal, hence the tolerances), including the loudest inter-sample peak."""
+    rng = np.random.default_rng(5)
+    speech = decode_audio(DEMO_MEDIA / "sc01_dialogue.wav", EDIT_RATE).astype(np.float64) / 32768
+    envelope = np.repeat(rng.uniform(0.3, 1.0, 2 * len(speech) // (EDIT_RATE // 2) + 1), EDIT_RATE // 2)
+    signal = np.tile(speech, 2) * envelope[: 2 * len(speech)]
+    signal[EDIT_RATE * 3 : EDIT_RATE * 3 + 2] = [0.9, -0.9]  # an inter-sample peak above the sample peak
+    wav = write_track(tmp_path / "laid.wav", signal, rate=EDIT_RATE)
+    laid = decode_audio(wav, EDIT_RATE).astype(np.float64) / 32768
+    meter = EditLoudnessMeter(EDIT_RATE)
+    for start in range(0, len(laid), 7_777):
+        meter.feed(laid[start : start + 7_777])
+
+    ours = meter.measure(lambda first, count: laid[first : first + count])
+    reference = measure_loudness(wav)
+
+    assert ours.integrated_lufs == pytest.approx(reference.integrated_lufs, abs=0.15)
+    assert ours.true_peak_dbtp == pytest.approx(reference.true_peak_dbtp, abs=0.15)
+    assert ours.true_peak_dbtp > 20 * np.log10(0.9) + 0.5
+    assert ours.loudness_range_lu == pytest.approx(reference.loudness_range_lu, abs=0.3)
 
 
 def colour_tags(path: Path) -> dict[str, tuple[str, ...]]:

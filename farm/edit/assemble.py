@@ -5,25 +5,34 @@ The pipeline reads top to bottom in ``assemble_edit``:
 1. probe every shot (stream parameters and exact frame count, header and packets only);
 2. route each shot: stream copy when its StreamSignature equals what farm's encoder writes at the output
    size and rate and it has exactly its planned frames, re-encode otherwise (a bounded pool of ffmpeg
-   processes, one shot each, to the common parameters);
+   processes, one shot each, to the common parameters); in a background thread the re-encodes run and
+   then the concat demuxer joins every shot's video without decoding it (``-c copy``), while steps 3-4
+   run here;
 3. lay the audio: every shot's slice of its ORIGINAL dialogue track, decoded once per track to a 48 kHz
-   WAV on disk and copied chunk by chunk into the edit's WAV, with each shot exactly ``frames / fps``
-   long on the timeline (see ``edit_spans``); per-shot loudness and the samples either side of every cut
-   are measured on the way through, for the continuity checks (``farm.edit.audio_lay``);
-4. measure the edit's loudness (ffmpeg ebur128), pick one linear gain for the target;
-5. mux: the concat demuxer joins the shots' video without decoding it (``-c copy``), the WAV is
-   gain-adjusted and encoded to AAC once;
-6. verify the written file (frame count, audio length) and publish it by rename.
+   WAV on disk (tracks in parallel) and copied chunk by chunk into the edit's WAV, with each shot
+   exactly ``frames / fps`` long on the timeline (see ``edit_spans``). On the way through, one
+   K-weighting pass measures the edit's loudness (integrated, range, and the true peak of its loudest
+   stretches, as ebur128 would) and each shot's loudness, and the samples either side of every cut are
+   kept, for the continuity checks (``farm.edit.audio_lay``); no second pass reads the audio;
+4. pick one gain for the loudness target (a limiter when the true peak needs it) and encode the
+   gain-adjusted WAV to AAC in parallel pieces cut on AAC frames, each encoder given a second of
+   pre-roll, their packets joined without decoding into one gapless, sample-exact stream
+   (``farm.edit.audio_encode``);
+5. mux: the joined video and audio streams, both copied, into the edit's mp4; meanwhile ffmpeg's
+   ebur128 measures the delivered audio (``loudness_after``);
+6. verify the written file from its headers and packets (frame count, audio length, start times) and
+   publish it by rename.
 
 The ffmpeg command lines themselves are built, and run, by ``farm.media.ffmpeg``.
 
 Nothing here holds more than one chunk of audio or any decoded frame: memory is flat in the number of
 shots. Work files live in a hidden folder beside the output and are removed however the call ends.
 
-AAC priming: the AAC encoder emits 1024 priming samples before the first real one; ffmpeg's mp4 muxer
-writes an edit list that skips them, so decoded audio starts at t = 0 with the first dialogue sample.
-The last AAC frame is padded to 1024 samples, so the audio stream may be up to one AAC frame
-(21.3 ms at 48 kHz) longer than the video; verification allows exactly that much.
+AAC priming: the AAC encoder emits 1024 priming samples before the first real one; the joined stream
+keeps the first piece's priming packet at pts -1024 and the mp4 muxer writes an edit list that skips
+it, so decoded audio starts at t = 0 with the first dialogue sample. The edit list also ends the audio
+on the timeline's last sample (the movie timescale is the sample rate), although the last AAC frame is
+padded to 1024 samples; verification allows one sample of rounding.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from farm import defaults, files
+from farm.edit.audio_encode import encode_edit_audio, piece_count
 from farm.edit.audio_lay import ShotAudioStats, lay_audio
 from farm.edit.loudness import LoudnessMeasurement, Normalisation, measure_loudness, normalisation_gain
 from farm.edit.timeline import EditShot, EditSpan, check_edit_order, edit_spans, source_start_sample
@@ -51,7 +61,8 @@ from farm.media.ffmpeg import (
     EDIT_AUDIO_RATE,
     EncodeSettings,
     Filter,
-    mux_copied_video,
+    concat_copied_video,
+    mux_copied_streams,
     reencode_video,
     run,
 )
@@ -66,7 +77,6 @@ from farm.media.video import (
 )
 from farm.shotlist.types import OutputSpec
 
-AAC_FRAME_SAMPLES = 1024
 EDIT_FILE = "edit.mp4"
 EDIT_AAC_CODER = "fast"
 """ffmpeg's AAC coder for the edit's audio: 'fast' encodes an hour of dialogue ~3x quicker than the
@@ -115,7 +125,7 @@ class AssemblyResult:
     seconds: float
     bytes: int
     phases: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per step (probe, lay_audio, measure_loudness, wait_reencode, mux, verify)."""
+    """Wall seconds per step (probe, lay_audio, encode_audio, wait_video, mux, verify)."""
 
     @property
     def duration(self) -> Fraction:
@@ -198,11 +208,13 @@ def assemble_edit(
     settings: EncodeSettings = DEFAULT_ENCODE,
     reencode_all: bool = False,
     workers: int | None = None,
+    audio_pieces: int | None = None,
 ) -> AssemblyResult:
     """Write ``out_dir/edit.mp4`` from ``shots`` (in edit order); never overwrites an existing edit.
 
     ``reencode_all`` re-encodes every shot even where a stream copy would do (benchmarks, or to
-    normalise a set of shots from foreign encoders).
+    normalise a set of shots from foreign encoders). ``audio_pieces`` fixes how many parallel AAC encodes
+    the dialogue is cut into (default: one per worker, none under 30 s; 1 is a single pass).
     """
     started = time.perf_counter()
     check_edit_order(shots)
@@ -220,27 +232,37 @@ def assemble_edit(
         spans = edit_spans(shots)
         clock.lap("probe")
         audio_wav = work / "edit_audio.wav"
+        edit_audio = work / "edit_audio.m4a"
         with ThreadPoolExecutor(max_workers=1) as background:
-            # the odd shots re-encode (ffmpeg processes) while the audio is laid and measured here
-            conformed = background.submit(
-                _conform_videos, shots, routes, work, output, settings, workers or os.cpu_count() or 1
+            # the odd shots re-encode and the video is joined (ffmpeg processes) while the audio is laid,
+            # measured and encoded here
+            video = background.submit(
+                _join_video, shots, routes, work, output, settings, workers or os.cpu_count() or 1
             )
-            audio_stats = lay_audio(shots, spans, audio_wav, work)
+            laid = lay_audio(shots, spans, audio_wav, work, workers=workers)
+            audio_stats, before = laid.shots, laid.loudness
             clock.lap("lay_audio")
-            before = measure_loudness(audio_wav)
-            clock.lap("measure_loudness")
-            videos = conformed.result()
-            clock.lap("wait_reencode")
-        gain = normalisation_gain(before, loudness_lufs, true_peak_db)
-        concat = work / "video.ffconcat"
-        write_concat_list(concat, [(video, shot.duration) for video, shot in zip(videos, shots, strict=True)])
+            gain = normalisation_gain(before, loudness_lufs, true_peak_db)
+            encode_edit_audio(
+                audio_wav,
+                edit_audio,
+                work,
+                filters=[DUPLICATE_MONO_TO_STEREO, *gain.audio_filters()],
+                settings=settings,
+                aac_coder=EDIT_AAC_CODER,
+                pieces=audio_pieces or piece_count(spans[-1].end_sample, workers or os.cpu_count() or 1),
+            )
+            clock.lap("encode_audio")
+            joined_video = video.result()
+            clock.lap("wait_video")
         staged = work / EDIT_FILE
-        _mux(concat, audio_wav, gain, staged, settings)
-        clock.lap("mux")
         frames = sum(shot.frames for shot in shots)
         audio_samples = spans[-1].end_sample
         with ThreadPoolExecutor(max_workers=1) as background:
-            measured = background.submit(measure_loudness, staged, duplicate_mono_to_stereo=False)
+            # the delivered audio's packets are the joined stream's: measured while the streams are muxed
+            measured = background.submit(measure_loudness, edit_audio, duplicate_mono_to_stereo=False)
+            run(mux_copied_streams(joined_video, edit_audio, staged), "muxing the edit")
+            clock.lap("mux")
             info = _verify(staged, frames, audio_samples, output)
             after = measured.result()
         clock.lap("verify")
@@ -337,6 +359,23 @@ def _route_shots(shots: Sequence[EditShot], reference: StreamSignature, reencode
     return routes
 
 
+def _join_video(
+    shots: Sequence[EditShot],
+    routes: Sequence[_Route],
+    work: Path,
+    output: OutputSpec,
+    settings: EncodeSettings,
+    workers: int,
+) -> Path:
+    """The edit's video alone in ``work``: the odd shots conformed, then every shot joined by stream copy."""
+    videos = _conform_videos(shots, routes, work, output, settings, workers)
+    concat = work / "video.ffconcat"
+    write_concat_list(concat, [(video, shot.duration) for video, shot in zip(videos, shots, strict=True)])
+    joined = work / "edit_video.mp4"
+    run(concat_copied_video(concat, joined), "joining the shots' video")
+    return joined
+
+
 def _conform_videos(
     shots: Sequence[EditShot],
     routes: Sequence[_Route],
@@ -388,19 +427,6 @@ def _reencode_shot(
 # -- 5-6. mux and verify ----------------------------------------------------------------------------
 
 
-def _mux(concat: Path, audio: Path, gain: Normalisation, destination: Path, settings: EncodeSettings) -> None:
-    """Join the video by stream copy and encode the gain-adjusted dialogue, on both channels, once."""
-    command = mux_copied_video(
-        concat,
-        audio,
-        destination,
-        audio_filters=[DUPLICATE_MONO_TO_STEREO, *gain.audio_filters()],
-        settings=settings,
-        aac_coder=EDIT_AAC_CODER,
-    )
-    run(command, "muxing the edit")
-
-
 def _verify(path: Path, frames: int, audio_samples: int, output: OutputSpec) -> float:
     """Refuse to publish an edit whose frame count or audio length is not what the timeline says."""
     info = probe_video(path)
@@ -412,6 +438,6 @@ def _verify(path: Path, frames: int, audio_samples: int, output: OutputSpec) -> 
     if abs(video_start) > 0.5 / float(output.fps) or abs(audio_start or 0.0) > 0.5 / EDIT_AUDIO_RATE:
         raise MediaError(f"{path.name}: video starts at {video_start} s and audio at {audio_start} s, not together")
     expected = audio_samples / EDIT_AUDIO_RATE
-    if info.audio_duration is None or abs(info.audio_duration - expected) > AAC_FRAME_SAMPLES / EDIT_AUDIO_RATE:
+    if info.audio_duration is None or abs(info.audio_duration - expected) > 1.5 / EDIT_AUDIO_RATE:
         raise MediaError(f"{path.name}: audio lasts {info.audio_duration} s, the timeline {expected:.6f} s")
     return info.audio_duration

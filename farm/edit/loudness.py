@@ -1,21 +1,27 @@
-"""Loudness per ITU-R BS.1770-4 / EBU R128: a streaming meter for shots and ffmpeg's ebur128 for the edit.
+"""Loudness per ITU-R BS.1770-4 / EBU R128: streaming meters for the shots and the laid edit, ffmpeg's ebur128
+for the delivered file.
 
-The streaming meter K-weights samples chunk by chunk (filter state carried across chunks) and keeps one
-mean square per 100 ms: memory grows by one float per 100 ms of audio, never with the samples, so a
-one-hour edit is measured in a few kilobytes. The gated blocks are the standard's 400 ms windows with
-75 % overlap, built from four consecutive 100 ms sub-blocks. Its K-weighting coefficients come from
-pyloudnorm, whose whole-array meter it agrees with (tests check within 0.1 LU).
+The streaming meters K-weight samples chunk by chunk (scipy's sosfilt, filter state carried across
+chunks) and keep one mean square per 100 ms: memory grows by one float per 100 ms of audio, never with
+the samples, so a one-hour edit is measured in a few kilobytes. The gated blocks are the standard's
+400 ms windows with 75 % overlap, built from four consecutive 100 ms sub-blocks. The K-weighting
+coefficients come from pyloudnorm, whose whole-array meter they agree with (tests check within 0.1 LU).
 
-ffmpeg's ebur128 filter gives the edit's integrated loudness and true peak (4x oversampled), measured
-on what the listener gets: the mono dialogue duplicated to stereo, which reads 3 LU louder than the mono
-signal because BS.1770 sums the channels.
+``EditLoudnessMeter`` measures the laid edit before normalisation (integrated loudness, loudness range,
+true peak) in the same pass that lays it, as ebur128 would on what the listener gets: the mono
+dialogue duplicated to stereo, which reads 3 LU louder than the mono signal because BS.1770 sums the
+channels. It agrees with ebur128 within 0.15 LU and 0.1 dB (ebur128 prints one decimal and gates on a
+histogram; tests/test_edit_assembly.py and bench/assembly.py compare them). The delivered file is
+measured by ffmpeg's ebur128 (``measure_loudness``): its normalised, encoded audio.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -27,32 +33,38 @@ ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 SUB_BLOCK_SECONDS = 0.1
 BLOCK_SUB_BLOCKS = 4
+SHORT_TERM_SUB_BLOCKS = 30
+"""EBU Tech 3342: loudness range is taken over 3 s short-term blocks, one every 100 ms."""
+RANGE_RELATIVE_GATE_LU = -20.0
+RANGE_PERCENTILES = (10.0, 95.0)
+DUAL_MONO_POWER = 2.0
+"""The mono dialogue plays on both channels: BS.1770 sums the channels' powers."""
+TRUE_PEAK_OVERSAMPLING = 4
+TRUE_PEAK_HALF_TAPS = 6
+"""The interpolation filter spans this many input samples either side (a Kaiser-windowed sinc of
+2 * 6 * 4 + 1 taps, as in scipy's resample_poly design but shorter, like BS.1770's own 48-tap example:
+its largest phase gain is 1.92, where resample_poly's 81 taps have 2.24, so fewer stretches need
+oversampling (see ``_true_peak``) and each costs 40 % less)."""
+TRUE_PEAK_RUN_STRETCHES = 50
+"""At most this many consecutive 100 ms stretches (5 s) are read and oversampled at once: flat memory."""
+TRUE_PEAK_MARGIN_SAMPLES = 48
+"""Samples read either side of a stretch so that the interpolation filter sees its neighbours."""
 
 
-class LoudnessMeter:
-    """Integrated loudness (LUFS) of one mono channel fed in chunks of float samples in [-1, 1]."""
+class WeightedLoudness:
+    """Integrated loudness of one mono channel fed already K-weighted samples in chunks.
+
+    Assembly K-weights the whole edit once (``EditLoudnessMeter``) and hands each shot its stretch of
+    the weighted signal: the filters then carry the previous shot's last milliseconds into a shot's
+    first, as the cut is heard, and no sample is filtered twice.
+    """
 
     def __init__(self, sample_rate: int) -> None:
-        # scipy.signal takes seconds to import: only a meter that measures pays for it, not every
-        # process that imports the edit library (a cached re-run re-uses its edit and measures nothing)
-        from pyloudnorm.iirfilter import IIRfilter
-
-        shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
-        high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
-        self._filters = [(shelf.b, shelf.a), (high_pass.b, high_pass.a)]
-        self._states: list[np.ndarray] | None = None
         self._sub_block = round(sample_rate * SUB_BLOCK_SECONDS)
         self._pending = np.zeros(0)
         self._sub_block_powers: list[float] = []
 
-    def feed(self, samples: np.ndarray) -> None:
-        from scipy.signal import lfilter, lfilter_zi
-
-        weighted = np.asarray(samples, dtype=np.float64)
-        if self._states is None:
-            self._states = [lfilter_zi(b, a) * 0.0 for b, a in self._filters]
-        for index, (b, a) in enumerate(self._filters):
-            weighted, self._states[index] = lfilter(b, a, weighted, zi=self._states[index])
+    def feed_weighted(self, weighted: np.ndarray) -> None:
         pending = np.concatenate([self._pending, weighted])
         whole = len(pending) // self._sub_block * self._sub_block
         if whole:
@@ -61,20 +73,33 @@ class LoudnessMeter:
 
     def integrated(self) -> float | None:
         """Gated integrated loudness; None under 400 ms or when every block is below -70 LUFS."""
-        powers = np.asarray(self._sub_block_powers)
-        if len(powers) < BLOCK_SUB_BLOCKS:
-            return None
-        blocks = np.convolve(powers, np.ones(BLOCK_SUB_BLOCKS) / BLOCK_SUB_BLOCKS, mode="valid")
-        with np.errstate(divide="ignore"):
-            levels = -0.691 + 10.0 * np.log10(blocks)
-        above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
-        if not len(above_absolute):
-            return None
-        relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RELATIVE_GATE_LU
-        gated = blocks[(levels >= ABSOLUTE_GATE_LUFS) & (levels > relative_gate)]
-        if not len(gated):
-            return None
-        return -0.691 + 10.0 * math.log10(float(np.mean(gated)))
+        return _gated_loudness(np.asarray(self._sub_block_powers))
+
+
+class LoudnessMeter(WeightedLoudness):
+    """Integrated loudness (LUFS) of one mono channel fed in chunks of float samples in [-1, 1]."""
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate)
+        self._sos = k_weighting(sample_rate)
+        self._state = np.zeros((len(self._sos), 2))
+
+    def feed(self, samples: np.ndarray) -> None:
+        from scipy.signal import sosfilt
+
+        weighted, self._state = sosfilt(self._sos, np.asarray(samples, dtype=np.float64), zi=self._state)
+        self.feed_weighted(weighted)
+
+
+def k_weighting(sample_rate: int) -> np.ndarray:
+    """BS.1770's K-weighting (high shelf, then high pass) as second-order sections for scipy's sosfilt."""
+    # scipy.signal takes seconds to import: only a meter that measures pays for it, not every
+    # process that imports the edit library (a cached re-run re-uses its edit and measures nothing)
+    from pyloudnorm.iirfilter import IIRfilter
+
+    shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
+    high_pass = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+    return np.array([np.r_[shelf.b, shelf.a], np.r_[high_pass.b, high_pass.a]])
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,130 @@ class LoudnessMeasurement:
     """None when the audio is silent or shorter than one 400 ms gating block."""
     true_peak_dbtp: float | None
     loudness_range_lu: float | None
+
+
+class EditLoudnessMeter:
+    """The whole edit's loudness as ebur128 measures it on the dual-mono stereo, fed its mono samples in order.
+
+    K-weighting runs as one second-order-sections filter over the whole edit (state carried across
+    chunks); one mean square and one sample peak per 100 ms are kept, so that ``measure`` can oversample
+    only the loud stretches for the true peak (reading them back from the laid WAV): memory grows by two
+    floats per 100 ms of audio, never with the samples.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self._sos = k_weighting(sample_rate)
+        self._state = np.zeros((len(self._sos), 2))
+        self._sub_block = round(sample_rate * SUB_BLOCK_SECONDS)
+        self._pending = np.zeros(0)
+        self._powers: list[np.ndarray] = []
+        self._position = 0
+        self._peaks: list[np.ndarray] = []
+        """The sample peak of every 100 ms of the edit (the last one short)."""
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """Meter the next samples of the edit; returns them K-weighted (for the shot's own meter)."""
+        from scipy.signal import sosfilt
+
+        values = np.asarray(samples, dtype=np.float64)
+        if not len(values):
+            return values
+        weighted, self._state = sosfilt(self._sos, values, zi=self._state)
+        pending = np.concatenate([self._pending, weighted])
+        whole = len(pending) // self._sub_block * self._sub_block
+        if whole:
+            self._powers.append(np.mean(np.square(pending[:whole].reshape(-1, self._sub_block)), axis=1))
+        self._pending = pending[whole:]
+        # peaks on the edit's 100 ms grid, so every stretch is one 100 ms of the edit whatever the chunks
+        edges = np.arange(-(self._position % self._sub_block), len(values), self._sub_block)
+        edges[0] = 0
+        peaks = np.maximum.reduceat(np.abs(values), edges)
+        if self._position % self._sub_block and self._peaks:
+            self._peaks[-1][-1] = max(self._peaks[-1][-1], peaks[0])
+            peaks = peaks[1:]
+        if len(peaks):
+            self._peaks.append(peaks)
+        self._position += len(values)
+        return weighted
+
+    def measure(self, read: Callable[[int, int], np.ndarray]) -> LoudnessMeasurement:
+        """Integrated loudness, loudness range and true peak; ``read(first, count)`` returns laid samples."""
+        powers = DUAL_MONO_POWER * (np.concatenate(self._powers) if self._powers else np.zeros(0))
+        return LoudnessMeasurement(_gated_loudness(powers), self._true_peak(read), _loudness_range(powers))
+
+    def _true_peak(self, read: Callable[[int, int], np.ndarray]) -> float | None:
+        """The 4x-oversampled peak, computed only where it can be the edit's.
+
+        An interpolated sample is a weighted sum of at most 2 * TRUE_PEAK_HALF_TAPS input samples, so it
+        is at most ``bound`` (the largest sum of one phase's absolute weights) times their peak; a
+        stretch whose own and neighbours' sample peaks, times ``bound``, stay under the edit's loudest
+        sample peak cannot hold the true peak, which is never below that. The others are read back and
+        oversampled, up to 5 s of consecutive ones at a time: the result is exact, not an estimate.
+        """
+        from scipy.signal import upfirdn
+
+        peaks = np.concatenate(self._peaks) if self._peaks else np.zeros(0)
+        if not len(peaks) or float(np.max(peaks)) <= 0.0:
+            return None
+        taps = _interpolation_taps()
+        bound = max(
+            float(np.sum(np.abs(taps[phase::TRUE_PEAK_OVERSAMPLING]))) for phase in range(TRUE_PEAK_OVERSAMPLING)
+        )
+        loudest = float(np.max(peaks))
+        neighbourhood = np.maximum(peaks, np.maximum(np.r_[0.0, peaks[:-1]], np.r_[peaks[1:], 0.0]))
+        loud = np.flatnonzero(neighbourhood * bound >= loudest)
+        true_peak = loudest
+        breaks = np.flatnonzero(np.diff(loud) > 1) + 1
+        runs = (
+            run[start : start + TRUE_PEAK_RUN_STRETCHES]
+            for run in np.split(loud, breaks)
+            for start in range(0, len(run), TRUE_PEAK_RUN_STRETCHES)
+        )
+        for stretch in runs:
+            first = max(0, int(stretch[0]) * self._sub_block - TRUE_PEAK_MARGIN_SAMPLES)
+            values = read(first, len(stretch) * self._sub_block + 2 * TRUE_PEAK_MARGIN_SAMPLES)
+            true_peak = max(true_peak, float(np.max(np.abs(upfirdn(taps, values, TRUE_PEAK_OVERSAMPLING)))))
+        return 20 * math.log10(true_peak)
+
+
+@cache
+def _interpolation_taps() -> np.ndarray:
+    """The 4x interpolation filter, designed once (resample_poly would design it on every call)."""
+    from scipy.signal import firwin
+
+    length = 2 * TRUE_PEAK_HALF_TAPS * TRUE_PEAK_OVERSAMPLING + 1
+    return TRUE_PEAK_OVERSAMPLING * firwin(length, 1.0 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 5.0))
+
+
+def _gated_loudness(powers: np.ndarray) -> float | None:
+    """BS.1770 integrated loudness of 100 ms sub-block powers (channels summed), None below the gates."""
+    if len(powers) < BLOCK_SUB_BLOCKS:
+        return None
+    blocks = np.convolve(powers, np.ones(BLOCK_SUB_BLOCKS) / BLOCK_SUB_BLOCKS, mode="valid")
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10.0 * np.log10(blocks)
+    above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
+    if not len(above_absolute):
+        return None
+    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RELATIVE_GATE_LU
+    gated = blocks[(levels >= ABSOLUTE_GATE_LUFS) & (levels > relative_gate)]
+    return -0.691 + 10.0 * math.log10(float(np.mean(gated))) if len(gated) else None
+
+
+def _loudness_range(powers: np.ndarray) -> float | None:
+    """EBU Tech 3342 loudness range (LU) of 100 ms sub-block powers: 3 s blocks, gated, 10th to 95th percentile."""
+    if len(powers) < SHORT_TERM_SUB_BLOCKS:
+        return None
+    blocks = np.convolve(powers, np.ones(SHORT_TERM_SUB_BLOCKS) / SHORT_TERM_SUB_BLOCKS, mode="valid")
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10.0 * np.log10(blocks)
+    above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
+    if not len(above_absolute):
+        return None
+    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RANGE_RELATIVE_GATE_LU
+    gated = levels[(levels >= ABSOLUTE_GATE_LUFS) & (levels >= relative_gate)]
+    low, high = np.percentile(gated, RANGE_PERCENTILES)
+    return float(high - low)
 
 
 def measure_loudness(path: Path, *, duplicate_mono_to_stereo: bool = True) -> LoudnessMeasurement:

@@ -4,10 +4,11 @@ The binary is imageio-ffmpeg's static build (libx264 and AAC inside the wheel, s
 system package); ``FARM_FFMPEG`` points at another build (a studio's own, with NVENC say).
 
 Command lines and filter graphs are built with ffmpeg-python, here and nowhere else: one builder per job
-farm asks of ffmpeg (encode a shot from piped frames, conform a shot, decode dialogue, mux the edit,
-measure loudness). Callers say what the filters are with ``Filter``; ffmpeg-python labels the graph and
-quotes the options. A finished command runs with ``run``; the shot writer's encoder, which reads frames
-from a pipe while the model produces them, is started with ``start``. Either way a failure is a
+farm asks of ffmpeg (encode a shot from piped frames, conform a shot, decode dialogue, encode the edit's
+dialogue from piped samples, join the video, mux the edit, measure loudness). Callers say what the filters
+are with ``Filter``; ffmpeg-python labels the graph and quotes the options. A finished command runs with
+``run``; an encoder that reads a pipe (the shot writer's, fed frames while the model produces them, and
+the edit's audio encoders, fed samples) is started with ``start``. Either way a failure is a
 MediaError naming what farm was doing and ffmpeg's last line of stderr.
 """
 
@@ -181,16 +182,17 @@ def decode_to_pcm(source: Path, *, sample_rate: int) -> FfmpegCommand:
     return FfmpegCommand(_compile(output), writes_stdout=True)
 
 
-def mux_copied_video(
-    concat_list: Path,
-    audio: Path,
-    destination: Path,
-    *,
-    audio_filters: Sequence[Filter],
-    settings: EncodeSettings,
-    aac_coder: str,
+def encode_pcm_to_aac(
+    destination: Path, *, sample_rate: int, filters: Sequence[Filter], settings: EncodeSettings, aac_coder: str
 ) -> FfmpegCommand:
-    """Video joined by the concat demuxer without decoding (``-c:v copy``), ``audio`` filtered and encoded once.
+    """Mono little-endian int16 samples on stdin, through ``filters``, to AAC in an audio-only mp4 (m4a)."""
+    sound = _chain(ffmpeg.input("pipe:0", f="s16le", ar=sample_rate, ac=1)["a:0"], filters)
+    output = sound.output(str(destination), f="mp4", **settings.audio_options(), aac_coder=aac_coder)
+    return FfmpegCommand(_compile(output), reads_stdin=True)
+
+
+def concat_copied_video(concat_list: Path, destination: Path) -> FfmpegCommand:
+    """The shots' video joined by the concat demuxer without decoding (``-c:v copy``), no audio.
 
     ``-copyts`` matters: without it ffmpeg shifts the whole input by the earliest timestamp it sees,
     which for shots carrying their own AAC is the audio's -1024-sample priming, and the edit's video
@@ -198,15 +200,20 @@ def mux_copied_video(
     (``BT709_BITSTREAM``, ``BT709_TAGS``), so the edit is tagged even when its shots were not.
     """
     video = ffmpeg.input(str(concat_list), f="concat", safe=0)["v:0"]
-    sound = _chain(ffmpeg.input(str(audio))["a:0"], audio_filters)
-    options = {
-        "c:v": "copy",
-        "bsf:v": BT709_BITSTREAM,
-        **BT709_TAGS,
-        **settings.audio_options(),
-        "aac_coder": aac_coder,
-    }
-    output = ffmpeg.output(video, sound, str(destination), movflags="+faststart", f="mp4", **options)
+    options = {"c:v": "copy", "bsf:v": BT709_BITSTREAM, **BT709_TAGS}
+    return FfmpegCommand(_compile(video.output(str(destination), f="mp4", **options).global_args("-copyts")))
+
+
+def mux_copied_streams(video: Path, audio: Path, destination: Path) -> FfmpegCommand:
+    """One video and one encoded audio stream into the edit's mp4, both copied (nothing decoded).
+
+    With ``-copyts`` the audio's priming packet keeps its pts of -1024 samples and the muxer writes the
+    edit list that skips it, in a movie timescale of the audio's sample rate so that the list also ends
+    the audio on its exact last sample (at the default of 1/1000 s it would end up to 47 samples off).
+    """
+    options = {"c": "copy", **BT709_TAGS, "movie_timescale": str(EDIT_AUDIO_RATE)}
+    streams = [ffmpeg.input(str(video))["v:0"], ffmpeg.input(str(audio))["a:0"]]
+    output = ffmpeg.output(*streams, str(destination), movflags="+faststart", f="mp4", **options)
     return FfmpegCommand(_compile(output.global_args("-copyts")))
 
 
