@@ -19,6 +19,7 @@ from farm.db.session import Database
 from farm.db.shots import start_attempt
 from farm.db.states import JobState
 from farm.db.tables import Job, Render
+from farm.engine.artifacts import ArtifactStore
 from farm.jobs.debris import sweep_debris
 from farm.jobs.edit import assemble_job, job_edits_dir
 from farm.jobs.run import render_job
@@ -157,3 +158,19 @@ def test_a_driver_sweeps_what_a_dead_one_left_as_it_starts(
     assert not any(path.exists() for path in partials)
     assert not any(entry.name.startswith(".") for entry in crashed.iterdir())  # its own job's: taken over
     assert any(message.startswith("removed 3 leftover file(s) of dead processes") for message in said)
+
+
+def test_a_lost_renders_temporaries_go_and_only_those_of_its_key(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    shard = store.root / KEY[:2]
+    lost = [
+        aged(shard / f".{KEY}.0123456789ab.part.mp4", 0),
+        aged(shard / f".{KEY}.0123456789ab.part.wav", 0),
+    ]
+    published = aged(shard / f"{KEY}.mp4", 0, b"a finished render")
+    other = aged(shard / f".ab{'d' * 62}.0123456789ab.part.mp4", 0)  # another key's render, same shard
+
+    assert sorted(store.remove_temporaries(KEY)) == sorted(lost)
+    assert not any(path.exists() for path in lost)
+    assert published.exists() and other.exists()
+    assert store.remove_temporaries("ff" + "0" * 62) == ()  # a shard that does not exist

@@ -189,7 +189,9 @@ def test_shots_spread_over_the_gpu_nodes_and_every_transition_is_recorded(farm_f
     assert [e.kind for e in events].count("done") == 6
 
 
-def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_factory) -> None:
+def test_a_killed_node_loses_nothing_leaves_no_partial_file_and_every_shot_is_done_exactly_once(
+    farm_factory,
+) -> None:
     farm = farm_factory(gpu_nodes=3, seconds_per_frame=0.05)
     job = farm.submit()
     killer = threading.Thread(target=_kill_a_busy_node, args=(farm,))
@@ -212,6 +214,13 @@ def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_fa
     # One GPU per node, so one shot was rendering on the killed node; a shot prefetched behind it never
     # reached the model and is not charged a crash.
     assert len(charged) == 1, crashes
+    # The killed worker's half-written .part.mp4 / .part.wav went when its crash was recorded.
+    assert partial_files(farm.settings.artifacts_dir) == []
+
+
+def partial_files(store: Path) -> list[Path]:
+    """The hidden temporaries in the artifact store (what a render that never published leaves)."""
+    return sorted(path for path in store.rglob(".*") if path.is_file())
 
 
 def _kill_a_busy_node(farm: Farm) -> None:

@@ -186,6 +186,8 @@ class SchedulerCounts:
     shots_unrenderable: int = 0
     stuck_killed: int = 0
     storage_pauses: int = 0
+    partials_removed: int = 0
+    """Temporaries of renders that died with their worker, removed when the crash was recorded."""
 
 
 class Scheduler:
@@ -724,8 +726,10 @@ class Scheduler:
         job = self.jobs[flight.job_id]
         pk = flight.shot_pk
         task = job.book.tasks[pk]
-        if failure.kind is FailureKind.CRASH and flight.worker in self.pool.workers:
-            self.pool.mark_lost(flight.worker)
+        if failure.kind is FailureKind.CRASH:
+            if flight.worker in self.pool.workers:
+                self.pool.mark_lost(flight.worker)
+            self._remove_lost_partials(flight, task.cache_key)
         stopping = job.stopping_since is not None
         decision = decide(
             failure,
@@ -758,6 +762,20 @@ class Scheduler:
             self._pause_for_storage(job, Path(failure.path) if failure.path else self.store.root, task.frames)
         if counts_against_node(failure) and self.nodes.failed(flight.node_id):
             self._blocklist(job, flight.node_id, flight.worker)
+
+    def _remove_lost_partials(self, flight: _InFlight, cache_key: str) -> None:
+        """A worker that died mid-render (its node lost, or killed as stuck) left its temporaries in the
+        store. They go now, before the attempt's end releases its claim on the key: renewing the claim
+        first proves it is still this attempt's, so no other render of the key can be writing them (one
+        whose claim lapsed and went elsewhere leaves them to the start sweep, ``farm.jobs.debris``)."""
+        if not renew_claims(self.db, [flight.render_id], lease_seconds=self.options.stale_after_seconds):
+            return
+        try:
+            removed = self.store.remove_temporaries(cache_key)
+        except OSError as exc:  # debris costs disk, not correctness: the start sweep tries again
+            self.observe(EngineEvent(EngineEventKind.MESSAGE, message=f"removing partial files failed: {exc}"))
+            return
+        self.counts.partials_removed += len(removed)
 
     def _pause_for_storage(self, job: JobBook, path: Path, frames: int) -> None:
         """A render ran out of disk: stop dispatching (every job: they share the store) until there is

@@ -27,14 +27,13 @@ from farm import defaults
 from farm.db.columns import utcnow
 from farm.db.housekeeping import LiveWork, live_work
 from farm.db.session import Database
+from farm.engine.artifacts import TEMPORARY
 from farm.engine.cluster import reap_dead_local_rays
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer
 from farm.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_STORE_TEMPORARY = re.compile(r"^\.[0-9a-f]{64}\.[0-9a-f]{12}\..+$")
-"""A temporary beside an artifact (``farm.files.temporary_path`` names them ``.<stem>.<12 hex><suffix>``)."""
 _JOB_FOLDER = re.compile(r"^job-(\d+)$")
 _VERSION_FOLDER = re.compile(r"^v(\d{3,})$")
 
@@ -75,7 +74,7 @@ def _sweep_store(root: Path, cutoff: float) -> list[tuple[Path, int]]:
     for shard in _entries(root):
         if shard.is_dir(follow_symlinks=False):
             removed += _remove_old(
-                (entry for entry in _entries(Path(shard.path)) if _STORE_TEMPORARY.match(entry.name)), cutoff
+                (entry for entry in _entries(Path(shard.path)) if TEMPORARY.match(entry.name)), cutoff
             )
     return removed
 
