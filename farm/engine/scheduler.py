@@ -318,7 +318,6 @@ class Scheduler:
         if now - self._clocks["progress"] >= self.options.progress_seconds:
             self._clocks["progress"] = now
             self._poll_progress()
-            self._renew_claims()
             self._kill_stuck_renders()
         if now - self._clocks["job"] >= self.options.job_check_seconds:
             self._clocks["job"] = now
@@ -644,11 +643,6 @@ class Scheduler:
         self._waiting[pk] = claim.render_id
         record_waiting(self.db, pk, job.job_id, claim, by=self.by)
         self.observe(EngineEvent(EngineEventKind.MESSAGE, job.book.tasks[pk].shot_id, message=claim.reason()))
-
-    def _renew_claims(self) -> None:
-        """Keep the cache-key claims of the renders in flight from lapsing (a dead driver's lapse)."""
-        render_ids = [flight.render_id for flight in self.in_flight.values()]
-        renew_claims(self.db, render_ids, lease_seconds=self.options.stale_after_seconds)
 
     # ---- results --------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 The lease (``farm.db.lease``) is what tells a live driver from a dead one. A ``DriverLease`` claims it
 (waiting out a dead driver's heartbeat), recovers the attempts a dead driver left running, renews it
-from a background thread (so a minutes-long assembly keeps it), and gives it up at the end.
+from a background thread (so a minutes-long assembly keeps it), and gives it up at the end. The same beat
+renews the cache-key claims of the job's running attempts (``farm.db.claims``): they live as long as the
+lease does, however long the dispatching loop is held up.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import uuid
 from types import TracebackType
 
 from farm.db import lease
+from farm.db.claims import renew_driven_claims
 from farm.db.session import Database
 from farm.db.shots import recover_orphans
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer, ignore_events
@@ -92,5 +95,6 @@ class DriverLease:
         while not self._stop.wait(self.heartbeat_seconds):
             try:
                 lease.heartbeat(self.db, self.job_id, self.driver_id)
+                renew_driven_claims(self.db, self.driver_id, lease_seconds=self.stale_after_seconds)
             except Exception:  # a database blip: the next beat tries again; the lease outlives a few misses
                 log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from farm import defaults
 from farm.db import lease
+from farm.db.claims import renew_driven_claims
 from farm.db.queries import job_state
 from farm.db.queue import hold_job, job_heads, jobs_needing_a_driver, show_gpu_seconds, show_limits
 from farm.db.session import Database
@@ -151,7 +152,8 @@ class Manager:
         return False
 
     def _beat(self, stop: threading.Event) -> None:
-        """Renew the farm's lease and every driven job's lease; notice a takeover and stop at once."""
+        """Renew the farm's lease, every driven job's lease and its running attempts' key claims; notice a
+        takeover and stop at once."""
         while not stop.wait(self.engine.heartbeat_seconds):
             try:
                 if not lease.renew_manager(self.db, self.holder):
@@ -159,6 +161,7 @@ class Manager:
                     self.lost.set()
                     return
                 lease.heartbeat_jobs(self.db, self.holder)
+                renew_driven_claims(self.db, self.holder, lease_seconds=self.engine.stale_after_seconds)
             except Exception as exc:  # a database blip: the next beat tries again; the lease outlives a few
                 self._say(f"lease renewal failed ({type(exc).__name__}: {exc}); retrying")
 
