@@ -159,6 +159,27 @@ def renew_driven_claims(db: Database, driver_id: str, *, lease_seconds: float) -
         ).rowcount
 
 
+@transaction
+def hold_running_claims(db: Database, job_id: int, *, lease_seconds: float) -> tuple[str, ...]:
+    """Renew the claims the job's running attempts still hold (none lost to a takeover) and return their
+    keys. A driver that takes a dead driver's job over calls this before it recovers those attempts
+    (``farm.db.shots.recover_orphans``): while they are still running and their claims live, no other
+    attempt can claim the keys, so what their renders left in the store can be removed safely."""
+    running = (
+        select(Render.id)
+        .join(Shot, Shot.id == Render.shot_id)
+        .where(Shot.job_id == job_id, Render.state == AttemptState.RUNNING)
+    )
+    with db.write() as connection:
+        keys = connection.execute(
+            update(RenderClaim)
+            .where(RenderClaim.render_id.in_(running))
+            .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .returning(RenderClaim.cache_key)
+        ).scalars()
+        return tuple(sorted(keys))
+
+
 def release_claim(connection: Connection, render_id: int) -> None:
     """Drop the claim attempt ``render_id`` holds (it ended), inside the caller's transaction."""
     connection.execute(delete(RenderClaim).where(RenderClaim.render_id == render_id))

@@ -24,10 +24,12 @@ from datetime import datetime
 from pathlib import Path
 
 from farm import defaults
+from farm.db.claims import hold_running_claims
 from farm.db.columns import utcnow
 from farm.db.housekeeping import LiveWork, live_work
 from farm.db.session import Database
-from farm.engine.artifacts import TEMPORARY
+from farm.db.shots import recover_orphans
+from farm.engine.artifacts import TEMPORARY, ArtifactStore
 from farm.engine.cluster import reap_dead_local_rays
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer
 from farm.settings import Settings
@@ -154,6 +156,25 @@ def _newest_and_size(path: Path) -> tuple[float, int]:
             inner = os.lstat(os.path.join(folder, name))
             newest, size = max(newest, inner.st_mtime), size + inner.st_size
     return newest, size
+
+
+def recover_lost_attempts(
+    db: Database, job_id: int, artifacts_dir: Path | None, *, by: str, lease_seconds: float
+) -> int:
+    """Take over the attempts a dead driver of ``job_id`` left running (``recover_orphans``: crashed, their
+    shots queued again; returns how many), first removing the temporaries their renders left in the store
+    under ``artifacts_dir`` (None: left to the start sweep). Only the keys whose claims those attempts still
+    hold are touched, with the claims renewed first (``hold_running_claims``), so no other render of a key
+    can be writing them; a render of the dead driver still running somewhere writes to a removed name and
+    can record nothing (its attempt is fenced off)."""
+    if artifacts_dir is not None:
+        store = ArtifactStore(artifacts_dir)
+        for key in hold_running_claims(db, job_id, lease_seconds=lease_seconds):
+            try:
+                store.remove_temporaries(key)
+            except OSError as exc:  # debris costs disk, not correctness: the start sweep tries again
+                log.warning("removing the partial files of key %s failed: %s", key[:12], exc)
+    return recover_orphans(db, job_id, by=by)
 
 
 def sweep_on_start(db: Database, settings: Settings, observe: Observer, *, by: str) -> SweptDebris:
