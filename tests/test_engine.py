@@ -326,7 +326,7 @@ def _cancel_when_started(farm: Farm, job: int) -> None:
     cancel_job(farm.db, job, by="producer")
 
 
-def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory) -> None:
+def test_a_killed_driver_resumes_without_rerendering_finished_shots_or_leaving_partial_files(farm_factory) -> None:
     farm = farm_factory(gpu_nodes=2, seconds_per_frame=0.03)
     job = farm.submit()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -362,6 +362,8 @@ def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory
     again = farm.finished_renders() - renders_before
     assert not set(again) & done_before
     assert any(a[2] == "crashed" for a in farm.attempts(job))
+    # What the killed driver's renders had half-written went when the resume recovered their attempts.
+    assert partial_files(farm.settings.artifacts_dir) == []
 
 
 def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(farm_factory, tmp_path: Path) -> None:
