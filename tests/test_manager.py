@@ -369,6 +369,7 @@ def test_a_stuck_render_is_killed_recorded_and_its_shot_finishes_on_another_work
                 serving.stop()
             tried = [a for a in attempts(farm) if a[2] == "s01"]
             logs = {row for row in _log_paths(farm, job)}
+            partial = _partial_files(farm)
 
     assert heard[0] == "shot.stuck" and heard[-1] in ENDS and set(heard[:-1]) == {"shot.stuck"}, heard
 
@@ -378,6 +379,7 @@ def test_a_stuck_render_is_killed_recorded_and_its_shot_finishes_on_another_work
     first_failure = next(path for shot, no, path, state in logs if shot == "s02" and state == AttemptState.FAILED)
     text = (farm.settings.data_dir / first_failure).read_text()  # stored relative to the data dir
     assert "Traceback" in text and "injected failure 1 of shot s02" in text, text
+    assert partial == [], "the killed worker's half-written files stayed"
 
 
 ENDS = ("job.done", "edit.failed_qc")
@@ -447,6 +449,7 @@ def test_kill_9_of_the_manager_a_standby_takes_over_within_10_s_and_nothing_done
             took_over = time.monotonic() - killed_at
             wait_until(lambda: all_done(farm, [job]), within=240, what="the job done", log=second_log.read_text)
             tried = attempts(farm)
+            partial = _partial_files(farm)
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
@@ -458,6 +461,12 @@ def test_kill_9_of_the_manager_a_standby_takes_over_within_10_s_and_nothing_done
     assert set(succeeded) == {f"s{i:02d}" for i in range(12)} and set(succeeded.values()) == {1}, succeeded
     finishes = rig.finishes()
     assert all(finishes[shot] == 1 for shot in done_before), (done_before, finishes)
+    assert partial == [], "the killed manager's half-written renders stayed"
+
+
+def _partial_files(farm: Farm) -> list[Path]:
+    """The hidden temporaries in the artifact store: what renders that never published left."""
+    return sorted(path for path in farm.settings.artifacts_dir.rglob(".*") if path.is_file())
 
 
 def _done_shots(farm: Farm, job_id: int) -> int:
