@@ -10,6 +10,10 @@ A file is only swept once no live process can own it. A render's temporary is yo
 one older than the oldest running attempt's start (and than ``DEBRIS_MIN_AGE_SECONDS`` whatever the clocks
 say) belongs to nobody; an edit folder is only an assembly in progress while a live driver holds its job's
 lease. Each removal is logged.
+
+What a render leaves when it dies goes sooner where its key's claim proves nobody else can be writing
+there: the scheduler removes a lost worker's temporaries as it records the crash, and a driver taking a
+dead driver's job over removes those of the attempts it recovers (``recover_lost_attempts``).
 """
 
 from __future__ import annotations
