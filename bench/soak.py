@@ -55,6 +55,7 @@ from farm.db.retry import is_transient  # noqa: E402
 from farm.db.session import Database, open_database  # noqa: E402
 from farm.db.states import FINISHED_JOB_STATES, AttemptState, JobState, ShotState  # noqa: E402
 from farm.db.tables import Artifact, Edit, Event, Job, Render, Shot  # noqa: E402
+from farm.engine.artifacts import TEMPORARY  # noqa: E402
 from farm.jobs.submit import submit_shot_list  # noqa: E402
 from farm.settings import resolve_settings  # noqa: E402
 from tests.engine_models import write_manifest  # noqa: E402
@@ -225,7 +226,7 @@ def audit(night: Night, store: Path, wall: float, gpus: int) -> list[Check]:
             ).scalar_one()
         )
     ended = sum(attempts.values()) - attempts[AttemptState.RUNNING]
-    partial = [path for path in store.rglob("*") if ".part" in path.name]
+    partial = sorted(path for path in store.rglob(".*") if TEMPORARY.match(path.name))
     half_edits = [path for path in (night.data_dir / "edits").rglob(".assemble*")]
     alive = [manager.pid for manager in night.managers if manager.poll() is None]
     ideal = gpu_seconds / gpus
@@ -234,6 +235,8 @@ def audit(night: Night, store: Path, wall: float, gpus: int) -> list[Check]:
         f"{wall - ideal:.0f} s lost to faults and overhead; {lost_gpu:.0f} GPU-s spent in attempts that did not finish"
     )
     print(f"  attempts: {dict(attempts)}")
+    for path in partial:
+        print(f"  partial file {path.name}: {night.read(lambda c, path=path: _attempts_of_key(c, path))}")
     return [
         Check("shots done", night.total_shots, shots[ShotState.DONE]),
         Check("cache keys rendered exactly once", keys_needed, sum(1 for n in rendered_keys.values() if n == 1)),
@@ -248,6 +251,20 @@ def audit(night: Night, store: Path, wall: float, gpus: int) -> list[Check]:
         Check("jobs with an edit", sum(jobs.values()), with_edit),
         Check("managers alive at the end (the last one started)", 1, len(alive)),
     ]
+
+
+def _attempts_of_key(connection: Connection, partial: Path) -> str:
+    """Which attempts rendered the key a partial file belongs to (state, error class, who ended it): what
+    left it."""
+    match = TEMPORARY.match(partial.name)
+    key = match.group("key") if match else ""
+    rows = connection.execute(
+        select(Render.id, Render.state, Render.error_class)
+        .join(Shot, Shot.id == Render.shot_id)
+        .where(Shot.cache_key == key)
+        .order_by(Render.id)
+    ).all()
+    return ", ".join(f"attempt {row.id} {row.state} {row.error_class or ''}".rstrip() for row in rows) or "no attempt"
 
 
 # ---- the night ------------------------------------------------------------------------------------------------

@@ -11,16 +11,19 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from farm.db.claims import ClaimRequest
 from farm.db.columns import utcnow
 from farm.db.jobs import transition_job
 from farm.db.lease import claim_driver
 from farm.db.queries import latest_edit, shots_of_job
 from farm.db.session import Database
-from farm.db.shots import start_attempt
+from farm.db.shots import start_attempt, start_logged_attempt
 from farm.db.states import JobState
-from farm.db.tables import Job, Render
+from farm.db.tables import Job, Render, RenderClaim
+from farm.engine.artifacts import ArtifactStore
 from farm.jobs.debris import sweep_debris
 from farm.jobs.edit import assemble_job, job_edits_dir
+from farm.jobs.lease import DriverLease
 from farm.jobs.run import render_job
 from farm.settings import Settings
 from tests.test_job_edit import rendered_job, settings_for
@@ -159,3 +162,63 @@ def test_a_driver_sweeps_what_a_dead_one_left_as_it_starts(
     assert not any(path.exists() for path in partials)
     assert not any(entry.name.startswith(".") for entry in crashed.iterdir())  # its own job's: taken over
     assert any(message.startswith("removed 3 leftover file(s) of dead processes") for message in said)
+
+
+def test_a_lost_renders_temporaries_go_and_only_those_of_its_key(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    shard = store.root / KEY[:2]
+    lost = [
+        aged(shard / f".{KEY}.0123456789ab.part.mp4", 0),
+        aged(shard / f".{KEY}.0123456789ab.part.wav", 0),
+    ]
+    published = aged(shard / f"{KEY}.mp4", 0, b"a finished render")
+    other = aged(shard / f".ab{'d' * 62}.0123456789ab.part.mp4", 0)  # another key's render, same shard
+
+    assert sorted(store.remove_temporaries(KEY)) == sorted(lost)
+    assert not any(path.exists() for path in lost)
+    assert published.exists() and other.exists()
+    assert store.remove_temporaries("ff" + "0" * 62) == ()  # a shard that does not exist
+
+
+def test_a_dead_drivers_partial_renders_go_when_its_attempts_are_recovered_unless_their_key_went_elsewhere(
+    database: Database, database_url: str, tmp_path: Path, make_job: Callable[..., int]
+) -> None:
+    """Its renders' temporaries are minutes old, too young for the start sweep, but the driver that takes
+    the job over removes them as it recovers the attempts: those whose key claim the dead attempt still
+    holds. A key whose claim lapsed and went to another job's attempt keeps its files (they may be that
+    attempt's)."""
+    settings = settings_for(tmp_path, database_url)
+    job, other = make_job(database), make_job(database)
+    mine, lost = "ab" + "1" * 62, "cd" + "2" * 62
+    assert claim_driver(database, job, "driver@dead-1", stale_after=6.0)
+    pks = {row.shot_id: row.pk for row in shots_of_job(database, job)}
+    for shot, key in (("a", mine), ("b", lost)):
+        start_logged_attempt(
+            database, pks[shot], worker="w", node="n", device="cpu", by="driver@dead-1",
+            key_claim=ClaimRequest(key, "driver@dead-1", 6.0),
+        )  # fmt: skip
+    with database.write() as connection:  # the driver died a minute ago; the second key's claim lapsed
+        connection.execute(update(Job).where(Job.id == job).values(driver_heartbeat_at=utcnow() - timedelta(minutes=1)))
+        connection.execute(
+            update(RenderClaim).where(RenderClaim.cache_key == lost).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    other_pk = next(row.pk for row in shots_of_job(database, other) if row.shot_id == "b")
+    start_logged_attempt(
+        database, other_pk, worker="w", node="n", device="cpu", by="driver@live-2",
+        key_claim=ClaimRequest(lost, "driver@live-2", 600.0),
+    )  # fmt: skip
+    left = [aged(settings.artifacts_dir / mine[:2] / f".{mine}.0123456789ab{suffix}", 60) for suffix in PARTS]
+    others = [aged(settings.artifacts_dir / lost[:2] / f".{lost}.0123456789ab{suffix}", 60) for suffix in PARTS]
+
+    with DriverLease(
+        database, job, heartbeat_seconds=0.5, stale_after_seconds=1.5, artifacts_dir=settings.artifacts_dir
+    ):
+        pass  # taking the job over is what recovers its attempts
+
+    assert not any(path.exists() for path in left)
+    assert all(path.exists() for path in others), "another job's attempt holds that key"
+    states = {row.shot_id: row.state for row in shots_of_job(database, job)}
+    assert states["a"] == states["b"] == "queued", states
+
+
+PARTS = (".part.mp4", ".part.wav")

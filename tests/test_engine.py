@@ -192,7 +192,9 @@ def test_shots_spread_over_the_gpu_nodes_and_every_transition_is_recorded(farm_f
     assert [e.kind for e in events].count("done") == 6
 
 
-def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_factory) -> None:
+def test_a_killed_node_loses_nothing_leaves_no_partial_file_and_every_shot_is_done_exactly_once(
+    farm_factory,
+) -> None:
     farm = farm_factory(gpu_nodes=3, seconds_per_frame=0.05)
     job = farm.submit()
     killer = threading.Thread(target=_kill_a_busy_node, args=(farm,))
@@ -215,6 +217,13 @@ def test_a_killed_node_loses_nothing_and_every_shot_is_done_exactly_once(farm_fa
     # One GPU per node, so one shot was rendering on the killed node; a shot prefetched behind it never
     # reached the model and is not charged a crash.
     assert len(charged) == 1, crashes
+    # The killed worker's half-written .part.mp4 / .part.wav went when its crash was recorded.
+    assert partial_files(farm.settings.artifacts_dir) == []
+
+
+def partial_files(store: Path) -> list[Path]:
+    """The hidden temporaries in the artifact store (what a render that never published leaves)."""
+    return sorted(path for path in store.rglob(".*") if path.is_file())
 
 
 def _kill_a_busy_node(farm: Farm) -> None:
@@ -320,7 +329,7 @@ def _cancel_when_started(farm: Farm, job: int) -> None:
     cancel_job(farm.db, job, by="producer")
 
 
-def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory) -> None:
+def test_a_killed_driver_resumes_without_rerendering_finished_shots_or_leaving_partial_files(farm_factory) -> None:
     farm = farm_factory(gpu_nodes=2, seconds_per_frame=0.03)
     job = farm.submit()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -356,6 +365,8 @@ def test_a_killed_driver_resumes_without_rerendering_finished_shots(farm_factory
     again = farm.finished_renders() - renders_before
     assert not set(again) & done_before
     assert any(a[2] == "crashed" for a in farm.attempts(job))
+    # What the killed driver's renders had half-written went when the resume recovered their attempts.
+    assert partial_files(farm.settings.artifacts_dir) == []
 
 
 def test_a_final_quality_job_renders_with_the_diffusion_model_on_gpu_workers(farm_factory, tmp_path: Path) -> None:

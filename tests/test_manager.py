@@ -18,16 +18,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 from ray.cluster_utils import Cluster
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from farm.db.columns import utcnow
+from farm.db.jobs import transition_job
 from farm.db.kinds import EventKind
+from farm.db.lease import claim_driver, heartbeat
+from farm.db.queries import shots_of_job
+from farm.db.session import Database
+from farm.db.shots import start_attempt
 from farm.db.states import AttemptState, JobState
 from farm.db.tables import Job, Render, Shot
 from farm.jobs import EngineOptions, Farm, open_farm
@@ -363,6 +369,7 @@ def test_a_stuck_render_is_killed_recorded_and_its_shot_finishes_on_another_work
                 serving.stop()
             tried = [a for a in attempts(farm) if a[2] == "s01"]
             logs = {row for row in _log_paths(farm, job)}
+            partial = _partial_files(farm)
 
     assert heard[0] == "shot.stuck" and heard[-1] in ENDS and set(heard[:-1]) == {"shot.stuck"}, heard
 
@@ -372,6 +379,7 @@ def test_a_stuck_render_is_killed_recorded_and_its_shot_finishes_on_another_work
     first_failure = next(path for shot, no, path, state in logs if shot == "s02" and state == AttemptState.FAILED)
     text = (farm.settings.data_dir / first_failure).read_text()  # stored relative to the data dir
     assert "Traceback" in text and "injected failure 1 of shot s02" in text, text
+    assert partial == [], "the killed worker's half-written files stayed"
 
 
 ENDS = ("job.done", "edit.failed_qc")
@@ -441,6 +449,7 @@ def test_kill_9_of_the_manager_a_standby_takes_over_within_10_s_and_nothing_done
             took_over = time.monotonic() - killed_at
             wait_until(lambda: all_done(farm, [job]), within=240, what="the job done", log=second_log.read_text)
             tried = attempts(farm)
+            partial = _partial_files(farm)
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
@@ -452,6 +461,12 @@ def test_kill_9_of_the_manager_a_standby_takes_over_within_10_s_and_nothing_done
     assert set(succeeded) == {f"s{i:02d}" for i in range(12)} and set(succeeded.values()) == {1}, succeeded
     finishes = rig.finishes()
     assert all(finishes[shot] == 1 for shot in done_before), (done_before, finishes)
+    assert partial == [], "the killed manager's half-written renders stayed"
+
+
+def _partial_files(farm: Farm) -> list[Path]:
+    """The hidden temporaries in the artifact store: what renders that never published left."""
+    return sorted(path for path in farm.settings.artifacts_dir.rglob(".*") if path.is_file())
 
 
 def _done_shots(farm: Farm, job_id: int) -> int:
@@ -555,3 +570,61 @@ def test_a_show_at_its_gpu_quota_never_holds_more_gpus_while_another_show_uses_t
 
     assert most_at_once("Quota Show") == 1
     assert most_at_once("Open Show") >= 2, "the other show did not get the GPUs the capped one left"
+
+
+# ---- debris swept as the manager starts ----------------------------------------------------------------------
+
+
+def test_the_manager_sweeps_debris_as_it_starts_and_keeps_what_a_live_attempt_may_own(rig: Rig) -> None:
+    """An old partial render and a crashed assembly's folder go as the manager starts; a partial render
+    younger than an attempt another live driver runs (started three hours ago) stays."""
+    hour = 3600.0
+    with rig.farm() as farm:
+        job = farm.submit(rig.project("elsewhere", shot_list("Elsewhere Show", 1))).job_id
+        db = farm.database(write=True)
+        assert claim_driver(db, job, "driver@elsewhere-1", stale_after=60.0)
+        transition_job(db, job, JobState.RENDERING, by="driver@elsewhere-1")
+        start_attempt(db, shots_of_job(db, job)[0].pk, worker="w", node="n", device="cpu", by="driver@elsewhere-1")
+        with db.write() as connection:
+            connection.execute(update(Render).values(started_at=utcnow() - timedelta(hours=3)))
+        store = farm.settings.artifacts_dir
+        old = _aged(store / "ab" / f".ab{'c' * 62}.0123456789ab.part.mp4", 4 * hour)
+        young = _aged(store / "de" / f".de{'f' * 62}.0123456789ab.part.mp4", 2 * hour)
+        crashed = farm.settings.edits_dir / "job-999" / "v001"  # an assembly that died before its edit row
+        _aged(crashed / ".assemble.0123456789ab" / "edit.mp4", hour)
+        for folder in (crashed / ".assemble.0123456789ab", crashed):
+            os.utime(folder, (time.time() - hour, time.time() - hour))
+        beating = threading.Event()
+        beats = threading.Thread(target=_keep_driving, args=(db, job, "driver@elsewhere-1", beating), daemon=True)
+        beats.start()
+        serving = serve(farm)
+        try:
+            said = wait_until(
+                lambda: [m for m in serving.messages if m and m.startswith("removed ")],
+                within=120,
+                what="the start sweep",
+                log=lambda: "\n".join(m or "" for m in serving.messages),
+            )
+        finally:
+            serving.stop()
+            beating.set()
+            beats.join()
+        still_running = shots_of_job(db, job)[0].state
+
+    assert said[0].startswith("removed 2 leftover file(s) of dead processes"), said
+    assert not old.exists() and not crashed.exists()
+    assert young.exists(), "a file the live attempt may be writing was swept"
+    assert still_running == "running", "the manager took over a job another live driver drives"
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"partial")
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+    return path
+
+
+def _keep_driving(db: Database, job_id: int, driver_id: str, stop: threading.Event) -> None:
+    """Another live driver's heartbeat (the manager must leave its job alone)."""
+    while not stop.wait(0.2):
+        heartbeat(db, job_id, driver_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from ray.cluster_utils import Cluster
 from sqlalchemy import func, select, update
 
 from farm import files
-from farm.db.claims import ClaimRequest, KeyClaimed, renew_claims
+from farm.db.claims import ClaimRequest, KeyClaimed, renew_claims, renew_driven_claims
 from farm.db.columns import utcnow
 from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.session import Database, open_database
@@ -30,6 +30,7 @@ from farm.db.tables import Artifact, Event, Render, RenderClaim, Shot
 from farm.digests import file_sha256
 from farm.engine.artifacts import ArtifactStore
 from farm.engine.messages import EngineEvent, JobOutcome
+from farm.jobs.lease import DriverLease
 from farm.jobs.run import drive_job
 from farm.jobs.submit import submit_shot_list
 from farm.media.video import ShotVideoWriter
@@ -105,6 +106,34 @@ def test_an_ended_attempt_releases_its_claim(database: Database, make_job) -> No
     with database.read() as connection:
         assert connection.execute(select(func.count()).select_from(RenderClaim)).scalar_one() == 0
     start(database, shot_pks(database, second)["a"], claim(holder="driver-b"))
+
+
+def claim_expiry(db: Database) -> datetime:
+    with db.read() as connection:
+        return connection.execute(select(RenderClaim.expires_at)).scalar_one()
+
+
+def test_the_drivers_heartbeat_keeps_its_claims_while_no_loop_runs_and_they_lapse_when_it_stops(
+    database: Database, make_job
+) -> None:
+    """The dispatching loop is held (here none runs at all once the attempt has started): the driver lease's
+    heartbeat thread alone keeps the claim live for several times its lease; once the beats stop (the
+    driver is gone, its attempt still recorded running) the claim lapses and another job takes the key."""
+    job, other = make_job(database), make_job(database)
+    lease = 1.5
+    with DriverLease(database, job, heartbeat_seconds=0.25, stale_after_seconds=lease) as held:
+        start(database, shot_pks(database, job)["a"], claim(holder=held.by, lease=lease))
+        first_expiry = claim_expiry(database)
+        wait_for(lambda: utcnow() > first_expiry + timedelta(seconds=lease), 30, "twice the claim's lease")
+        assert claim_expiry(database) > first_expiry + timedelta(seconds=lease / 2), "the heartbeat renewed it"
+        with pytest.raises(KeyClaimed):
+            start(database, shot_pks(database, other)["a"], claim(holder="driver-b"))
+        assert renew_driven_claims(database, "driver-b", lease_seconds=600) == 0, "not driver-b's job"
+    last_expiry = claim_expiry(database)
+    wait_for(lambda: utcnow() > last_expiry, 30, "the claim's lease to run out")
+    taken = start(database, shot_pks(database, other)["a"], claim(holder="driver-b"))
+    with database.read() as connection:
+        assert connection.execute(select(RenderClaim.render_id)).scalar_one() == taken
 
 
 # ---- the store never replaces a published file ------------------------------------------------------------

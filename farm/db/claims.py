@@ -3,8 +3,10 @@
 The cache check sees only finished artifacts, so two jobs sharing a shot (two ``farm render`` of one shot
 list, or the manager and a terminal) would both render it. An attempt therefore claims its cache key in the
 transaction that starts it: a ``render_claims`` row naming the attempt (its render id, the fencing token),
-the process that dispatched it, and when the claim lapses. The dispatching scheduler renews the expiry while
-the render runs; the attempt's end releases it (``farm.db.shots.finish_attempt``). A claim whose attempt is
+the process that dispatched it, and when the claim lapses. The driver's heartbeat thread renews the expiry
+of its running attempts' claims with every beat (``renew_driven_claims``), not the dispatching loop, so a
+loop held up by a starved CPU or a long call keeps its claims, while a dead driver's lapse with its
+heartbeat; the attempt's end releases it (``farm.db.shots.finish_attempt``). A claim whose attempt is
 no longer running, or whose expiry has passed (its driver died), may be taken over by the next attempt.
 Another job's shot that finds the key claimed is not dispatched: it waits (``shot.waiting``) and is served
 from the cache when the artifact lands.
@@ -24,7 +26,7 @@ from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.retry import transaction
 from farm.db.session import Database
 from farm.db.states import AttemptState, LostRace
-from farm.db.tables import Artifact, Render, RenderClaim, Shot
+from farm.db.tables import Artifact, Job, Render, RenderClaim, Shot
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,46 @@ def renew_claims(db: Database, render_ids: Sequence[int], *, lease_seconds: floa
             .where(RenderClaim.c.render_id.in_(list(render_ids)))
             .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
         ).rowcount
+
+
+@transaction
+def renew_driven_claims(db: Database, driver_id: str, *, lease_seconds: float) -> int:
+    """Push back the expiry of every claim a running attempt of a job ``driver_id`` drives holds; returns how
+    many were renewed. The heartbeat of the job's driver lease calls this: a job whose lease went to
+    another driver (or whose driver died) renews nothing, so its claims lapse with its lease."""
+    running = (
+        select(Render.id)
+        .join(Shot, Shot.id == Render.shot_id)
+        .join(Job, Job.id == Shot.job_id)
+        .where(Job.driver_id == driver_id, Render.state == AttemptState.RUNNING)
+    )
+    with db.write() as connection:
+        return connection.execute(
+            update(RenderClaim)
+            .where(RenderClaim.render_id.in_(running))
+            .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        ).rowcount
+
+
+@transaction
+def hold_running_claims(db: Database, job_id: int, *, lease_seconds: float) -> tuple[str, ...]:
+    """Renew the claims the job's running attempts still hold (none lost to a takeover) and return their
+    keys. A driver that takes a dead driver's job over calls this before it recovers those attempts
+    (``farm.db.shots.recover_orphans``): while they are still running and their claims live, no other
+    attempt can claim the keys, so what their renders left in the store can be removed safely."""
+    running = (
+        select(Render.id)
+        .join(Shot, Shot.id == Render.shot_id)
+        .where(Shot.job_id == job_id, Render.state == AttemptState.RUNNING)
+    )
+    with db.write() as connection:
+        keys = connection.execute(
+            update(RenderClaim)
+            .where(RenderClaim.render_id.in_(running))
+            .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .returning(RenderClaim.cache_key)
+        ).scalars()
+        return tuple(sorted(keys))
 
 
 def release_claim(connection: Connection, render_id: int) -> None:

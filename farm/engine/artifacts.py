@@ -6,10 +6,19 @@ second render of a key finish anyway (a claim that lapsed under a render still r
 dropped and the first one's bytes stay, so an artifact's bytes always match its row (the worker measures
 the file that is there). A file no intact row vouches for (truncated, or left by a render that was never
 recorded) is removed by the attempt that claimed the key, before it renders (``clear_unrecorded``).
+
+Every file is written to a hidden temporary beside it first (``farm.files.temporary_path``:
+``.<key>.<12 hex><suffix>``, so ``.<key>.*.part.mp4`` / ``.part.wav`` / ``.npz``). A worker that dies
+mid-render (its node lost, or killed as stuck) leaves them; the attempt's driver removes them when it
+records the crash, while the attempt still holds the key's claim (``remove_temporaries``), so no other
+render of the key can be writing there.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +29,11 @@ from farm.db.queries import find_artifact
 from farm.db.records import ArtifactInfo
 from farm.db.session import Database
 
+log = logging.getLogger(__name__)
+
 SUFFIXES = {ArtifactKind.SHOT_VIDEO: ".mp4", ArtifactKind.LAST_FRAMES: ".npz"}
+TEMPORARY = re.compile(r"^\.(?P<key>[0-9a-f]{64})\.[0-9a-f]{12}\..+$")
+"""The name of a temporary beside an artifact: ``.<cache key>.<12 hex><suffix>``."""
 
 
 def intact_artifact(db: Database, cache_key: str, kind: ArtifactKind = ArtifactKind.SHOT_VIDEO) -> ArtifactInfo | None:
@@ -53,6 +66,29 @@ class ArtifactStore:
 
     def path_for(self, cache_key: str, kind: ArtifactKind) -> Path:
         return self.root / cache_key[:2] / f"{cache_key}{SUFFIXES[kind]}"
+
+    def remove_temporaries(self, cache_key: str) -> tuple[Path, ...]:
+        """Remove the temporaries of ``cache_key``'s files and return them: what a render that died with its
+        worker left. Only the attempt that holds the key's claim may call this (``farm.db.claims``): with
+        the claim, no other render of the key can be writing them."""
+        shard = self.root / cache_key[:2]
+        try:
+            with os.scandir(shard) as listing:
+                names = [entry.name for entry in listing]
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
+        removed = []
+        for name in names:
+            match = TEMPORARY.match(name)
+            if match is None or match.group("key") != cache_key:
+                continue
+            try:
+                (shard / name).unlink()
+            except FileNotFoundError:
+                continue
+            log.info("removed %s: left by a render of key %s that died with its worker", shard / name, cache_key[:12])
+            removed.append(shard / name)
+        return tuple(removed)
 
     def save_last_frames(self, cache_key: str, frames: np.ndarray) -> Path:
         """Write (k, H, W, 3) uint8 frames atomically; returns the final path."""

@@ -186,6 +186,8 @@ class SchedulerCounts:
     shots_unrenderable: int = 0
     stuck_killed: int = 0
     storage_pauses: int = 0
+    partials_removed: int = 0
+    """Temporaries of renders that died with their worker, removed when the crash was recorded."""
 
 
 class Scheduler:
@@ -316,7 +318,6 @@ class Scheduler:
         if now - self._clocks["progress"] >= self.options.progress_seconds:
             self._clocks["progress"] = now
             self._poll_progress()
-            self._renew_claims()
             self._kill_stuck_renders()
         if now - self._clocks["job"] >= self.options.job_check_seconds:
             self._clocks["job"] = now
@@ -643,11 +644,6 @@ class Scheduler:
         record_waiting(self.db, pk, job.job_id, claim, by=self.by)
         self.observe(EngineEvent(EngineEventKind.MESSAGE, job.book.tasks[pk].shot_id, message=claim.reason()))
 
-    def _renew_claims(self) -> None:
-        """Keep the cache-key claims of the renders in flight from lapsing (a dead driver's lapse)."""
-        render_ids = [flight.render_id for flight in self.in_flight.values()]
-        renew_claims(self.db, render_ids, lease_seconds=self.options.stale_after_seconds)
-
     # ---- results --------------------------------------------------------------------------------
 
     def _collect_results(self) -> None:
@@ -724,8 +720,10 @@ class Scheduler:
         job = self.jobs[flight.job_id]
         pk = flight.shot_pk
         task = job.book.tasks[pk]
-        if failure.kind is FailureKind.CRASH and flight.worker in self.pool.workers:
-            self.pool.mark_lost(flight.worker)
+        if failure.kind is FailureKind.CRASH:
+            if flight.worker in self.pool.workers:
+                self.pool.mark_lost(flight.worker)
+            self._remove_lost_partials(flight, task.cache_key)
         stopping = job.stopping_since is not None
         decision = decide(
             failure,
@@ -758,6 +756,20 @@ class Scheduler:
             self._pause_for_storage(job, Path(failure.path) if failure.path else self.store.root, task.frames)
         if counts_against_node(failure) and self.nodes.failed(flight.node_id):
             self._blocklist(job, flight.node_id, flight.worker)
+
+    def _remove_lost_partials(self, flight: _InFlight, cache_key: str) -> None:
+        """A worker that died mid-render (its node lost, or killed as stuck) left its temporaries in the
+        store. They go now, before the attempt's end releases its claim on the key: renewing the claim
+        first proves it is still this attempt's, so no other render of the key can be writing them (one
+        whose claim lapsed and went elsewhere leaves them to the start sweep, ``farm.jobs.debris``)."""
+        if not renew_claims(self.db, [flight.render_id], lease_seconds=self.options.stale_after_seconds):
+            return
+        try:
+            removed = self.store.remove_temporaries(cache_key)
+        except OSError as exc:  # debris costs disk, not correctness: the start sweep tries again
+            self.observe(EngineEvent(EngineEventKind.MESSAGE, message=f"removing partial files failed: {exc}"))
+            return
+        self.counts.partials_removed += len(removed)
 
     def _pause_for_storage(self, job: JobBook, path: Path, frames: int) -> None:
         """A render ran out of disk: stop dispatching (every job: they share the store) until there is

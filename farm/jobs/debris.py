@@ -10,6 +10,10 @@ A file is only swept once no live process can own it. A render's temporary is yo
 one older than the oldest running attempt's start (and than ``DEBRIS_MIN_AGE_SECONDS`` whatever the clocks
 say) belongs to nobody; an edit folder is only an assembly in progress while a live driver holds its job's
 lease. Each removal is logged.
+
+What a render leaves when it dies goes sooner where its key's claim proves nobody else can be writing
+there: the scheduler removes a lost worker's temporaries as it records the crash, and a driver taking a
+dead driver's job over removes those of the attempts it recovers (``recover_lost_attempts``).
 """
 
 from __future__ import annotations
@@ -24,17 +28,18 @@ from datetime import datetime
 from pathlib import Path
 
 from farm import defaults
+from farm.db.claims import hold_running_claims
 from farm.db.columns import utcnow
 from farm.db.housekeeping import LiveWork, live_work
 from farm.db.session import Database
+from farm.db.shots import recover_orphans
+from farm.engine.artifacts import TEMPORARY, ArtifactStore
 from farm.engine.cluster import reap_dead_local_rays
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer
 from farm.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_STORE_TEMPORARY = re.compile(r"^\.[0-9a-f]{64}\.[0-9a-f]{12}\..+$")
-"""A temporary beside an artifact (``farm.files.temporary_path`` names them ``.<stem>.<12 hex><suffix>``)."""
 _JOB_FOLDER = re.compile(r"^job-(\d+)$")
 _VERSION_FOLDER = re.compile(r"^v(\d{3,})$")
 
@@ -75,7 +80,7 @@ def _sweep_store(root: Path, cutoff: float) -> list[tuple[Path, int]]:
     for shard in _entries(root):
         if shard.is_dir(follow_symlinks=False):
             removed += _remove_old(
-                (entry for entry in _entries(Path(shard.path)) if _STORE_TEMPORARY.match(entry.name)), cutoff
+                (entry for entry in _entries(Path(shard.path)) if TEMPORARY.match(entry.name)), cutoff
             )
     return removed
 
@@ -155,6 +160,25 @@ def _newest_and_size(path: Path) -> tuple[float, int]:
             inner = os.lstat(os.path.join(folder, name))
             newest, size = max(newest, inner.st_mtime), size + inner.st_size
     return newest, size
+
+
+def recover_lost_attempts(
+    db: Database, job_id: int, artifacts_dir: Path | None, *, by: str, lease_seconds: float
+) -> int:
+    """Take over the attempts a dead driver of ``job_id`` left running (``recover_orphans``: crashed, their
+    shots queued again; returns how many), first removing the temporaries their renders left in the store
+    under ``artifacts_dir`` (None: left to the start sweep). Only the keys whose claims those attempts still
+    hold are touched, with the claims renewed first (``hold_running_claims``), so no other render of a key
+    can be writing them; a render of the dead driver still running somewhere writes to a removed name and
+    can record nothing (its attempt is fenced off)."""
+    if artifacts_dir is not None:
+        store = ArtifactStore(artifacts_dir)
+        for key in hold_running_claims(db, job_id, lease_seconds=lease_seconds):
+            try:
+                store.remove_temporaries(key)
+            except OSError as exc:  # debris costs disk, not correctness: the start sweep tries again
+                log.warning("removing the partial files of key %s failed: %s", key[:12], exc)
+    return recover_orphans(db, job_id, by=by)
 
 
 def sweep_on_start(db: Database, settings: Settings, observe: Observer, *, by: str) -> SweptDebris:

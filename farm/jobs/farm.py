@@ -329,7 +329,8 @@ class Farm:
 
         db = self.database(write=True)
         by = self.settings.user
-        with hold_lease(db, job_id, by=by):  # a live driver keeps its job; a dead one's lease is taken over
+        # A live driver keeps its job; a dead one's lease is taken over (its renders' partial files removed).
+        with hold_lease(db, job_id, artifacts_dir=self.settings.artifacts_dir, by=by):
             edit = assemble_job(
                 db, self.settings, job_id, loudness_lufs=loudness_lufs, record_start=record_start, by=by
             )

@@ -1,8 +1,11 @@
 """Holding a job's driver lease for as long as a process works on it: rendering, assembling, retaking.
 
 The lease (``farm.db.lease``) is what tells a live driver from a dead one. A ``DriverLease`` claims it
-(waiting out a dead driver's heartbeat), recovers the attempts a dead driver left running, renews it
-from a background thread (so a minutes-long assembly keeps it), and gives it up at the end.
+(waiting out a dead driver's heartbeat), recovers the attempts a dead driver left running (removing the
+partial files their renders left, ``farm.jobs.debris.recover_lost_attempts``), renews it
+from a background thread (so a minutes-long assembly keeps it), and gives it up at the end. The same beat
+renews the cache-key claims of the job's running attempts (``farm.db.claims``): they live as long as the
+lease does, however long the dispatching loop is held up.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 from types import TracebackType
 
 from farm.db import lease
+from farm.db.claims import renew_driven_claims
 from farm.db.session import Database
-from farm.db.shots import recover_orphans
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer, ignore_events
 from farm.errors import UsageError
+from farm.jobs.debris import recover_lost_attempts
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,11 @@ class DriverLease:
         stale_after_seconds: float,
         observer: Observer = ignore_events,
         by: str | None = None,
+        artifacts_dir: Path | None = None,
     ) -> None:
         self.db = db
+        self.artifacts_dir = artifacts_dir
+        """The artifact store, whose partial files of a dead driver's renders go when they are recovered."""
         self.job_id = job_id
         self.by = by or driver_name()
         self.driver_id = f"{self.by}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -56,7 +64,9 @@ class DriverLease:
         self._claim()
         self._beats = threading.Thread(target=self._beat, name=f"lease-job-{self.job_id}", daemon=True)
         self._beats.start()
-        recovered = recover_orphans(self.db, self.job_id, by=self.by)
+        recovered = recover_lost_attempts(
+            self.db, self.job_id, self.artifacts_dir, by=self.by, lease_seconds=self.stale_after_seconds
+        )
         if recovered:
             self.observe(
                 EngineEvent(EngineEventKind.MESSAGE, message=f"recovered {recovered} shot(s) from a lost driver")
@@ -92,5 +102,6 @@ class DriverLease:
         while not self._stop.wait(self.heartbeat_seconds):
             try:
                 lease.heartbeat(self.db, self.job_id, self.driver_id)
+                renew_driven_claims(self.db, self.driver_id, lease_seconds=self.stale_after_seconds)
             except Exception:  # a database blip: the next beat tries again; the lease outlives a few misses
                 log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)

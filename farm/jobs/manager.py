@@ -21,16 +21,16 @@ from dataclasses import dataclass, field, replace
 
 from farm import defaults
 from farm.db import lease
+from farm.db.claims import renew_driven_claims
 from farm.db.queries import job_state
 from farm.db.queue import hold_job, job_heads, jobs_needing_a_driver, show_gpu_seconds, show_limits
 from farm.db.session import Database
-from farm.db.shots import recover_orphans
 from farm.db.states import FINISHED_JOB_STATES, RENDERABLE_JOB_STATES, JobState
 from farm.engine.cluster import RayUnreachable, connect_ray
 from farm.engine.messages import EngineEvent, EngineEventKind, Observer, ignore_events
 from farm.engine.policy import EngineOptions
 from farm.engine.scheduler import Scheduler
-from farm.jobs.debris import sweep_on_start
+from farm.jobs.debris import recover_lost_attempts, sweep_on_start
 from farm.jobs.edit import JobEdit, assemble_job
 from farm.jobs.lease import driver_name
 from farm.jobs.retake import apply_retakes
@@ -151,7 +151,8 @@ class Manager:
         return False
 
     def _beat(self, stop: threading.Event) -> None:
-        """Renew the farm's lease and every driven job's lease; notice a takeover and stop at once."""
+        """Renew the farm's lease, every driven job's lease and its running attempts' key claims; notice a
+        takeover and stop at once."""
         while not stop.wait(self.engine.heartbeat_seconds):
             try:
                 if not lease.renew_manager(self.db, self.holder):
@@ -159,6 +160,7 @@ class Manager:
                     self.lost.set()
                     return
                 lease.heartbeat_jobs(self.db, self.holder)
+                renew_driven_claims(self.db, self.holder, lease_seconds=self.engine.stale_after_seconds)
             except Exception as exc:  # a database blip: the next beat tries again; the lease outlives a few
                 self._say(f"lease renewal failed ({type(exc).__name__}: {exc}); retrying")
 
@@ -200,7 +202,13 @@ class Manager:
             if not lease.claim_driver(self.db, job_id, self.holder, stale_after=self.engine.stale_after_seconds):
                 continue  # another process claimed it first
             self.driving.add(job_id)
-            recovered = recover_orphans(self.db, job_id, by=self.holder)
+            recovered = recover_lost_attempts(
+                self.db,
+                job_id,
+                self.settings.artifacts_dir,
+                by=self.holder,
+                lease_seconds=self.engine.stale_after_seconds,
+            )
             if recovered:
                 self._say(f"job {job_id}: recovered {recovered} shot(s) from a lost driver")
             self._drive(job_id)

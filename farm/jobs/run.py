@@ -67,7 +67,7 @@ def drive_job(
     """Render the job's queued shots and stop there: the job is then assembling (every shot done),
     failed or cancelled, or queued again after Ctrl-C."""
     options = options or EngineOptions()
-    with hold_lease(db, job_id, options, observer) as lease:
+    with hold_lease(db, job_id, options, observer, artifacts_dir=settings.artifacts_dir) as lease:
         sweep_on_start(db, settings, observer or ignore_events, by=lease.by)
         return _drive(db, settings, job_id, options, observer, lease.by)
 
@@ -94,7 +94,7 @@ def render_job(
     drives: list[JobOutcome] = []
     edits: list[JobEdit] = []
     retakes_so_far: dict[str, int] = {}
-    with hold_lease(db, job_id, options, notify) as lease:
+    with hold_lease(db, job_id, options, notify, artifacts_dir=settings.artifacts_dir) as lease:
         sweep_on_start(db, settings, notify, by=lease.by)
         while True:
             state = job_state(db, job_id)
@@ -156,9 +156,11 @@ def hold_lease(
     options: EngineOptions | None = None,
     observer: Observer | None = None,
     *,
+    artifacts_dir: Path,
     by: str | None = None,
 ) -> DriverLease:
-    """The job's driver lease, for ``with``: whatever works on a job (rendering it, making its edit) holds it."""
+    """The job's driver lease, for ``with``: whatever works on a job (rendering it, making its edit) holds it.
+    ``artifacts_dir`` is the store whose partial files of a dead driver's renders go as it takes over."""
     options = options or EngineOptions()
     return DriverLease(
         db,
@@ -167,6 +169,7 @@ def hold_lease(
         stale_after_seconds=options.stale_after_seconds,
         observer=observer or ignore_events,
         by=by,
+        artifacts_dir=artifacts_dir,
     )
 
 
