@@ -259,10 +259,10 @@ def _attempts_of_key(connection: Connection, partial: Path) -> str:
     match = TEMPORARY.match(partial.name)
     key = match.group("key") if match else ""
     rows = connection.execute(
-        select(Render.id, Render.state, Render.error_class)
-        .join(Shot, Shot.id == Render.shot_id)
-        .where(Shot.cache_key == key)
-        .order_by(Render.id)
+        select(Render.c.id, Render.c.state, Render.c.error_class)
+        .join(Shot, Shot.c.id == Render.c.shot_id)
+        .where(Shot.c.cache_key == key)
+        .order_by(Render.c.id)
     ).all()
     return ", ".join(f"attempt {row.id} {row.state} {row.error_class or ''}".rstrip() for row in rows) or "no attempt"
 

@@ -198,9 +198,13 @@ def test_a_dead_drivers_partial_renders_go_when_its_attempts_are_recovered_unles
             key_claim=ClaimRequest(key, "driver@dead-1", 6.0),
         )  # fmt: skip
     with database.write() as connection:  # the driver died a minute ago; the second key's claim lapsed
-        connection.execute(update(Job).where(Job.id == job).values(driver_heartbeat_at=utcnow() - timedelta(minutes=1)))
         connection.execute(
-            update(RenderClaim).where(RenderClaim.cache_key == lost).values(expires_at=utcnow() - timedelta(seconds=1))
+            update(Job).where(Job.c.id == job).values(driver_heartbeat_at=utcnow() - timedelta(minutes=1))
+        )
+        connection.execute(
+            update(RenderClaim)
+            .where(RenderClaim.c.cache_key == lost)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     other_pk = next(row.pk for row in shots_of_job(database, other) if row.shot_id == "b")
     start_logged_attempt(

@@ -110,7 +110,7 @@ def test_an_ended_attempt_releases_its_claim(database: Database, make_job) -> No
 
 def claim_expiry(db: Database) -> datetime:
     with db.read() as connection:
-        return connection.execute(select(RenderClaim.expires_at)).scalar_one()
+        return connection.execute(select(RenderClaim.c.expires_at)).scalar_one()
 
 
 def test_the_drivers_heartbeat_keeps_its_claims_while_no_loop_runs_and_they_lapse_when_it_stops(
@@ -133,7 +133,7 @@ def test_the_drivers_heartbeat_keeps_its_claims_while_no_loop_runs_and_they_laps
     wait_for(lambda: utcnow() > last_expiry, 30, "the claim's lease to run out")
     taken = start(database, shot_pks(database, other)["a"], claim(holder="driver-b"))
     with database.read() as connection:
-        assert connection.execute(select(RenderClaim.render_id)).scalar_one() == taken
+        assert connection.execute(select(RenderClaim.c.render_id)).scalar_one() == taken
 
 
 # ---- the store never replaces a published file ------------------------------------------------------------

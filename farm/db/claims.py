@@ -148,15 +148,15 @@ def renew_driven_claims(db: Database, driver_id: str, *, lease_seconds: float) -
     many were renewed. The heartbeat of the job's driver lease calls this: a job whose lease went to
     another driver (or whose driver died) renews nothing, so its claims lapse with its lease."""
     running = (
-        select(Render.id)
-        .join(Shot, Shot.id == Render.shot_id)
-        .join(Job, Job.id == Shot.job_id)
-        .where(Job.driver_id == driver_id, Render.state == AttemptState.RUNNING)
+        select(Render.c.id)
+        .join(Shot, Shot.c.id == Render.c.shot_id)
+        .join(Job, Job.c.id == Shot.c.job_id)
+        .where(Job.c.driver_id == driver_id, Render.c.state == AttemptState.RUNNING)
     )
     with db.write() as connection:
         return connection.execute(
             update(RenderClaim)
-            .where(RenderClaim.render_id.in_(running))
+            .where(RenderClaim.c.render_id.in_(running))
             .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
         ).rowcount
 
@@ -168,16 +168,16 @@ def hold_running_claims(db: Database, job_id: int, *, lease_seconds: float) -> t
     (``farm.db.shots.recover_orphans``): while they are still running and their claims live, no other
     attempt can claim the keys, so what their renders left in the store can be removed safely."""
     running = (
-        select(Render.id)
-        .join(Shot, Shot.id == Render.shot_id)
-        .where(Shot.job_id == job_id, Render.state == AttemptState.RUNNING)
+        select(Render.c.id)
+        .join(Shot, Shot.c.id == Render.c.shot_id)
+        .where(Shot.c.job_id == job_id, Render.c.state == AttemptState.RUNNING)
     )
     with db.write() as connection:
         keys = connection.execute(
             update(RenderClaim)
-            .where(RenderClaim.render_id.in_(running))
+            .where(RenderClaim.c.render_id.in_(running))
             .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
-            .returning(RenderClaim.cache_key)
+            .returning(RenderClaim.c.cache_key)
         ).scalars()
         return tuple(sorted(keys))
 
