@@ -15,6 +15,7 @@ syntax error reads and points the same either way; a file with no error never pa
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 from collections.abc import Iterator
@@ -53,6 +54,10 @@ class Position(NamedTuple):
 
     line: int
     column: int
+
+
+_position = functools.partial(tuple.__new__, Position)
+"""``Position`` from a (line, column) pair without NamedTuple's Python-level constructor (the hot loop)."""
 
 
 @dataclass
@@ -101,7 +106,37 @@ def load_located_yaml(path: Path, display_name: str | None = None) -> LocatedDoc
     except UnicodeDecodeError as exc:
         _fail(name, 1, 1, f"is not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8")
     with _collector_paused():
-        return _DocumentBuilder(path, name).build(text)
+        return _build_document(path, name, text)
+
+
+def _build_document(path: Path, name: str, text: str) -> LocatedDocument:
+    """The located document of ``text``, from libyaml's events; a file libyaml refuses is built again from
+    the pure-Python parser's, whose messages name the offending character, so a syntax error reads and
+    points the same either way (and a file with no error never pays for that)."""
+    try:
+        return _DocumentBuilder(path, name).build(_FAST_LOADER, text)
+    except yaml.YAMLError as exc:
+        if _FAST_LOADER is yaml.SafeLoader:
+            _syntax_error(name, exc)
+    try:
+        return _DocumentBuilder(path, name).build(yaml.SafeLoader, text)
+    except yaml.YAMLError as exc:
+        _syntax_error(name, exc)
+    raise AssertionError("unreachable: _syntax_error raises")
+
+
+def _syntax_error(name: str, exc: yaml.YAMLError) -> None:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        _fail(
+            name,
+            line,
+            column,
+            f"YAML syntax error: {exc.problem or exc.context}",
+            "fix the indentation or quoting at this spot",
+        )
+    _fail(name, 1, 1, f"YAML error: {exc}", "fix the YAML syntax")
 
 
 @contextmanager
@@ -128,22 +163,22 @@ class _DocumentBuilder:
         self.name = name
         self.node_count = 0
 
-    def build(self, text: str) -> LocatedDocument:
+    def build(self, loader_class: type, text: str) -> LocatedDocument:
+        """The document of ``text``, built while ``loader_class`` parses it: its events are never all held at
+        once (on a 10,000-shot list they would be most of the memory). A YAMLError comes out as raised."""
+        loader = loader_class(text)
         try:
-            events = iter(_parse(text))
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            _fail(
-                self.name,
-                line,
-                column,
-                f"YAML syntax error: {exc.problem or exc.context}",
-                "fix the indentation or quoting at this spot",
-            )
-        except yaml.YAMLError as exc:
-            _fail(self.name, 1, 1, f"YAML error: {exc}", "fix the YAML syntax")
+            events = iter(loader.get_event, None)  # no Python generator between the parser and the builder
+            try:
+                return self._build(events)
+            except ShotListError:
+                for _ in events:  # a syntax error further on is reported first, as when all was parsed first
+                    pass
+                raise
+        finally:
+            loader.dispose()
 
+    def _build(self, events: Iterator[yaml.Event]) -> LocatedDocument:
         next(events)  # StreamStart
         event = next(events)
         if isinstance(event, yaml.StreamEndEvent):
@@ -166,11 +201,11 @@ class _DocumentBuilder:
         # the hot loop of a long shot list (one call per value): exact-type tests, no helper calls
         self._check_event(event, depth)
         start = event.start_mark
-        self.document.value_positions[path] = Position(start.line + 1, start.column + 1)
+        self.document.value_positions[path] = _position((start.line + 1, start.column + 1))
         kind = type(event)
         if kind is yaml.ScalarEvent:
             end = event.end_mark
-            self.document.scalar_ends[path] = Position(end.line + 1, end.column + 1)
+            self.document.scalar_ends[path] = _position((end.line + 1, end.column + 1))
             return _resolve_scalar(event)
         if kind is yaml.SequenceStartEvent:
             items: list[Any] = []
@@ -215,7 +250,7 @@ class _DocumentBuilder:
                     f"duplicate key '{key}' (first defined on line {first.line})",
                     "remove one of them or give it another name",
                 )
-            self.document.key_positions[(*path, key)] = Position(mark.line + 1, mark.column + 1)
+            self.document.key_positions[(*path, key)] = _position((mark.line + 1, mark.column + 1))
             mapping[key] = self._value(events, next(events), (*path, key), depth + 1)
         raise AssertionError("unterminated mapping")
 
@@ -267,16 +302,6 @@ class _DocumentBuilder:
             f"more than {MAX_NODES} values in one shot list",
             "split the episode into several shot lists",
         )
-
-
-def _parse(text: str) -> list[yaml.Event]:
-    """Every event of ``text``; a YAMLError located and worded by the pure-Python parser if it has one."""
-    try:
-        return list(yaml.parse(text, Loader=_FAST_LOADER))
-    except yaml.YAMLError:
-        if _FAST_LOADER is yaml.SafeLoader:
-            raise
-    return list(yaml.parse(text, Loader=yaml.SafeLoader))  # raises the error as it always read
 
 
 def _resolve_scalar(event: yaml.ScalarEvent) -> Any:
