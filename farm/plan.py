@@ -22,6 +22,7 @@ import numpy as np
 from farm.avatar.base import pixel_inputs_of
 from farm.avatar.registry import adapter_class
 from farm.catalog import DEFAULT_QUALITY, ModelCatalog, ModelManifest, Quality, SegmentPolicy, weights_digest
+from farm.collector import collector_paused
 from farm.defaults import MODEL_SAMPLE_RATE
 from farm.digests import file_sha256
 from farm.errors import Finding, ManifestError, MediaError, ShotListError
@@ -320,6 +321,10 @@ class Plan:
         return sum(task.frames for task in self.tasks)
 
     def to_json(self) -> dict[str, Any]:
+        with collector_paused():  # a long plan's document is millions of objects, none cyclic
+            return self._json()
+
+    def _json(self) -> dict[str, Any]:
         return {
             "shot_list": str(self.shot_list),
             "shot_list_sha256": self.shot_list_sha256,
@@ -348,7 +353,7 @@ def plan_shot_list(
 
     ``face_memo`` is where portraits' detected faces are memoised (by sha256) across processes.
     """
-    with SliceDigests() as slices:
+    with collector_paused(), SliceDigests() as slices:  # ten thousand tasks are many objects, none cyclic
         planner = _Planner(
             shot_list, catalog, quality, ModelIdentities(catalog, digest_memo), FaceMemo(face_memo), slices
         )

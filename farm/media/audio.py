@@ -124,6 +124,16 @@ def track_samples(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
     return layout.samples if layout is not None else len(decode_audio(path, sample_rate))
 
 
+def probe_track(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
+    """``track_samples`` of a file checked to be audio (MediaError if not): a native WAV is audio by its
+    header, so only another file is opened by ffmpeg to look for an audio stream."""
+    layout = _native_layout(path, sample_rate)
+    if layout is not None:
+        return layout.samples
+    require_audio_stream(path)
+    return len(decode_audio(path, sample_rate))
+
+
 def cut_audio(path: Path, samples: SampleRange) -> np.ndarray:
     """Samples ``[start, end)`` of the decoded track, padded with silence past its end."""
     layout = _native_layout(path, samples.sample_rate) if samples.start >= 0 else None

@@ -61,7 +61,7 @@ def parse_timecode(value: int | float | str, fps: Fraction) -> Fraction:
     if isinstance(value, int | float):
         if value < 0:
             raise TimecodeError(f"{value} is negative")
-        return Fraction(str(value))
+        return Fraction(value) if type(value) is int else Fraction(str(value))  # a float as written
     text = value.strip()
     if match := _SECONDS.match(text):
         return Fraction(match["seconds"])

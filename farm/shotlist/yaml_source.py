@@ -16,16 +16,15 @@ syntax error reads and points the same either way; a file with no error never pa
 from __future__ import annotations
 
 import functools
-import gc
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
 
+from farm.collector import collector_paused
 from farm.errors import Finding, ShotListError
 
 JsonPath = tuple[str | int, ...]
@@ -105,7 +104,7 @@ def load_located_yaml(path: Path, display_name: str | None = None) -> LocatedDoc
         _fail(name, 1, 1, "permission denied", "make the file readable")
     except UnicodeDecodeError as exc:
         _fail(name, 1, 1, f"is not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8")
-    with _collector_paused():
+    with collector_paused():  # parsing allocates an event and two marks per value, and keeps most of it
         return _build_document(path, name, text)
 
 
@@ -137,20 +136,6 @@ def _syntax_error(name: str, exc: yaml.YAMLError) -> None:
             "fix the indentation or quoting at this spot",
         )
     _fail(name, 1, 1, f"YAML error: {exc}", "fix the YAML syntax")
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the document is built. Parsing allocates an event and two
-    marks per value and keeps most of what it builds, none of it cyclic; every collection the allocations
-    trigger walks everything built so far, which on a 10,000-shot list is more than half the load time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _fail(name: str, line: int, column: int, message: str, hint: str) -> None:
