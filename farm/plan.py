@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import pairwise
@@ -26,10 +27,11 @@ from farm.collector import collector_paused
 from farm.defaults import MODEL_SAMPLE_RATE
 from farm.digests import file_sha256
 from farm.errors import Finding, ManifestError, MediaError, ShotListError
-from farm.media.audio import AudioSlice, SampleRange, SliceDigests, cut_audio, samples_digest
+from farm.media.audio import AudioSlice, SampleRange, cut_audio, samples_digest
 from farm.media.face_memo import FaceMemo
 from farm.media.framing import Crop, Framing, frame_portrait
 from farm.media.image import load_rgb
+from farm.media.slice_digests import SliceDigests
 from farm.media.snapshots import Snapshot, SnapshotStore
 from farm.media.speech import pause_cuts
 from farm.paths import display_path
@@ -354,6 +356,7 @@ def plan_shot_list(
     ``face_memo`` is where portraits' detected faces are memoised (by sha256) across processes.
     """
     with collector_paused(), SliceDigests() as slices:  # ten thousand tasks are many objects, none cyclic
+        slices.prefetch(_planned_slices(shot_list))  # read and hashed on a worker while the tasks are built
         planner = _Planner(
             shot_list, catalog, quality, ModelIdentities(catalog, digest_memo), FaceMemo(face_memo), slices
         )
@@ -522,12 +525,26 @@ def _plan_shot(
 def _audio_slice(shot_list: ShotList, cut: AudioCut, frames: int, slices: SliceDigests) -> AudioSlice:
     """The cut as a sample-exact slice covering exactly ``frames`` frames (every speaker's slice of a shot
     has this same length, whatever rounding its timecodes needed)."""
-    fps = shot_list.output.fps
     track = shot_list.audio_tracks[cut.track]
+    samples = _sample_range(shot_list, cut, frames)
+    return AudioSlice(track.id, track.file, samples.start, samples.end, slices.digest(track.file, samples))
+
+
+def _sample_range(shot_list: ShotList, cut: AudioCut, frames: int) -> SampleRange:
+    fps = shot_list.output.fps
     start = round_ratio(cut.start.numerator * MODEL_SAMPLE_RATE, cut.start.denominator)
     count = round_ratio(frames * fps.denominator * MODEL_SAMPLE_RATE, fps.numerator)  # frames / fps in samples
-    sha256 = slices.digest(track.file, SampleRange(start, start + count))
-    return AudioSlice(track.id, track.file, start, start + count, sha256)
+    return SampleRange(start, start + count)
+
+
+def _planned_slices(shot_list: ShotList) -> Iterator[tuple[Path, SampleRange]]:
+    """Every audio slice the plan will hash, in the order it will ask for them (for ``prefetch``)."""
+    fps = shot_list.output.fps
+    for shot in shot_list.shots:
+        frames = _frames(shot.audio, fps)
+        cuts = [shot.audio] if shot.two_shot is None else [shot.audio, shot.two_shot.audio]
+        for cut in cuts:
+            yield shot_list.audio_tracks[cut.track].file, _sample_range(shot_list, cut, frames)
 
 
 def _frames(cut: AudioCut, fps: Fraction) -> int:

@@ -10,7 +10,6 @@ samples, the same ones, so an episode's hours of dialogue cost neither the time 
 from __future__ import annotations
 
 import hashlib
-import os
 import wave
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -104,7 +103,7 @@ def seconds_to_samples(seconds: Fraction, sample_rate: int = MODEL_SAMPLE_RATE) 
     return round(seconds * sample_rate)
 
 
-def _native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
+def native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
     """``native_pcm_layout``, memoised on path, size and mtime: a plan cuts one track thousands of times."""
     try:
         stat = path.stat()
@@ -120,14 +119,14 @@ def _native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
 
 def track_samples(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
     """How many samples the track decodes to at ``sample_rate``: from the header when it needs no decoding."""
-    layout = _native_layout(path, sample_rate)
+    layout = native_layout(path, sample_rate)
     return layout.samples if layout is not None else len(decode_audio(path, sample_rate))
 
 
 def probe_track(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
     """``track_samples`` of a file checked to be audio (MediaError if not): a native WAV is audio by its
     header, so only another file is opened by ffmpeg to look for an audio stream."""
-    layout = _native_layout(path, sample_rate)
+    layout = native_layout(path, sample_rate)
     if layout is not None:
         return layout.samples
     require_audio_stream(path)
@@ -136,7 +135,7 @@ def probe_track(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
 
 def cut_audio(path: Path, samples: SampleRange) -> np.ndarray:
     """Samples ``[start, end)`` of the decoded track, padded with silence past its end."""
-    layout = _native_layout(path, samples.sample_rate) if samples.start >= 0 else None
+    layout = native_layout(path, samples.sample_rate) if samples.start >= 0 else None
     cut = _read_native(path, layout, samples) if layout is not None else None
     if cut is None:
         cut = decode_audio(path, samples.sample_rate)[samples.start : samples.end]
@@ -164,71 +163,6 @@ def _read_native(path: Path, layout: PcmLayout, samples: SampleRange) -> np.ndar
 def samples_digest(samples: np.ndarray) -> str:
     """sha256 of little-endian int16 PCM: the identity of an audio slice in cache keys."""
     return hashlib.sha256(samples.astype("<i2", copy=False).tobytes()).hexdigest()
-
-
-class SliceDigests:
-    """``samples_digest(cut_audio(path, samples))`` of many slices, for one plan: a 10,000-shot episode cut
-    from one long track would otherwise open it, stat it and build an array 10,000 times.
-
-    A native track (see farm.media.wav_header) is opened once and each slice's bytes are hashed as read
-    (they are the little-endian int16 samples), silence past the end hashed as zeros; anything else goes
-    through ``cut_audio``. A slice asked for twice (two speakers on one cut) is hashed once. Nothing
-    outlives the reader, so a track edited after it is closed is read afresh: use one per plan, closed
-    (``with``) when the plan is made.
-    """
-
-    def __init__(self) -> None:
-        self._tracks: dict[tuple[Path, int], tuple[int, PcmLayout] | None] = {}
-        self._digests: dict[tuple[Path, SampleRange], str] = {}
-
-    def __enter__(self) -> SliceDigests:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for track in self._tracks.values():
-            if track is not None:
-                os.close(track[0])
-        self._tracks.clear()
-        self._digests.clear()
-
-    def digest(self, path: Path, samples: SampleRange) -> str:
-        key = (path, samples)
-        if key not in self._digests:
-            self._digests[key] = self._hash(path, samples)
-        return self._digests[key]
-
-    def _hash(self, path: Path, samples: SampleRange) -> str:
-        track = self._track(path, samples.sample_rate) if samples.start >= 0 else None
-        if track is not None:
-            descriptor, layout = track
-            start = min(samples.start, layout.samples)
-            end = min(max(samples.end, start), layout.samples)
-            try:
-                raw = os.pread(descriptor, 2 * (end - start), layout.offset + 2 * start)
-            except OSError:
-                raw = b""
-            if len(raw) == 2 * (end - start):  # else the file changed under us: cut it the ordinary way
-                digest = hashlib.sha256(raw)
-                if samples.count > end - start:
-                    digest.update(bytes(2 * (samples.count - (end - start))))
-                return digest.hexdigest()
-        return samples_digest(cut_audio(path, samples))
-
-    def _track(self, path: Path, sample_rate: int) -> tuple[int, PcmLayout] | None:
-        key = (path, sample_rate)
-        if key not in self._tracks:
-            layout = _native_layout(path, sample_rate)
-            descriptor = None
-            if layout is not None:
-                try:
-                    descriptor = os.open(path, os.O_RDONLY)
-                except OSError:
-                    descriptor = None
-            self._tracks[key] = (descriptor, layout) if descriptor is not None and layout is not None else None
-        return self._tracks[key]
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
