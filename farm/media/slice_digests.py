@@ -22,6 +22,8 @@ from farm.media.audio import SampleRange, cut_audio, native_layout, samples_dige
 from farm.media.wav_header import PcmLayout
 
 Slice = tuple[Path, SampleRange]
+_Key = tuple[Path, int, int, int]
+"""A slice as a plain tuple (path, start, end, rate): hashed in C, not by the dataclass's Python ``__hash__``."""
 _BATCH = 256
 """Slices per task of the worker: enough that handing them over costs nothing next to hashing them."""
 
@@ -33,8 +35,8 @@ class SliceDigests:
 
     def __init__(self) -> None:
         self._tracks: dict[tuple[Path, int], tuple[int, PcmLayout] | None] = {}
-        self._digests: dict[Slice, str] = {}
-        self._pending: dict[Slice, Future[dict[Slice, str | Exception]]] = {}
+        self._digests: dict[_Key, str] = {}
+        self._pending: dict[_Key, Future[dict[_Key, str | Exception]]] = {}
         self._lock = threading.Lock()
         self._worker: ThreadPoolExecutor | None = None
 
@@ -57,7 +59,8 @@ class SliceDigests:
 
     def prefetch(self, slices: Iterable[Slice]) -> None:
         """Start hashing ``slices`` on the worker thread, in this order (the order they will be asked for)."""
-        wanted = [key for key in dict.fromkeys(slices) if key not in self._digests and key not in self._pending]
+        keyed = {(path, samples.start, samples.end, samples.sample_rate): (path, samples) for path, samples in slices}
+        wanted = [(key, piece) for key, piece in keyed.items() if key not in self._digests and key not in self._pending]
         if not wanted:
             return
         if self._worker is None:
@@ -65,27 +68,28 @@ class SliceDigests:
         for first in range(0, len(wanted), _BATCH):
             batch = wanted[first : first + _BATCH]
             future = self._worker.submit(self._hash_batch, batch)
-            for key in batch:
+            for key, _ in batch:
                 self._pending[key] = future
 
     def digest(self, path: Path, samples: SampleRange) -> str:
         """``samples_digest(cut_audio(path, samples))``; what reading it raised, raised here."""
-        key = (path, samples)
-        if key not in self._digests:
+        key = (path, samples.start, samples.end, samples.sample_rate)
+        found = self._digests.get(key)
+        if found is None:
             future = self._pending.pop(key, None)
             outcome = future.result()[key] if future is not None else self._hash(path, samples)
             if isinstance(outcome, Exception):
                 raise outcome
-            self._digests[key] = outcome
-        return self._digests[key]
+            self._digests[key] = found = outcome
+        return found
 
-    def _hash_batch(self, batch: list[Slice]) -> dict[Slice, str | Exception]:
-        outcomes: dict[Slice, str | Exception] = {}
-        for path, samples in batch:
+    def _hash_batch(self, batch: list[tuple[_Key, Slice]]) -> dict[_Key, str | Exception]:
+        outcomes: dict[_Key, str | Exception] = {}
+        for key, (path, samples) in batch:
             try:
-                outcomes[(path, samples)] = self._hash(path, samples)
-            except Exception as exc:
-                outcomes[(path, samples)] = exc
+                outcomes[key] = self._hash(path, samples)
+            except Exception as exc:  # raised by digest() for this slice, in the planner's thread
+                outcomes[key] = exc
         return outcomes
 
     def _hash(self, path: Path, samples: SampleRange) -> str:
