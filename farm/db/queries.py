@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
 
-from farm.db.bulk import collector_paused
+from farm.collector import collector_paused
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
 from farm.db.kinds import ArtifactKind
