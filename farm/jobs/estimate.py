@@ -80,12 +80,13 @@ def _history(plan: Plan, db: Database) -> tuple[dict[str, tuple[float, int]], se
     """Each model's measured (seconds per frame, frames) and the shots of ``plan`` already in the store.
     The database's modules are imported here, so a plan with no database never loads SQLAlchemy."""
     from farm.db.stats import farm_stats
-    from farm.engine.artifacts import intact_artifact
+    from farm.engine.artifacts import intact_artifacts
 
     measured = {
         tally.model: (tally.rendered_gpu_seconds / tally.frames_rendered, tally.frames_rendered)
         for tally in farm_stats(db).models
         if tally.frames_rendered > 0
     }
-    cached = {task.shot_id for task in plan.tasks if intact_artifact(db, task.cache_key) is not None}
+    hits = intact_artifacts(db, (task.cache_key for task in plan.tasks))
+    cached = {task.shot_id for task in plan.tasks if task.cache_key in hits}
     return measured, cached
