@@ -6,8 +6,9 @@ written in chunks so generating it costs ~1 s and little memory; speech-like bur
 slices differ and their digests are real). In one run, for each checkout given (``--before``, default
 /work/main, and this one), this script times as subprocesses, end to end:
 
-- ``python -m farm validate LIST`` and ``python -m farm plan LIST --json``: wall time and peak RSS
-  (``resource.getrusage(RUSAGE_CHILDREN)`` of a fresh child per measurement);
+- ``python -m farm validate LIST`` and ``python -m farm plan LIST --json``, the plan again once the data
+  dir has a database: wall time, CPU time and peak RSS (``resource.getrusage(RUSAGE_CHILDREN)`` of a
+  fresh child per measurement), and whether every checkout's plans have byte-identical cache keys;
 
 and, in process for this checkout only, the stages behind them (YAML load, schema, semantic checks,
 building the ShotList, planning) with tracemalloc's peak, so a regression shows where it is.
@@ -97,7 +98,9 @@ def write_shot_list(folder: Path, shots: int) -> Path:
 
 Figures = tuple[float, float, float, int, str, str]
 """Wall s, CPU s, peak RSS MB, exit status, stderr's tail, and the sha256 of the plan's cache keys (one a line)."""
-COMMANDS = ("validate", "plan --json")
+COMMANDS = ("validate", "plan --json", "plan, db")
+"""``plan, db`` is ``plan --json`` once the data dir has a (migrated, empty) database: the studio's case,
+where the plan also asks the database which shots are already rendered."""
 
 
 def run_farm(repo: Path, python: Path, args: list[str], data_dir: Path) -> Figures:
@@ -139,7 +142,11 @@ def end_to_end(repo: Path, shot_list: Path, scratch: Path) -> dict[str, Figures]
     data_dir.mkdir(parents=True, exist_ok=True)
     figures = {}
     for command in COMMANDS:
-        verb, *flags = command.split()
+        if command == "plan, db":
+            env = {**os.environ, "PYTHONPATH": str(repo)}
+            upgrade = [str(python), "-m", "farm", "db", "upgrade", "--data-dir", str(data_dir)]
+            subprocess.run(upgrade, cwd=repo, env=env, capture_output=True, check=True)
+        verb, *flags = ["plan", "--json"] if command == "plan, db" else command.split()
         run_farm(repo, python, [verb, str(shot_list), *flags], data_dir)
         figures[command] = run_farm(repo, python, [verb, str(shot_list), *flags], data_dir)
     return figures
@@ -161,7 +168,7 @@ def print_side_by_side(repos: list[Path], figures: dict[Path, dict[str, Figures]
                 f"{'':<50}{before[0] / after[0]:6.1f}x faster, {before[1] / after[1]:.1f}x less CPU, "
                 f"{before[2] / after[2]:.1f}x less memory"
             )
-    keys = {figures[repo]["plan --json"][5] for repo in repos}
+    keys = {figures[repo][command][5] for repo in repos for command in ("plan --json", "plan, db")}
     if len(repos) > 1:
         same = len(keys) == 1 and "" not in keys
         print(f"cache keys of the plans: {'byte-identical' if same else 'DIFFERENT'} (sha256 of all: {min(keys)[:16]})")
