@@ -79,7 +79,7 @@ def _validate(
 ) -> ValidationReport:
     name = display_path(path)
     try:
-        document = load_located_yaml(path, name)
+        document = load_located_yaml(path, name, scalar_ends=False)  # nothing here edits the text
     except ShotListError as exc:
         return ValidationReport(path, tuple(exc.findings), None)
     findings, schema_error_paths = schema_findings(document, name)
