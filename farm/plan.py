@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import pairwise
@@ -356,7 +355,6 @@ def plan_shot_list(
     ``face_memo`` is where portraits' detected faces are memoised (by sha256) across processes.
     """
     with collector_paused(), SliceDigests() as slices:  # ten thousand tasks are many objects, none cyclic
-        slices.prefetch(_planned_slices(shot_list))  # read and hashed on a worker while the tasks are built
         planner = _Planner(
             shot_list, catalog, quality, ModelIdentities(catalog, digest_memo), FaceMemo(face_memo), slices
         )
@@ -535,16 +533,6 @@ def _sample_range(shot_list: ShotList, cut: AudioCut, frames: int) -> SampleRang
     start = round_ratio(cut.start.numerator * MODEL_SAMPLE_RATE, cut.start.denominator)
     count = round_ratio(frames * fps.denominator * MODEL_SAMPLE_RATE, fps.numerator)  # frames / fps in samples
     return SampleRange(start, start + count)
-
-
-def _planned_slices(shot_list: ShotList) -> Iterator[tuple[Path, SampleRange]]:
-    """Every audio slice the plan will hash, in the order it will ask for them (for ``prefetch``)."""
-    fps = shot_list.output.fps
-    for shot in shot_list.shots:
-        frames = _frames(shot.audio, fps)
-        cuts = [shot.audio] if shot.two_shot is None else [shot.audio, shot.two_shot.audio]
-        for cut in cuts:
-            yield shot_list.audio_tracks[cut.track].file, _sample_range(shot_list, cut, frames)
 
 
 def _frames(cut: AudioCut, fps: Fraction) -> int:
