@@ -143,12 +143,15 @@ def end_to_end(repos: list[Path], shot_list: Path, scratch: Path, repeats: int) 
     (about a second), which no studio's farm does."""
     figures: dict[Path, dict[str, Figures]] = {repo: {} for repo in repos}
     for repo in repos:
-        (scratch / f"data-{repo.name}").mkdir(parents=True, exist_ok=True)
+        for name in (f"data-{repo.name}", f"data-{repo.name}-db"):  # a kept scratch dir's databases go
+            shutil.rmtree(scratch / name, ignore_errors=True)
+            (scratch / name).mkdir(parents=True)
     for command in COMMANDS:
         verb, *flags = ["plan", "--json"] if command == "plan, db" else command.split()
         for run in range(repeats + 1):
             for repo in repos:
-                python, data_dir = which_python(repo), scratch / f"data-{repo.name}"
+                python = which_python(repo)
+                data_dir = scratch / (f"data-{repo.name}-db" if command == "plan, db" else f"data-{repo.name}")
                 if command == "plan, db" and run == 0:
                     env = {**os.environ, "PYTHONPATH": str(repo)}
                     upgrade = [str(python), "-m", "farm", "db", "upgrade", "--data-dir", str(data_dir)]
