@@ -22,17 +22,25 @@ import numpy as np
 from farm.avatar.base import pixel_inputs_of
 from farm.avatar.registry import adapter_class
 from farm.catalog import DEFAULT_QUALITY, ModelCatalog, ModelManifest, Quality, SegmentPolicy, weights_digest
+from farm.collector import collector_paused
 from farm.defaults import MODEL_SAMPLE_RATE
 from farm.digests import file_sha256
 from farm.errors import Finding, ManifestError, MediaError, ShotListError
-from farm.media.audio import AudioSlice, SampleRange, cut_audio, samples_digest, seconds_to_samples
+from farm.media.audio import AudioSlice, SampleRange, cut_audio, samples_digest
 from farm.media.face_memo import FaceMemo
 from farm.media.framing import Crop, Framing, frame_portrait
 from farm.media.image import load_rgb
+from farm.media.slice_digests import SliceDigests
 from farm.media.snapshots import Snapshot, SnapshotStore
 from farm.media.speech import pause_cuts
 from farm.paths import display_path
-from farm.shotlist.timecode import format_clock, format_frame_rate, parse_frame_rate_text
+from farm.shotlist.timecode import (
+    format_clock,
+    format_frame_rate,
+    format_sample_clock,
+    parse_frame_rate_text,
+    round_ratio,
+)
 from farm.shotlist.types import (
     AudioCut,
     CameraMove,
@@ -121,8 +129,8 @@ def _audio_json(audio: AudioSlice) -> dict[str, Any]:
         "start_sample": audio.start_sample,
         "end_sample": audio.end_sample,
         "samples": audio.end_sample - audio.start_sample,
-        "in": format_clock(audio.start_seconds),
-        "out": format_clock(audio.end_seconds),
+        "in": format_sample_clock(audio.start_sample, audio.sample_rate),
+        "out": format_sample_clock(audio.end_sample, audio.sample_rate),
         "sha256": audio.sha256,
     }
 
@@ -276,7 +284,7 @@ class ShotTask:
             "width": self.width,
             "height": self.height,
             "frames": self.frames,
-            "duration_seconds": float(self.duration),
+            "duration_seconds": self.frames * self.fps.denominator / self.fps.numerator,  # float(self.duration)
             "audio": _audio_json(self.audio),
             "camera": {"move": self.camera.move.value, "intensity": self.camera.intensity},
             "prompt": self.prompt,
@@ -314,6 +322,10 @@ class Plan:
         return sum(task.frames for task in self.tasks)
 
     def to_json(self) -> dict[str, Any]:
+        with collector_paused():  # a long plan's document is millions of objects, none cyclic
+            return self._json()
+
+    def _json(self) -> dict[str, Any]:
         return {
             "shot_list": str(self.shot_list),
             "shot_list_sha256": self.shot_list_sha256,
@@ -342,28 +354,54 @@ def plan_shot_list(
 
     ``face_memo`` is where portraits' detected faces are memoised (by sha256) across processes.
     """
-    digests = ModelIdentities(catalog, digest_memo)
-    faces = FaceMemo(face_memo)
-    file_digests: dict[Path, str] = {}
-    framings: dict[str, Framing] = {}
-    keys: dict[str, str] = {}
-    tasks: list[ShotTask] = []
-    for order, shot in enumerate(shot_list.shots):
-        settings = shot_list.defaults.overlaid_with(shot.overrides)
-        tier = quality or settings.quality or DEFAULT_QUALITY
+    with collector_paused(), SliceDigests() as slices:  # ten thousand tasks are many objects, none cyclic
+        planner = _Planner(
+            shot_list, catalog, quality, ModelIdentities(catalog, digest_memo), FaceMemo(face_memo), slices
+        )
+        tasks = tuple(planner.task(shot, order) for order, shot in enumerate(shot_list.shots))
+    return Plan(
+        shot_list=shot_list.path,
+        shot_list_sha256=_file_sha256(shot_list.path, planner.file_digests),
+        project=shot_list.project,
+        episode=shot_list.episode,
+        output=shot_list.output,
+        tasks=tasks,
+    )
+
+
+class _Planner:
+    """What the shots of one plan share: each portrait hashed and framed once, each model's identity
+    computed once, the dialogue tracks open once (``slices``), and the keys of the shots planned so far
+    (a shot's key chains to the key of the shot it continues, which comes before it)."""
+
+    def __init__(
+        self,
+        shot_list: ShotList,
+        catalog: ModelCatalog,
+        quality: Quality | None,
+        identities: ModelIdentities,
+        faces: FaceMemo,
+        slices: SliceDigests,
+    ) -> None:
+        self.shot_list = shot_list
+        self.catalog = catalog
+        self.quality = quality
+        self.identities = identities
+        self.faces = faces
+        self.slices = slices
+        self.file_digests: dict[Path, str] = {}
+        self.framings: dict[str, Framing] = {}
+        self.keys: dict[str, str] = {}
+
+    def task(self, shot: Shot, order: int) -> ShotTask:
+        """The shot's task with its cache key; a model that cannot be used is a finding on the shot."""
         try:
-            manifest = catalog.get(_model_name(settings, tier))
-            if shot.character not in framings:  # one character frames the same in every shot of the list
-                image = shot_list.characters[shot.character].image
-                framings[shot.character] = _framing(shot_list, shot, _file_sha256(image, file_digests), faces)
-            task = _plan_shot(shot_list, shot, order, settings, tier, manifest, file_digests, framings[shot.character])
-            continues_key = keys[shot.continues] if shot.continues else None
-            task = replace(task, cache_key=task_cache_key(task, digests.identity(manifest), continues_key))
+            task = self._task(shot, order)
         except ManifestError as exc:
             raise ShotListError(
                 [
                     Finding(
-                        display_path(shot_list.path),
+                        display_path(self.shot_list.path),
                         shot.line,
                         1,
                         "model",
@@ -373,16 +411,23 @@ def plan_shot_list(
                     )
                 ]
             ) from exc
-        keys[shot.id] = task.cache_key
-        tasks.append(task)
-    return Plan(
-        shot_list=shot_list.path,
-        shot_list_sha256=_file_sha256(shot_list.path, file_digests),
-        project=shot_list.project,
-        episode=shot_list.episode,
-        output=shot_list.output,
-        tasks=tuple(tasks),
-    )
+        self.keys[shot.id] = task.cache_key
+        return task
+
+    def _task(self, shot: Shot, order: int) -> ShotTask:
+        shot_list = self.shot_list
+        settings = shot_list.defaults.overlaid_with(shot.overrides)
+        tier = self.quality or settings.quality or DEFAULT_QUALITY
+        manifest = self.catalog.get(_model_name(settings, tier))
+        if shot.character not in self.framings:  # one character frames the same in every shot of the list
+            image = shot_list.characters[shot.character].image
+            sha256 = _file_sha256(image, self.file_digests)
+            self.framings[shot.character] = _framing(shot_list, shot, sha256, self.faces)
+        framing = self.framings[shot.character]
+        task = _plan_shot(shot_list, shot, order, settings, tier, manifest, self.file_digests, framing, self.slices)
+        continues_key = self.keys[shot.continues] if shot.continues else None
+        key = task_cache_key(task, self.identities.identity(manifest), continues_key)
+        return ShotTask(**{**vars(task), "cache_key": key})  # replace(), without its per-field checks
 
 
 def _framing(shot_list: ShotList, shot: Shot, sha256: str, faces: FaceMemo) -> Framing:
@@ -429,11 +474,12 @@ def _plan_shot(
     manifest: ModelManifest,
     file_digests: dict[Path, str],
     framing: Framing,
+    slices: SliceDigests,
 ) -> ShotTask:
     """The shot's task, without its cache key (the caller adds it: it chains to the key of the shot continued)."""
     fps = shot_list.output.fps
-    frames = round(shot.audio.duration * fps)
-    audio = _audio_slice(shot_list, shot.audio, frames)
+    frames = _frames(shot.audio, fps)
+    audio = _audio_slice(shot_list, shot.audio, frames, slices)
     character = shot_list.characters[shot.character]
     steps = settings.steps or manifest.defaults.steps
     seed = settings.seed if settings.seed is not None else 0
@@ -466,7 +512,7 @@ def _plan_shot(
         cache_key="",
         framing=framing,
         line=shot.line,
-        two_shot=_two_shot_plan(shot_list, shot, frames, audio, reference_sha256, file_digests),
+        two_shot=_two_shot_plan(shot_list, shot, frames, audio, reference_sha256, file_digests, slices),
         audio_slip=shot.audio.slip,
         # a two-shot renders in one piece (its speakers' takes are not split)
         segments=_segments(audio, frames, fps, manifest.segments) if shot.two_shot is None else (),
@@ -474,15 +520,26 @@ def _plan_shot(
     )
 
 
-def _audio_slice(shot_list: ShotList, cut: AudioCut, frames: int) -> AudioSlice:
+def _audio_slice(shot_list: ShotList, cut: AudioCut, frames: int, slices: SliceDigests) -> AudioSlice:
     """The cut as a sample-exact slice covering exactly ``frames`` frames (every speaker's slice of a shot
     has this same length, whatever rounding its timecodes needed)."""
-    fps = shot_list.output.fps
     track = shot_list.audio_tracks[cut.track]
-    start = seconds_to_samples(cut.start)
-    count = seconds_to_samples(Fraction(frames) / fps)
-    samples = cut_audio(track.file, SampleRange(start, start + count))
-    return AudioSlice(track.id, track.file, start, start + count, samples_digest(samples))
+    samples = _sample_range(shot_list, cut, frames)
+    return AudioSlice(track.id, track.file, samples.start, samples.end, slices.digest(track.file, samples))
+
+
+def _sample_range(shot_list: ShotList, cut: AudioCut, frames: int) -> SampleRange:
+    fps = shot_list.output.fps
+    start = round_ratio(cut.start.numerator * MODEL_SAMPLE_RATE, cut.start.denominator)
+    count = round_ratio(frames * fps.denominator * MODEL_SAMPLE_RATE, fps.numerator)  # frames / fps in samples
+    return SampleRange(start, start + count)
+
+
+def _frames(cut: AudioCut, fps: Fraction) -> int:
+    """The cut's length in whole frames at ``fps``: ``round(cut.duration * fps)``, in integers."""
+    start, end = cut.start, cut.end
+    numerator = (end.numerator * start.denominator - start.numerator * end.denominator) * fps.numerator
+    return round_ratio(numerator, start.denominator * end.denominator * fps.denominator)
 
 
 def _two_shot_plan(
@@ -492,6 +549,7 @@ def _two_shot_plan(
     first_audio: AudioSlice,
     first_sha256: str,
     file_digests: dict[Path, str],
+    slices: SliceDigests,
 ) -> TwoShotPlan | None:
     if shot.two_shot is None:
         return None
@@ -507,7 +565,7 @@ def _two_shot_plan(
                 second.person_id,
                 second.image,
                 _file_sha256(second.image, file_digests),
-                _audio_slice(shot_list, shot.two_shot.audio, frames),
+                _audio_slice(shot_list, shot.two_shot.audio, frames, slices),
                 second_region,
             ),
         ),
@@ -516,7 +574,10 @@ def _two_shot_plan(
 
 def _segments(audio: AudioSlice, frames: int, fps: Fraction, policy: SegmentPolicy | None) -> tuple[int, ...]:
     """``take_segments`` of the shot's dialogue, read only for a take longer than one segment."""
-    if policy is None or Fraction(frames) / fps <= Fraction(policy.max_seconds):
+    if policy is None:
+        return ()
+    longest = Fraction(policy.max_seconds)  # frames / fps <= longest, in integers:
+    if frames * fps.denominator * longest.denominator <= longest.numerator * fps.numerator:
         return ()
     return take_segments(cut_audio(audio.path, audio.sample_range), frames, fps, policy)
 
@@ -612,7 +673,7 @@ def task_cache_key(task: ShotTask, model: ModelIdentity, continues_key: str | No
     retake with a new seed) gives exactly the key a shot list asking for that would get.
     """
     parts = [
-        f'"cache_key_version":{_canonical(CACHE_KEY_VERSION)}',
+        _VERSION_PART,
         f'"inputs":{_canonical(_keyed_inputs(task, model, continues_key))}',
         f'"model":{model.canonical_json}',
         f'"quality":{_canonical(task.quality.value)}',
@@ -675,8 +736,15 @@ def cache_key(inputs: dict[str, Any]) -> str:
     return _sha256_hex(_canonical(inputs))
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` builds per call, built once."""
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+_VERSION_PART = f'"cache_key_version":{_canonical(CACHE_KEY_VERSION)}'
 
 
 def _sha256_hex(text: str) -> str:

@@ -81,6 +81,13 @@ class Settings:
         return self.data_dir / "cache" / "weights-digests.json"
 
     @property
+    def no_default_database(self) -> bool:
+        """The database is the data dir's own SQLite file (no --db, no FARM_DATABASE_URL) and there is no
+        such file yet: a read then knows nothing is recorded without importing SQLAlchemy to learn it."""
+        default = self.data_dir / "farm.db"
+        return self.database_url == sqlite_url(default) and not default.is_file()
+
+    @property
     def face_memo(self) -> Path:
         """Where portraits' detected faces are memoised by sha256 (planning frames every shot from them)."""
         return self.data_dir / "cache" / "portrait-faces.json"

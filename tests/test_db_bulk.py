@@ -1,4 +1,4 @@
-"""The collector pause around bulk reads: nests, spans threads, and always gives the collector back."""
+"""The collector pause around bulk reads and the front end: nests, spans threads, always gives it back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from farm.db.bulk import collector_paused
+from farm.collector import collector_paused
 
 
 def test_the_collector_is_off_inside_and_back_on_after() -> None:

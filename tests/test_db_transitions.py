@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from farm.db.kinds import ArtifactKind, EventKind
 from farm.db.lease import claim_driver, heartbeat
 from farm.db.machine import ShotMove, move_shots
 from farm.db.products import ArtifactRecord, NewEdit, record_artifact, record_edit
-from farm.db.queries import find_artifact, job_detail, job_events, job_state, shots_of_job
+from farm.db.queries import find_artifact, find_artifacts, job_detail, job_events, job_state, shots_of_job
 from farm.db.session import Database
 from farm.db.shots import (
     fail_unrenderable,
@@ -37,6 +38,7 @@ from farm.db.states import (
     ShotState,
 )
 from farm.db.tables import Event, Render, Shot
+from farm.engine.artifacts import intact_artifact, intact_artifacts
 from farm.plan import Plan
 from farm.verdicts import Verdict
 
@@ -389,6 +391,24 @@ def test_recording_the_same_artifact_twice_keeps_one_row_describing_the_file_rec
     assert info is not None and (info.id, info.kind, info.path, info.sha256) == (first, shot_video, "/b.mp4", "2" * 64)
     assert info.created_at.tzinfo is UTC
     assert find_artifact(database, "d" * 64, shot_video) is None
+
+
+def test_artifacts_looked_up_together_are_those_looked_up_one_by_one(database: Database, tmp_path: Path) -> None:
+    """``farm plan`` asks about all its keys at once (in chunks); a hit is the same hit either way."""
+    keys = [f"{index:064x}" for index in range(1001)]  # three chunks
+    intact, truncated = tmp_path / "intact.mp4", tmp_path / "truncated.mp4"
+    intact.write_bytes(b"x" * 5)
+    truncated.write_bytes(b"x" * 3)
+    recorded = {keys[0]: intact, keys[500]: truncated, keys[1000]: tmp_path / "gone.mp4"}
+    for key, path in recorded.items():
+        record_artifact(database, ArtifactRecord(key, ArtifactKind.SHOT_VIDEO, str(path), 5, "1" * 64, 10, 0.4))
+    record_artifact(database, ArtifactRecord(keys[1], ArtifactKind.LAST_FRAMES, str(intact), 5, "1" * 64, 5))
+
+    found = find_artifacts(database, [*keys, keys[0]], ArtifactKind.SHOT_VIDEO)
+    assert found == {key: find_artifact(database, key, ArtifactKind.SHOT_VIDEO) for key in recorded}
+    hits = intact_artifacts(database, keys)
+    assert hits == {keys[0]: found[keys[0]]}
+    assert all((intact_artifact(database, key) is not None) == (key in hits) for key in [*recorded, keys[1]])
 
 
 def test_the_database_refuses_a_kind_or_verdict_outside_its_vocabulary(database: Database, make_job: MakeJob) -> None:

@@ -40,6 +40,18 @@ def test_both_parsers_build_the_same_located_document(path: Path, monkeypatch: p
     assert fast.scalar_ends == slow.scalar_ends
 
 
+def test_a_document_without_scalar_ends_is_the_same_document_otherwise() -> None:
+    """Validation asks for no scalar ends (only an edit in place uses them); all else is as recorded with them."""
+    path = REPO / "shots" / "demo" / "episode.yaml"
+    full, lean = yaml_source.load_located_yaml(path), yaml_source.load_located_yaml(path, scalar_ends=False)
+    assert full.scalar_ends and not lean.scalar_ends
+    assert (lean.data, lean.value_positions, lean.key_positions) == (
+        full.data,
+        full.value_positions,
+        full.key_positions,
+    )
+
+
 def test_plain_quoted_and_block_scalars_resolve_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "values.yaml"
     path.write_text(

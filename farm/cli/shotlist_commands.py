@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from farm.cli.options import farm_from, json_option, print_json, settings_options, stderr, stdout
 from farm.errors import EXIT_BAD_INPUT, EXIT_OK
@@ -15,6 +15,9 @@ from farm.plan import Plan, ShotTask
 from farm.shotlist.load import ValidationReport
 from farm.shotlist.timecode import format_clock
 from farm.shotlist.types import CameraMove, CameraSpec
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 max_seconds_option = click.option(
     "--max-shot-seconds",
@@ -136,6 +139,8 @@ def _count(number: int, noun: str) -> str:
 
 
 def plan_table(the_plan: Plan) -> Table:
+    from rich.table import Table  # only for the table: plan --json never loads it
+
     table = Table(title=f"{the_plan.project} {the_plan.episode}".strip() + f" - {display_path(the_plan.shot_list)}")
     for column in (
         "#",

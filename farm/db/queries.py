@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
 
-from farm.db.bulk import collector_paused
+from farm.collector import collector_paused
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
 from farm.db.kinds import ArtifactKind
@@ -485,6 +485,27 @@ def events_since(db: Database, job_id: int, *, after: int = 0, limit: int = 500)
             raise UnknownJob(f"job {job_id} is not in the database; `farm status` lists the jobs")
         rows = connection.execute(statement).all()
     return EventPage(tuple(from_values(EventRecord, _EVENT_FIELDS, row) for row in rows), state)
+
+
+_KEYS_PER_QUERY = 500
+"""Cache keys asked for in one ``IN (...)``: well under every backend's limit on bound parameters."""
+
+
+@transaction
+def find_artifacts(db: Database, cache_keys: Iterable[str], kind: ArtifactKind) -> dict[str, ArtifactInfo]:
+    """The stored artifacts of ``cache_keys`` that were ever recorded, by key, read in one transaction: a
+    10,000-shot plan asks about all its keys at once, which one ``find_artifact`` each would make 10,000."""
+    keys = list(dict.fromkeys(cache_keys))
+    columns = [Artifact.c[name] for name in _ARTIFACT_FIELDS]
+    found: dict[str, ArtifactInfo] = {}
+    with db.read() as connection:
+        for first in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[first : first + _KEYS_PER_QUERY]
+            statement = select(*columns).where(Artifact.c.cache_key.in_(chunk), Artifact.c.kind == kind)
+            for row in connection.execute(statement):
+                record = from_values(ArtifactInfo, _ARTIFACT_FIELDS, db.paths.resolve_row(_ARTIFACT_FIELDS, row))
+                found[record.cache_key] = record
+    return found
 
 
 @transaction

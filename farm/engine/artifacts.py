@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from farm import files
 from farm.db.kinds import ArtifactKind
-from farm.db.queries import find_artifact
+from farm.db.queries import find_artifact, find_artifacts
 from farm.db.records import ArtifactInfo
 from farm.db.session import Database
 
@@ -42,12 +43,19 @@ def intact_artifact(db: Database, cache_key: str, kind: ArtifactKind = ArtifactK
     A row whose file was deleted or truncated is no hit (the shot renders again and replaces the file).
     """
     artifact = find_artifact(db, cache_key, kind)
-    if artifact is None:
-        return None
+    return artifact if artifact is not None and _intact(artifact) else None
+
+
+def intact_artifacts(
+    db: Database, cache_keys: Iterable[str], kind: ArtifactKind = ArtifactKind.SHOT_VIDEO
+) -> dict[str, ArtifactInfo]:
+    """``intact_artifact`` of each of ``cache_keys`` that is a cache hit, by key, asked of the database at once."""
+    return {key: artifact for key, artifact in find_artifacts(db, cache_keys, kind).items() if _intact(artifact)}
+
+
+def _intact(artifact: ArtifactInfo) -> bool:
     path = Path(artifact.path)
-    if not path.is_file() or path.stat().st_size != artifact.bytes:
-        return None
-    return artifact
+    return path.is_file() and path.stat().st_size == artifact.bytes
 
 
 def clear_unrecorded(db: Database, store: ArtifactStore, cache_key: str) -> None:

@@ -11,13 +11,14 @@ every rate is the manifest's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from farm.catalog import ModelCatalog
 from farm.db.errors import DatabaseMissing
-from farm.db.session import Database
-from farm.db.stats import farm_stats
-from farm.engine.artifacts import intact_artifact
 from farm.plan import Plan
+
+if TYPE_CHECKING:
+    from farm.db.session import Database
 
 MEASURED = "measured"
 MANIFEST = "manifest"
@@ -60,10 +61,7 @@ def plan_cost(plan: Plan, db: Database | None, catalog: ModelCatalog) -> PlanCos
     cached: set[str] = set()
     if db is not None:
         try:
-            for tally in farm_stats(db).models:
-                if tally.frames_rendered > 0:
-                    measured[tally.model] = (tally.rendered_gpu_seconds / tally.frames_rendered, tally.frames_rendered)
-            cached = {task.shot_id for task in plan.tasks if intact_artifact(db, task.cache_key) is not None}
+            measured, cached = _history(plan, db)
         except DatabaseMissing:
             measured, cached = {}, set()
     rates: dict[str, ModelRate] = {}
@@ -76,3 +74,19 @@ def plan_cost(plan: Plan, db: Database | None, catalog: ModelCatalog) -> PlanCos
     pending = [task for task in plan.tasks if task.shot_id not in cached]
     seconds = sum(task.frames * rates[task.model].seconds_per_frame for task in pending)
     return PlanCost(frozenset(cached), rates, sum(task.frames for task in pending), seconds / 3600)
+
+
+def _history(plan: Plan, db: Database) -> tuple[dict[str, tuple[float, int]], set[str]]:
+    """Each model's measured (seconds per frame, frames) and the shots of ``plan`` already in the store.
+    The database's modules are imported here, so a plan with no database never loads SQLAlchemy."""
+    from farm.db.stats import farm_stats
+    from farm.engine.artifacts import intact_artifacts
+
+    measured = {
+        tally.model: (tally.rendered_gpu_seconds / tally.frames_rendered, tally.frames_rendered)
+        for tally in farm_stats(db).models
+        if tally.frames_rendered > 0
+    }
+    hits = intact_artifacts(db, (task.cache_key for task in plan.tasks))
+    cached = {task.shot_id for task in plan.tasks if task.cache_key in hits}
+    return measured, cached

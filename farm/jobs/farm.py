@@ -167,10 +167,12 @@ class Farm:
         from farm.db.errors import DatabaseMissing
         from farm.jobs.estimate import plan_cost
 
-        try:
-            db: Database | None = self.database(write=False)
-        except DatabaseMissing:
-            db = None
+        db: Database | None = None
+        if not self.settings.no_default_database:  # else nothing is recorded, and SQLAlchemy stays unloaded
+            try:
+                db = self.database(write=False)
+            except DatabaseMissing:
+                db = None
         return plan_cost(plan, db, ModelCatalog.for_settings(self.settings))
 
     # ---- jobs: writes -------------------------------------------------------------------------------

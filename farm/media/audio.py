@@ -103,7 +103,7 @@ def seconds_to_samples(seconds: Fraction, sample_rate: int = MODEL_SAMPLE_RATE) 
     return round(seconds * sample_rate)
 
 
-def _native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
+def native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
     """``native_pcm_layout``, memoised on path, size and mtime: a plan cuts one track thousands of times."""
     try:
         stat = path.stat()
@@ -119,13 +119,23 @@ def _native_layout(path: Path, sample_rate: int) -> PcmLayout | None:
 
 def track_samples(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
     """How many samples the track decodes to at ``sample_rate``: from the header when it needs no decoding."""
-    layout = _native_layout(path, sample_rate)
+    layout = native_layout(path, sample_rate)
     return layout.samples if layout is not None else len(decode_audio(path, sample_rate))
+
+
+def probe_track(path: Path, sample_rate: int = MODEL_SAMPLE_RATE) -> int:
+    """``track_samples`` of a file checked to be audio (MediaError if not): a native WAV is audio by its
+    header, so only another file is opened by ffmpeg to look for an audio stream."""
+    layout = native_layout(path, sample_rate)
+    if layout is not None:
+        return layout.samples
+    require_audio_stream(path)
+    return len(decode_audio(path, sample_rate))
 
 
 def cut_audio(path: Path, samples: SampleRange) -> np.ndarray:
     """Samples ``[start, end)`` of the decoded track, padded with silence past its end."""
-    layout = _native_layout(path, samples.sample_rate) if samples.start >= 0 else None
+    layout = native_layout(path, samples.sample_rate) if samples.start >= 0 else None
     cut = _read_native(path, layout, samples) if layout is not None else None
     if cut is None:
         cut = decode_audio(path, samples.sample_rate)[samples.start : samples.end]

@@ -9,6 +9,7 @@ from typing import Any
 
 from farm import defaults
 from farm.catalog import ModelCatalog, Quality
+from farm.collector import collector_paused
 from farm.errors import Finding, ShotListError
 from farm.media.framing import Crop
 from farm.paths import display_path
@@ -69,10 +70,16 @@ def validate_shot_list(
 
     ``face_memo`` is the JSON file where portraits' faces are memoised (farm.media.face_memo).
     """
-    path = Path(path)
+    with collector_paused():  # a long list's document and ShotList are millions of objects, none cyclic
+        return _validate(Path(path), catalog, max_shot_seconds, face_memo)
+
+
+def _validate(
+    path: Path, catalog: ModelCatalog | None, max_shot_seconds: float, face_memo: Path | None
+) -> ValidationReport:
     name = display_path(path)
     try:
-        document = load_located_yaml(path, name)
+        document = load_located_yaml(path, name, scalar_ends=False)  # nothing here edits the text
     except ShotListError as exc:
         return ValidationReport(path, tuple(exc.findings), None)
     findings, schema_error_paths = schema_findings(document, name)

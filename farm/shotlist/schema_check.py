@@ -20,15 +20,16 @@ import json
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from farm.errors import Finding
 from farm.shotlist.locations import finding_at
 from farm.shotlist.schema_fast import surely_valid
 from farm.shotlist.yaml_source import JsonPath, LocatedDocument
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "shotlist.schema.json"
 """The schema's name in this package (``farm.shotlist``)."""
@@ -55,9 +56,17 @@ def shotlist_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
+def inlined_schema() -> dict[str, Any]:
+    """The schema with its ``$defs`` references written in place (what both validators check against)."""
     schema = shotlist_schema()
-    return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {}), ()))
+    return _inline_refs(schema, schema.get("$defs", {}), ())
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema  # only for a list schema_fast cannot vouch for: a valid list never loads it
+
+    return jsonschema.Draft202012Validator(inlined_schema())
 
 
 def _inline_refs(node: Any, defs: dict[str, Any], expanding: tuple[str, ...]) -> Any:
@@ -77,9 +86,9 @@ def _inline_refs(node: Any, defs: dict[str, Any], expanding: tuple[str, ...]) ->
 
 def schema_findings(document: LocatedDocument, display_name: str) -> tuple[list[Finding], set[JsonPath]]:
     """The findings, and the paths they concern (so later checks don't report the same value twice)."""
-    validator = _validator()
-    if surely_valid(validator.schema, document.data):  # the usual case, in a tenth of jsonschema's time
+    if surely_valid(inlined_schema(), document.data):  # the usual case, in a tenth of jsonschema's time
         return [], set()
+    validator = _validator()
     findings: list[Finding] = []
     paths: set[JsonPath] = set()
     seen: set[tuple[int, int, str]] = set()

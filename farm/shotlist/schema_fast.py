@@ -6,57 +6,50 @@ schema uses) and answers True only when every keyword it meets surely holds; any
 know, any doubt (a float ``multipleOf``, an ``enum`` of mixed types), and any violation answer False,
 and the caller then runs jsonschema as before, which finds and words every error. So this can make a
 valid list fast, never a broken one pass: a wrong True would be a bug, a needless False only costs time.
+
+The schema is compiled once into one small check per schema node (its keywords' checks, each closed
+over what it needs), so checking a value costs a call per keyword instead of a walk over the schema's
+keys, their lookup and their annotations (issue 18, part 5c: a 10,000-shot list has 110,000 values).
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
+from collections.abc import Callable
 from typing import Any
+
+Check = Callable[[Any], bool]
 
 _ANNOTATIONS = frozenset(
     {"description", "title", "$comment", "examples", "default", "x-hint", "$schema", "$id", "$defs"}
 )
 _DEFS_PREFIX = "#/$defs/"
+_KEPT = 8
+"""Compiled schemas kept (a process checks against one or two)."""
+_compiled: dict[int, tuple[Any, Check]] = {}
 
 
 def surely_valid(schema: Any, instance: Any) -> bool:
     """True only if ``instance`` satisfies ``schema`` (a draft 2020-12 schema whose references are local)."""
-    defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
-    return _valid(schema, instance, defs)
+    return _compiled_check(schema)(instance)
 
 
-def _valid(schema: Any, instance: Any, defs: dict[str, Any]) -> bool:
-    if schema is True:
-        return True
-    if not isinstance(schema, dict):
-        return False
-    for keyword, value in schema.items():
-        if keyword in _ANNOTATIONS:
-            continue
-        check = _KEYWORDS.get(keyword)
-        if check is None or not check(value, instance, schema, defs):
-            return False
+def _compiled_check(schema: Any) -> Check:
+    entry = _compiled.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
+        entry = (schema, _Compiler(defs).compile(schema))
+        _compiled[id(schema)] = entry
+        while len(_compiled) > _KEPT:
+            del _compiled[next(iter(_compiled))]
+    return entry[1]
+
+
+def _always(instance: Any) -> bool:
     return True
 
 
-def _is_type(instance: Any, name: str) -> bool:
-    if name == "object":
-        return isinstance(instance, dict)
-    if name == "array":
-        return isinstance(instance, list)
-    if name == "string":
-        return isinstance(instance, str)
-    if name == "boolean":
-        return isinstance(instance, bool)
-    if name == "null":
-        return instance is None
-    if isinstance(instance, bool):
-        return False
-    if name == "number":
-        return isinstance(instance, int | float)
-    if name == "integer":
-        return isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer())
+def _never(instance: Any) -> bool:
     return False
 
 
@@ -64,125 +57,237 @@ def _is_number(instance: Any) -> bool:
     return isinstance(instance, int | float) and not isinstance(instance, bool)
 
 
+def _is_integer(instance: Any) -> bool:
+    if isinstance(instance, bool):
+        return False
+    return isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer())
+
+
+_TYPES: dict[str, Check] = {
+    "object": lambda instance: isinstance(instance, dict),
+    "array": lambda instance: isinstance(instance, list),
+    "string": lambda instance: isinstance(instance, str),
+    "boolean": lambda instance: isinstance(instance, bool),
+    "null": lambda instance: instance is None,
+    "number": _is_number,
+    "integer": _is_integer,
+}
+
+
+def _type_check(value: Any) -> Check:
+    names = [value] if isinstance(value, str) else list(value)
+    checks = [_TYPES.get(name, _never) for name in names]
+    if len(checks) == 1:
+        return checks[0]
+    return lambda instance: any(check(instance) for check in checks)
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON values, judged only between values of one Python type (else: not surely equal)."""
     return type(a) is type(b) and a == b
 
 
-def _type(value: Any, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    names = [value] if isinstance(value, str) else value
-    return any(_is_type(instance, name) for name in names)
+def _all(checks: list[Check]) -> Check:
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda instance: first(instance) and second(instance)
+    every = tuple(checks)
 
-
-def _properties(value: dict[str, Any], instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    if not isinstance(instance, dict):
+    def check(instance: Any) -> bool:
+        for one in every:  # noqa: SIM110 - all() of a generator costs more per value
+            if not one(instance):
+                return False
         return True
-    return all(_valid(value[key], item, defs) for key, item in instance.items() if key in value)
+
+    return check
 
 
-def _additional(value: Any, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    if not isinstance(instance, dict):
-        return True
+class _Compiler:
+    def __init__(self, defs: dict[str, Any]) -> None:
+        self.defs = defs
+        self.refs: dict[str, Check] = {}
+
+    def compile(self, schema: Any) -> Check:
+        if schema is True:
+            return _always
+        if not isinstance(schema, dict):
+            return _never
+        checks: list[Check] = []
+        for keyword, value in schema.items():
+            if keyword in _ANNOTATIONS:
+                continue
+            build = _BUILDERS.get(keyword)
+            if build is None:
+                return _never  # a keyword this does not know: leave the answer to jsonschema
+            check = build(self, value, schema)
+            if check is not None:
+                checks.append(check)
+        return _all(checks)
+
+    def reference(self, value: Any) -> Check:
+        name = value[len(_DEFS_PREFIX) :] if isinstance(value, str) and value.startswith(_DEFS_PREFIX) else None
+        if name is None or name not in self.defs:
+            return _never
+        if name not in self.refs:
+            target: list[Check] = []
+            self.refs[name] = lambda instance: target[0](instance)  # compiled below; a definition may recurse
+            target.append(self.compile(self.defs[name]))
+        return self.refs[name]
+
+
+Builder = Callable[[_Compiler, Any, dict[str, Any]], Check | None]
+
+
+def _members(compiler: _Compiler, value: Any, schema: dict[str, Any]) -> Check | None:
+    """``properties`` and ``additionalProperties`` in one pass over the mapping (built once, for the first)."""
     if "patternProperties" in schema:
-        return False
-    known = schema.get("properties", {})
-    return all(_valid(value, item, defs) for key, item in instance.items() if key not in known)
+        return _never
+    properties = {key: compiler.compile(sub) for key, sub in schema.get("properties", {}).items()}
+    additional = compiler.compile(schema["additionalProperties"]) if "additionalProperties" in schema else None
 
-
-def _required(value: list[str], instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, dict) or all(key in instance for key in value)
-
-
-def _property_names(value: Any, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, dict) or all(_valid(value, key, defs) for key in instance)
-
-
-def _min_properties(value: int, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, dict) or len(instance) >= value
-
-
-def _items(value: Any, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    if not isinstance(instance, list):
+    def check(instance: Any) -> bool:
+        if not isinstance(instance, dict):
+            return True
+        for key, item in instance.items():
+            sub = properties.get(key, additional)
+            if sub is not None and not sub(item):
+                return False
         return True
+
+    return check
+
+
+def _additional(compiler: _Compiler, value: Any, schema: dict[str, Any]) -> Check | None:
+    return None if "properties" in schema else _members(compiler, value, schema)
+
+
+def _required(compiler: _Compiler, value: list[str], schema: dict[str, Any]) -> Check:
+    keys = tuple(value)
+
+    def check(instance: Any) -> bool:
+        if not isinstance(instance, dict):
+            return True
+        for key in keys:  # noqa: SIM110 - all() of a generator costs more per value
+            if key not in instance:
+                return False
+        return True
+
+    return check
+
+
+def _property_names(compiler: _Compiler, value: Any, schema: dict[str, Any]) -> Check:
+    names = compiler.compile(value)
+    return lambda instance: not isinstance(instance, dict) or all(names(key) for key in instance)
+
+
+def _min_properties(compiler: _Compiler, value: int, schema: dict[str, Any]) -> Check:
+    return lambda instance: not isinstance(instance, dict) or len(instance) >= value
+
+
+def _items(compiler: _Compiler, value: Any, schema: dict[str, Any]) -> Check:
     if "prefixItems" in schema:
-        return False
-    return all(_valid(value, item, defs) for item in instance)
+        return _never
+    item_check = compiler.compile(value)
 
-
-def _min_items(value: int, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, list) or len(instance) >= value
-
-
-def _max_items(value: int, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, list) or len(instance) <= value
-
-
-def _min_length(value: int, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, str) or len(instance) >= value
-
-
-def _pattern(value: str, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not isinstance(instance, str) or _compiled(value).search(instance) is not None
-
-
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def _minimum(value: float, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not _is_number(instance) or instance >= value
-
-
-def _maximum(value: float, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not _is_number(instance) or instance <= value
-
-
-def _exclusive_minimum(value: float, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return not _is_number(instance) or instance > value
-
-
-def _multiple_of(value: Any, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    if not _is_number(instance):
+    def check(instance: Any) -> bool:
+        if not isinstance(instance, list):
+            return True
+        for item in instance:  # noqa: SIM110 - all() of a generator costs more per value
+            if not item_check(item):
+                return False
         return True
-    return type(value) is int and type(instance) is int and instance % value == 0  # floats: leave to jsonschema
+
+    return check
 
 
-def _enum(value: list[Any], instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return any(_same(choice, instance) for choice in value)
+def _min_items(compiler: _Compiler, value: int, schema: dict[str, Any]) -> Check:
+    return lambda instance: not isinstance(instance, list) or len(instance) >= value
 
 
-def _const(value: Any, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return _same(value, instance)
+def _max_items(compiler: _Compiler, value: int, schema: dict[str, Any]) -> Check:
+    return lambda instance: not isinstance(instance, list) or len(instance) <= value
 
 
-def _any_of(value: list[Any], instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return any(_valid(branch, instance, defs) for branch in value)
+def _min_length(compiler: _Compiler, value: int, schema: dict[str, Any]) -> Check:
+    return lambda instance: not isinstance(instance, str) or len(instance) >= value
 
 
-def _one_of(value: list[Any], instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
+def _pattern(compiler: _Compiler, value: str, schema: dict[str, Any]) -> Check:
+    search = re.compile(value).search
+    return lambda instance: not isinstance(instance, str) or search(instance) is not None
+
+
+def _minimum(compiler: _Compiler, value: float, schema: dict[str, Any]) -> Check:
+    return lambda instance: not _is_number(instance) or instance >= value
+
+
+def _maximum(compiler: _Compiler, value: float, schema: dict[str, Any]) -> Check:
+    return lambda instance: not _is_number(instance) or instance <= value
+
+
+def _exclusive_minimum(compiler: _Compiler, value: float, schema: dict[str, Any]) -> Check:
+    return lambda instance: not _is_number(instance) or instance > value
+
+
+def _multiple_of(compiler: _Compiler, value: Any, schema: dict[str, Any]) -> Check:
+    if type(value) is not int:  # floats: leave to jsonschema
+        return lambda instance: not _is_number(instance)
+    return lambda instance: not _is_number(instance) or (type(instance) is int and instance % value == 0)
+
+
+def _enum(compiler: _Compiler, value: list[Any], schema: dict[str, Any]) -> Check:
+    choices = tuple(value)
+    return lambda instance: any(_same(choice, instance) for choice in choices)
+
+
+def _const(compiler: _Compiler, value: Any, schema: dict[str, Any]) -> Check:
+    return lambda instance: _same(value, instance)
+
+
+def _any_of(compiler: _Compiler, value: list[Any], schema: dict[str, Any]) -> Check:
+    branches = tuple(compiler.compile(branch) for branch in value)
+    return lambda instance: any(branch(instance) for branch in branches)
+
+
+def _one_of(compiler: _Compiler, value: list[Any], schema: dict[str, Any]) -> Check:
     """One branch surely holds and every other surely fails (on its type or its constant)."""
-    holding = [branch for branch in value if _valid(branch, instance, defs)]
-    return len(holding) == 1 and all(_surely_fails(branch, instance) for branch in value if branch is not holding[0])
+    branches = tuple((compiler.compile(branch), _surely_fails(branch)) for branch in value)
+
+    def check(instance: Any) -> bool:
+        holding = [index for index, (holds, _) in enumerate(branches) if holds(instance)]
+        if len(holding) != 1:
+            return False
+        return all(fails(instance) for index, (_, fails) in enumerate(branches) if index != holding[0])
+
+    return check
 
 
-def _surely_fails(branch: Any, instance: Any) -> bool:
+def _surely_fails(branch: Any) -> Check:
+    """Whether ``branch`` surely refuses a value: by its type, or its constant of the value's type."""
     if not isinstance(branch, dict):
-        return branch is False
-    if "type" in branch and not _type(branch["type"], instance, branch, {}):
-        return True
-    return "const" in branch and type(branch["const"]) is type(instance) and branch["const"] != instance
+        return lambda instance: branch is False
+    typed = _type_check(branch["type"]) if "type" in branch else None
+    has_const, const = "const" in branch, branch.get("const")
+
+    def check(instance: Any) -> bool:
+        if typed is not None and not typed(instance):
+            return True
+        return has_const and type(const) is type(instance) and const != instance
+
+    return check
 
 
-def _ref(value: str, instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
-    if not value.startswith(_DEFS_PREFIX) or value[len(_DEFS_PREFIX) :] not in defs:
-        return False
-    return _valid(defs[value[len(_DEFS_PREFIX) :]], instance, defs)
+def _ref(compiler: _Compiler, value: str, schema: dict[str, Any]) -> Check:
+    return compiler.reference(value)
 
 
-_KEYWORDS = {
-    "type": _type,
-    "properties": _properties,
+_BUILDERS: dict[str, Builder] = {
+    "type": lambda compiler, value, schema: _type_check(value),
+    "properties": _members,
     "additionalProperties": _additional,
     "required": _required,
     "propertyNames": _property_names,

@@ -6,6 +6,7 @@ pass; each check therefore reads values defensively and skips what the schema al
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -14,7 +15,7 @@ from typing import Any
 
 from farm.catalog import ModelCatalog
 from farm.errors import Finding, MediaError
-from farm.media.audio import MODEL_SAMPLE_RATE, require_audio_stream, track_samples
+from farm.media.audio import MODEL_SAMPLE_RATE, probe_track
 from farm.media.faces import SAME_PERSON_DISTANCE, identity_distance, portrait_identity
 from farm.media.image import probe_image
 from farm.shotlist.locations import finding_at
@@ -37,6 +38,11 @@ class SemanticContext:
     """Track id -> length in seconds as decoded, for tracks that decode."""
     face_memo: Path | None = None
     """Where portraits' detected faces are memoised across processes (None: in this process only)."""
+
+    @functools.cached_property
+    def longest_shot(self) -> Fraction:
+        """``max_shot_seconds`` exactly, as written (compared with every shot's length)."""
+        return Fraction(str(self.max_shot_seconds))
 
     def error(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
         if any(path[: len(reported)] == reported for reported in self.schema_error_paths):
@@ -190,8 +196,7 @@ def _probe_image(context: SemanticContext, path: JsonPath, raw: str, resolved: P
 
 def _probe_audio(context: SemanticContext, path: JsonPath, track_id: str, raw: str, resolved: Path) -> None:
     try:
-        require_audio_stream(resolved)
-        samples = track_samples(resolved)  # from the header when the track needs no decoding
+        samples = probe_track(resolved)  # from the header when the track needs no decoding
     except MediaError as exc:
         context.error(path, f"'{raw}' is not decodable audio: {_reason(exc)}", "use a WAV, FLAC, MP3 or AAC file")
         return
@@ -350,7 +355,7 @@ def _check_cut(context: SemanticContext, path: JsonPath, audio: Any, fps: Fracti
             f"the shot lasts {float(duration) * 1000:.1f} ms, less than one frame",
             f"make it at least {float(1 / fps) * 1000:.1f} ms long",
         )
-    if duration > Fraction(str(context.max_shot_seconds)):
+    if duration > context.longest_shot:
         context.error(
             out_path,
             f"the shot lasts {float(duration):.1f} s, more than the {context.max_shot_seconds:g} s limit",

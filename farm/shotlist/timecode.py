@@ -61,7 +61,7 @@ def parse_timecode(value: int | float | str, fps: Fraction) -> Fraction:
     if isinstance(value, int | float):
         if value < 0:
             raise TimecodeError(f"{value} is negative")
-        return Fraction(str(value))
+        return Fraction(value) if type(value) is int else Fraction(str(value))  # a float as written
     text = value.strip()
     if match := _SECONDS.match(text):
         return Fraction(match["seconds"])
@@ -111,9 +111,29 @@ def nominal_frame_rate(fps: Fraction) -> int:
     return round(fps)
 
 
+def round_ratio(numerator: int, denominator: int) -> int:
+    """``round(Fraction(numerator, denominator))`` (halves to even) without building the Fraction: exactly
+    the same integer, at a fraction of the cost in a loop over every shot of a long episode."""
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    floor, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice < denominator or (twice == denominator and floor % 2 == 0):
+        return floor
+    return floor + 1
+
+
 def format_clock(seconds: Fraction) -> str:
     """``HH:MM:SS.mmm``, rounded to the nearest millisecond."""
-    total_millis = round(seconds * 1000)
+    return _format_millis(round(seconds * 1000))
+
+
+def format_sample_clock(sample: int, sample_rate: int) -> str:
+    """``format_clock(Fraction(sample, sample_rate))``, in integers (a plan shows two per shot)."""
+    return _format_millis(round_ratio(sample * 1000, sample_rate))
+
+
+def _format_millis(total_millis: int) -> str:
     hours, rest = divmod(total_millis, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)

@@ -15,16 +15,16 @@ syntax error reads and points the same either way; a file with no error never pa
 
 from __future__ import annotations
 
-import gc
+import functools
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
 
+from farm.collector import collector_paused
 from farm.errors import Finding, ShotListError
 
 JsonPath = tuple[str | int, ...]
@@ -55,6 +55,10 @@ class Position(NamedTuple):
     column: int
 
 
+_position = functools.partial(tuple.__new__, Position)
+"""``Position`` from a (line, column) pair without NamedTuple's Python-level constructor (the hot loop)."""
+
+
 @dataclass
 class LocatedDocument:
     """A parsed YAML document plus the 1-based position of every value and mapping key in it."""
@@ -78,8 +82,12 @@ class LocatedDocument:
         return self.value_positions.get((), Position(1, 1))
 
 
-def load_located_yaml(path: Path, display_name: str | None = None) -> LocatedDocument:
-    """Read ``path`` as one YAML document; raise ShotListError with a located finding if it isn't one."""
+def load_located_yaml(path: Path, display_name: str | None = None, *, scalar_ends: bool = True) -> LocatedDocument:
+    """Read ``path`` as one YAML document; raise ShotListError with a located finding if it isn't one.
+
+    ``scalar_ends=False`` leaves ``scalar_ends`` empty: only an edit of the text in place needs them, and
+    a 10,000-shot list has 80,000 (a tenth of a second and megabytes that checking it never reads).
+    """
     name = display_name or str(path)
     try:
         size = path.stat().st_size
@@ -100,22 +108,38 @@ def load_located_yaml(path: Path, display_name: str | None = None) -> LocatedDoc
         _fail(name, 1, 1, "permission denied", "make the file readable")
     except UnicodeDecodeError as exc:
         _fail(name, 1, 1, f"is not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8")
-    with _collector_paused():
-        return _DocumentBuilder(path, name).build(text)
+    with collector_paused():  # parsing allocates an event and two marks per value, and keeps most of it
+        return _build_document(path, name, text, scalar_ends)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the document is built. Parsing allocates an event and two
-    marks per value and keeps most of what it builds, none of it cyclic; every collection the allocations
-    trigger walks everything built so far, which on a 10,000-shot list is more than half the load time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+def _build_document(path: Path, name: str, text: str, scalar_ends: bool) -> LocatedDocument:
+    """The located document of ``text``, from libyaml's events; a file libyaml refuses is built again from
+    the pure-Python parser's, whose messages name the offending character, so a syntax error reads and
+    points the same either way (and a file with no error never pays for that)."""
     try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+        return _DocumentBuilder(path, name, scalar_ends).build(_FAST_LOADER, text)
+    except yaml.YAMLError as exc:
+        if _FAST_LOADER is yaml.SafeLoader:
+            _syntax_error(name, exc)
+    try:
+        return _DocumentBuilder(path, name, scalar_ends).build(yaml.SafeLoader, text)
+    except yaml.YAMLError as exc:
+        _syntax_error(name, exc)
+    raise AssertionError("unreachable: _syntax_error raises")
+
+
+def _syntax_error(name: str, exc: yaml.YAMLError) -> None:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        _fail(
+            name,
+            line,
+            column,
+            f"YAML syntax error: {exc.problem or exc.context}",
+            "fix the indentation or quoting at this spot",
+        )
+    _fail(name, 1, 1, f"YAML error: {exc}", "fix the YAML syntax")
 
 
 def _fail(name: str, line: int, column: int, message: str, hint: str) -> None:
@@ -123,27 +147,28 @@ def _fail(name: str, line: int, column: int, message: str, hint: str) -> None:
 
 
 class _DocumentBuilder:
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, scalar_ends: bool) -> None:
         self.document = LocatedDocument(path=path, data=None)
         self.name = name
         self.node_count = 0
+        self.scalar_ends = self.document.scalar_ends if scalar_ends else None
 
-    def build(self, text: str) -> LocatedDocument:
+    def build(self, loader_class: type, text: str) -> LocatedDocument:
+        """The document of ``text``, built while ``loader_class`` parses it: its events are never all held at
+        once (on a 10,000-shot list they would be most of the memory). A YAMLError comes out as raised."""
+        loader = loader_class(text)
         try:
-            events = iter(_parse(text))
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            _fail(
-                self.name,
-                line,
-                column,
-                f"YAML syntax error: {exc.problem or exc.context}",
-                "fix the indentation or quoting at this spot",
-            )
-        except yaml.YAMLError as exc:
-            _fail(self.name, 1, 1, f"YAML error: {exc}", "fix the YAML syntax")
+            events = iter(loader.get_event, None)  # no Python generator between the parser and the builder
+            try:
+                return self._build(events)
+            except ShotListError:
+                for _ in events:  # a syntax error further on is reported first, as when all was parsed first
+                    pass
+                raise
+        finally:
+            loader.dispose()
 
+    def _build(self, events: Iterator[yaml.Event]) -> LocatedDocument:
         next(events)  # StreamStart
         event = next(events)
         if isinstance(event, yaml.StreamEndEvent):
@@ -166,11 +191,12 @@ class _DocumentBuilder:
         # the hot loop of a long shot list (one call per value): exact-type tests, no helper calls
         self._check_event(event, depth)
         start = event.start_mark
-        self.document.value_positions[path] = Position(start.line + 1, start.column + 1)
+        self.document.value_positions[path] = _position((start.line + 1, start.column + 1))
         kind = type(event)
         if kind is yaml.ScalarEvent:
-            end = event.end_mark
-            self.document.scalar_ends[path] = Position(end.line + 1, end.column + 1)
+            if self.scalar_ends is not None:
+                end = event.end_mark
+                self.scalar_ends[path] = _position((end.line + 1, end.column + 1))
             return _resolve_scalar(event)
         if kind is yaml.SequenceStartEvent:
             items: list[Any] = []
@@ -215,7 +241,7 @@ class _DocumentBuilder:
                     f"duplicate key '{key}' (first defined on line {first.line})",
                     "remove one of them or give it another name",
                 )
-            self.document.key_positions[(*path, key)] = Position(mark.line + 1, mark.column + 1)
+            self.document.key_positions[(*path, key)] = _position((mark.line + 1, mark.column + 1))
             mapping[key] = self._value(events, next(events), (*path, key), depth + 1)
         raise AssertionError("unterminated mapping")
 
@@ -267,16 +293,6 @@ class _DocumentBuilder:
             f"more than {MAX_NODES} values in one shot list",
             "split the episode into several shot lists",
         )
-
-
-def _parse(text: str) -> list[yaml.Event]:
-    """Every event of ``text``; a YAMLError located and worded by the pure-Python parser if it has one."""
-    try:
-        return list(yaml.parse(text, Loader=_FAST_LOADER))
-    except yaml.YAMLError:
-        if _FAST_LOADER is yaml.SafeLoader:
-            raise
-    return list(yaml.parse(text, Loader=yaml.SafeLoader))  # raises the error as it always read
 
 
 def _resolve_scalar(event: yaml.ScalarEvent) -> Any:
