@@ -41,17 +41,20 @@ class RenderWorker:
         self.manifest = manifest
         self.store = ArtifactStore(Path(artifacts_root))
         context = ray.get_runtime_context()
+        device = _device_for(ray.get_gpu_ids())
+        attempt_log.install()
+        started = time.perf_counter()
+        self.model = create_model(manifest)
+        self.model.load(device)
+        self.load_seconds = time.perf_counter() - started
         self.identity_info = WorkerIdentity(
             name=name,
             node_id=context.get_node_id(),
             node_ip=ray.util.get_node_ip_address(),
-            device=_device_for(ray.get_gpu_ids()),
+            device=device,
+            gpu_type=_gpu_type(device),
+            load_seconds=self.load_seconds,
         )
-        attempt_log.install()
-        started = time.perf_counter()
-        self.model = create_model(manifest)
-        self.model.load(self.identity_info.device)
-        self.load_seconds = time.perf_counter() - started
         self._slot = threading.Lock()
         self._state_lock = threading.Lock()
         self._progress: dict[int, tuple[float, str]] = {}
@@ -225,6 +228,23 @@ def _device_for(gpu_ids: list) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:
         return "cpu"
+
+
+GPU_TYPE_VARIABLE = "FARM_GPU_TYPE"
+"""Names the node's GPU type for the cost model where the driver cannot ask the device (fake GPU nodes)."""
+
+
+def _gpu_type(device: str) -> str:
+    """The GPU type the cost model keys this worker's attempts on: the node's ``FARM_GPU_TYPE`` if set, else
+    the CUDA device's name, else ``cpu``."""
+    named = os.environ.get(GPU_TYPE_VARIABLE, "").strip()
+    if named:
+        return named
+    if device == "cuda":
+        import torch
+
+        return str(torch.cuda.get_device_name())
+    return "cpu"
 
 
 def _segment_audio(audio: Any, task: ShotTask) -> SegmentAudio:
