@@ -6,7 +6,8 @@ the costs learned over the run, and at least the longest shot on the fastest GPU
 read after ``--eta-after`` shots against the real rest of the run, and how the frames split between the GPUs.
 Target: within 10 % of the ideal and the ETA within 15 %.
 
-    python bench/costs.py [--shots 60] [--seconds-per-frame 0.05] [--min-frames 8 --max-frames 48] [--seeds 19]
+    python bench/costs.py [--shots 60] [--seconds-per-frame 0.08] [--min-frames 4 --max-frames 20] [--seeds 19]
+                           [--long-last 0]
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from tests.cost_farm import MixedRun, mixed_speed_cluster, render_mixed  # noqa:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", type=int, default=60)
-    parser.add_argument("--seconds-per-frame", type=float, default=0.05)
-    parser.add_argument("--min-frames", type=int, default=8)
-    parser.add_argument("--max-frames", type=int, default=48)
+    parser.add_argument("--seconds-per-frame", type=float, default=0.08)
+    parser.add_argument("--min-frames", type=int, default=4)
+    parser.add_argument("--max-frames", type=int, default=20)
     parser.add_argument("--eta-after", type=int, default=10)
+    parser.add_argument("--long-last", type=int, default=0, help="the last N shots are 3x the longest")
     parser.add_argument("--seeds", default="19", help="comma-separated shot-list seeds, one pair of runs each")
     args = parser.parse_args()
     print(f"{'seed':>4} {'placement':<12} {'makespan':>9} {'ideal':>7} {'over':>7} {'ETA':>7} {'real':>7} "
@@ -44,6 +46,7 @@ def main() -> None:
                 run = render_mixed(
                     root, cluster, placement=placement, shots=args.shots, seconds_per_frame=args.seconds_per_frame,
                     min_frames=args.min_frames, max_frames=args.max_frames, eta_after=args.eta_after, seed=seed,
+                    long_last=args.long_last,
                 )  # fmt: skip
                 print(_row(seed, "learned" if placement else "least-loaded", run), flush=True)
 

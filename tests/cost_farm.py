@@ -58,8 +58,9 @@ def mixed_speed_cluster(speeds: dict[str, float] = SPEEDS) -> Iterator[Cluster]:
         cluster.shutdown()
 
 
-def varied_shot_list(shots: int, *, seed: int, min_frames: int, max_frames: int) -> str:
-    """``shots`` shots of seeded random lengths at 64x64, each with its own prompt (none is cached)."""
+def varied_shot_list(shots: int, *, seed: int, min_frames: int, max_frames: int, long_last: int = 0) -> str:
+    """``shots`` shots of seeded random lengths at 64x64, each with its own prompt (none is cached); the last
+    ``long_last`` in edit order are three times the longest (the end of the queue a slow GPU may take)."""
     rng = random.Random(seed)
     lines = [
         "version: 1",
@@ -73,7 +74,7 @@ def varied_shot_list(shots: int, *, seed: int, min_frames: int, max_frames: int)
         "    shots:",
     ]
     for index in range(shots):
-        frames = rng.randint(min_frames, max_frames)
+        frames = rng.randint(min_frames, max_frames) if index < shots - long_last else 3 * max_frames
         start = rng.randrange(int(TRACK_SECONDS * FPS) - frames)
         audio = f"{{track: sc01, in: {start / FPS:.2f}, out: {(start + frames) / FPS:.2f}}}"
         lines.append(f"      - {{id: s{index:03d}, character: marcus, prompt: 'shot {index}', audio: {audio}}}")
@@ -115,6 +116,7 @@ def render_mixed(
     max_frames: int = 48,
     eta_after: int = 10,
     seed: int = 19,
+    long_last: int = 0,
 ) -> MixedRun:
     """Render one job of ``shots`` varied shots on ``cluster`` (a fresh farm in ``root``) and measure it."""
     write_manifest(root / "models", "pattern", seconds_per_frame=seconds_per_frame)
@@ -123,7 +125,7 @@ def render_mixed(
         ray_address=cluster.address,
     )  # fmt: skip
     db = open_database(settings.database_url, data_dir=settings.data_dir)
-    text = varied_shot_list(shots, seed=seed, min_frames=min_frames, max_frames=max_frames)
+    text = varied_shot_list(shots, seed=seed, min_frames=min_frames, max_frames=max_frames, long_last=long_last)
     job = submit_shot_list(db, settings, make_project(root / "project", text)).job_id
     done: list[float] = []
     reading: dict[str, float | None] = {}

@@ -127,7 +127,7 @@ def test_on_gpus_of_1x_and_3x_speed_a_60_shot_job_ends_near_the_ideal_and_its_et
             assert (
                 row.model_seconds > 0 and row.load_seconds >= 0 and row.levers["seconds_per_frame"] == SECONDS_PER_FRAME
             )
-            assert "render" in row.timings
+            assert row.timings["render"] > 0 and row.timings["encode"] > 0
         costs = learned_costs(db)
         fast = costs.estimate("pattern", "fake-3x", 64, 64, 20).seconds
         slow = costs.estimate("pattern", "fake-1x", 64, 64, 20).seconds

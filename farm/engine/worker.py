@@ -7,16 +7,18 @@ stream from the model into an ffmpeg encoder, so memory does not grow with the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from farm import defaults
-from farm.avatar.base import Continuation, RenderRequest, Speaker
+from farm.avatar.base import Continuation, FrameSink, RenderRequest, Speaker
 from farm.avatar.registry import create_model
 from farm.catalog import ModelManifest
 from farm.db.kinds import ArtifactKind
@@ -112,22 +114,26 @@ class RenderWorker:
             self._check_cancelled(assignment.render_id)
             started = time.perf_counter()
             self._set_progress(assignment.render_id, 0.0, "start")
+            encoding = _EncodeClock()
             try:
                 progress = self._progress_callback(assignment.render_id)
                 if len(task.segments) > 1:
-                    result = self._render_take(assignment, request, video_path, _segment_audio(audio, task))
+                    result = self._render_take(assignment, request, video_path, _segment_audio(audio, task), encoding)
                 else:
-                    with ShotVideoWriter(
-                        video_path,
-                        width=task.width,
-                        height=task.height,
-                        fps=task.fps,
-                        frames=task.frames,
-                        audio=mix_speakers(audio),
-                        audio_rate=defaults.MODEL_SAMPLE_RATE,
-                        keep_existing=True,  # the store never replaces a published file
-                    ) as sink:
-                        result = self.model.render(request, sink, progress)
+                    with (
+                        encoding.closing(),
+                        ShotVideoWriter(
+                            video_path,
+                            width=task.width,
+                            height=task.height,
+                            fps=task.fps,
+                            frames=task.frames,
+                            audio=mix_speakers(audio),
+                            audio_rate=defaults.MODEL_SAMPLE_RATE,
+                            keep_existing=True,  # the store never replaces a published file
+                        ) as sink,
+                    ):
+                        result = self.model.render(request, encoding.timed(sink), progress)
             except Exception as exc:
                 mapped = as_farm_error(exc, f"shot {task.shot_id}", storage=self.store.root)
                 if mapped is exc:
@@ -155,34 +161,43 @@ class RenderWorker:
                 "waited_for_slot": started - arrived,
                 "render": model_seconds,
                 "finalise": finished - started - model_seconds,
+                "encode": encoding.seconds,
                 **{f"model.{key}": value for key, value in result.timings.items()},
             },
             warnings=tuple(result.warnings),
         )
 
     def _render_take(
-        self, assignment: RenderAssignment, request: RenderRequest, video_path: Path, audio: SegmentAudio
+        self,
+        assignment: RenderAssignment,
+        request: RenderRequest,
+        video_path: Path,
+        audio: SegmentAudio,
+        encoding: _EncodeClock,
     ) -> TakeResult:
         """A long take, segment by segment (farm.engine.takes): its audio is muxed from the segments' pieces
         and each segment's frames stream into the one video file."""
         task = assignment.task
-        with ShotVideoWriter(
-            video_path,
-            width=task.width,
-            height=task.height,
-            fps=task.fps,
-            frames=task.frames,
-            audio_chunks=(audio(index) for index in range(len(task.segments))),
-            audio_rate=defaults.MODEL_SAMPLE_RATE,
-            keep_existing=True,
-        ) as sink:
+        with (
+            encoding.closing(),
+            ShotVideoWriter(
+                video_path,
+                width=task.width,
+                height=task.height,
+                fps=task.fps,
+                frames=task.frames,
+                audio_chunks=(audio(index) for index in range(len(task.segments))),
+                audio_rate=defaults.MODEL_SAMPLE_RATE,
+                keep_existing=True,
+            ) as sink,
+        ):
             result = render_take(
                 self.model,
                 request,
                 task.segments,
                 task.reanchor_every,
                 audio,
-                sink,
+                encoding.timed(sink),
                 self._progress_callback(assignment.render_id),
             )
         print(
@@ -217,6 +232,34 @@ class RenderWorker:
         with self._state_lock:
             self._progress.pop(render_id, None)
             self._cancelled.discard(render_id)
+
+
+class _EncodeClock:
+    """Seconds the render spent handing frames to the encoder, and from the last frame to the finished file:
+    the attempt's ``encode`` stage, beside the model's own stages (``model.*``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._last_write: float | None = None
+
+    def timed(self, sink: FrameSink) -> FrameSink:
+        clock = self
+
+        class Timed:
+            def write(self, frames: np.ndarray) -> None:
+                started = time.perf_counter()
+                sink.write(frames)
+                clock._last_write = time.perf_counter()
+                clock.seconds += clock._last_write - started
+
+        return Timed()
+
+    @contextlib.contextmanager
+    def closing(self) -> Iterator[None]:
+        """Around the encoder's ``with``: the time its end takes (flushing and closing the file) counts too."""
+        yield
+        if self._last_write is not None:
+            self.seconds += time.perf_counter() - self._last_write
 
 
 def _device_for(gpu_ids: list) -> str:
