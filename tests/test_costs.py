@@ -36,19 +36,19 @@ SECONDS_PER_FRAME = 0.08
 
 def test_the_cost_model_fits_seconds_per_shot_and_per_frame_and_falls_back_along_its_chain() -> None:
     costs = CostModel(fallback=lambda model: 0.5)
-    for frames in (10, 20, 40):
+    for frames in (10, 15, 20, 30, 40):
         costs.observe("m", "fast", 100, 100, frames, 0.3 + 0.01 * frames, load_seconds=4.0)
     costs.observe("m", "slow", 100, 100, 20, 0.6)
 
     exact = costs.estimate("m", "fast", 100, 100, 30)
-    assert exact.source == "model x gpu x size" and exact.samples == 3
+    assert exact.source == "model x gpu x size" and exact.samples == 5
     assert exact.per_shot == pytest.approx(0.3) and exact.seconds == pytest.approx(0.6)
     slow = costs.estimate("m", "slow", 100, 100, 40)  # one sample: a ratio, no intercept
     assert slow.per_shot == 0.0 and slow.seconds == pytest.approx(1.2)
     bigger = costs.estimate("m", "fast", 200, 100, 30)  # another size: scaled by pixels
     assert bigger.source == "model x gpu" and bigger.seconds == pytest.approx(0.3 + 0.02 * 30)
     unseen = costs.estimate("m", "new", 100, 100, 30)  # a new GPU type: the model's other GPUs
-    assert unseen.source == "model x size" and unseen.samples == 4
+    assert unseen.source == "model x size" and unseen.samples == 6
     assert costs.estimate("other", "fast", 100, 100, 30).source == FALLBACK
     assert costs.estimate("other", "fast", 100, 100, 30).seconds == pytest.approx(15.0)
     assert costs.load_seconds("m", "fast") == 4.0 and costs.load_seconds("m", "slow") == 4.0

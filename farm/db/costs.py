@@ -31,8 +31,11 @@ from farm.db.tables import Render
 Size = tuple[int, int]
 Key = tuple[str, str | None, Size | None]
 
-MIN_FIT_SAMPLES = 3
-"""Below this many attempts (or when their lengths hardly vary) a key's rate is a plain ratio, no intercept."""
+MIN_FIT_SAMPLES = 5
+MIN_FIT_SPREAD = 0.2
+"""Below this many attempts, or when their lengths vary less than this (standard deviation over mean), a key's
+rate is the ratio of its totals, no intercept: an intercept fitted to a few similar shots is mostly noise, and
+multiplied by the shots left it would swamp an ETA."""
 
 
 @dataclass
@@ -69,9 +72,9 @@ class CostSums:
     def fit(self) -> tuple[float, float]:
         """(seconds per shot, seconds per megapixel-frame). An intercept only where the lengths vary enough
         to tell it from the slope and it comes out sensible; otherwise the ratio of the totals."""
-        if self.n >= MIN_FIT_SAMPLES:
-            spread = self.n * self.xx - self.x * self.x
-            if spread > 1e-9 * max(self.n * self.xx, 1e-12):
+        if self.n >= MIN_FIT_SAMPLES and self.x > 0:
+            spread = self.n * self.xx - self.x * self.x  # n^2 x variance
+            if spread > (MIN_FIT_SPREAD * self.x) ** 2:  # std / mean > MIN_FIT_SPREAD
                 slope = (self.n * self.xy - self.x * self.y) / spread
                 intercept = (self.y - slope * self.x) / self.n
                 if slope > 0 and intercept >= 0:

@@ -1,11 +1,13 @@
-"""A job's ETA from the learned costs (``farm.db.costs``): its remaining shots on the workers rendering it.
+"""A job's ETA from the learned costs (``farm.db.costs``): its queued shots placed on the workers rendering it.
 
-Each worker rendering the job now (one of its shots is running there; with none running, the worker of its
-latest attempt) would need ``shots_left x per_shot + frames_left x seconds_per_frame`` seconds alone, at its
-GPU type's learned rate for the size it renders. Together they finish in ``1 / sum(1 / T_worker)`` (their
-rates add), and not before the longest render in flight ends. A job whose workers' costs are all unknown has
-no costed ETA (the caller falls back to its observed frames per second). The reads go through the shots'
-``job_id, state`` index and the cost model's covering index, never through all of a job's attempts.
+The workers are those rendering the job now (one of its shots is running there; with none running, the worker
+of its latest attempt), each at its GPU type's learned cost for the size it renders: ``per_shot + frames x
+seconds_per_frame``. Each is busy for what is left of its renders in flight (by their progress); the queued
+shots then go, in edit order, each to the worker that would finish it first, as the scheduler's placement
+does (``farm.engine.placement``). The ETA is when the last one ends, so the indivisible last shots and a slow
+GPU left idle at the end are in it. A job whose workers' costs are all unknown has no costed ETA (the caller
+falls back to its observed frames per second). The reads go through the shots' covering index and the cost
+model's, never through a job's attempts.
 """
 
 from __future__ import annotations
@@ -51,33 +53,38 @@ def costed_etas(connection: Connection, remaining: Mapping[int, Remaining]) -> d
         return {}
     costs = read_costs(connection, {lane.model for lane in lanes})
     etas: dict[int, float] = {}
-    for job_id in wanted:
-        mine = [lane for lane in lanes if lane.job_id == job_id]
-        eta = _eta(costs, remaining[job_id], mine)
+    for job_id in sorted({lane.job_id for lane in lanes}):
+        queued = connection.execute(
+            select(Shot.c.frames)
+            .where(Shot.c.job_id == job_id, Shot.c.state == ShotState.QUEUED)
+            .order_by(Shot.c.edit_order)
+        ).scalars()
+        eta = _eta(costs, [lane for lane in lanes if lane.job_id == job_id], list(queued))
         if eta is not None:
             etas[job_id] = eta
     return etas
 
 
-def _eta(costs: CostModel, left: Remaining, lanes: list[_Lane]) -> float | None:
-    rate = 0.0
-    tail = 0.0
-    workers: set[str] = set()
+def _eta(costs: CostModel, lanes: list[_Lane], queued: list[int]) -> float | None:
+    """When the last shot ends: the renders in flight first, then ``queued`` (frames, in edit order), each on the
+    worker that would finish it first."""
+    free: dict[str, float] = {}
+    rates: dict[str, tuple[float, float]] = {}
     for lane in lanes:
         cost = costs.estimate(lane.model, lane.gpu_type, lane.width, lane.height, lane.frames)
         if cost.source == FALLBACK:
             continue
-        if lane.running:
-            tail = max(tail, cost.seconds * (1.0 - lane.progress))
-        if lane.worker in workers:
-            continue
-        workers.add(lane.worker)
-        alone = left.shots * cost.per_shot + left.frames * cost.seconds_per_frame
-        if alone > 0:
-            rate += 1.0 / alone
-    if not workers:
+        rates[lane.worker] = (cost.per_shot, cost.seconds_per_frame)
+        in_flight = cost.seconds * (1.0 - lane.progress) if lane.running else 0.0
+        free[lane.worker] = free.get(lane.worker, 0.0) + in_flight
+    if not rates:
         return None
-    return max(1.0 / rate if rate > 0 else 0.0, tail)
+    end = max(free.values())
+    for frames in queued:
+        worker = min(rates, key=lambda name: free[name] + rates[name][0] + frames * rates[name][1])
+        free[worker] += rates[worker][0] + frames * rates[worker][1]
+        end = max(end, free[worker])
+    return end
 
 
 def _lanes(connection: Connection, job_ids: list[int]) -> list[_Lane]:
