@@ -1,7 +1,9 @@
 """The learned cost model: how long a shot of a model takes on a GPU type at a size, from the attempts.
 
-Every succeeded attempt records its model, the GPU type its worker reported, its size and frames, the
-worker's busy seconds and the worker's model load time (``farm.db.shots``). A shot's time is fitted as
+Every succeeded attempt records its model, the GPU type its worker reported, its size and frames and the
+worker's busy seconds; a worker's first attempt also its model load time (``farm.db.shots``), and is left
+out of the fit: its time includes the worker's warm-up (measured on the fake GPUs: 0.3 s on a 0.13 s
+shot). A shot's time is fitted as
 
     seconds = per_shot + per_megapixel_frame x frames x megapixels
 
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from farm.db.retry import transaction
 from farm.db.session import Database
@@ -51,14 +54,17 @@ class CostSums:
     load_seconds: float = 0.0
 
     def add(self, x: float, y: float, load_seconds: float | None = None) -> None:
+        """One attempt; one that carries its worker's load time was the worker's first, whose time includes
+        the warm-up (the encoder's first start, compilation, autotuning): it counts toward the load, not the fit."""
+        if load_seconds is not None:
+            self.loads += 1
+            self.load_seconds += load_seconds
+            return
         self.n += 1
         self.x += x
         self.y += y
         self.xx += x * x
         self.xy += x * y
-        if load_seconds is not None:
-            self.loads += 1
-            self.load_seconds += load_seconds
 
     def merge(self, other: CostSums) -> None:
         self.n += other.n
@@ -176,6 +182,11 @@ def read_costs(
     costs = CostModel(fallback) if fallback is not None else CostModel()
     frames = Render.c.frames
     seconds = Render.c.model_seconds
+    steady = Render.c.load_seconds.is_(None)  # a worker's first attempt carries its load and warm-up: not fitted
+
+    def fitted(value: Any) -> Any:
+        return func.coalesce(func.sum(case((steady, value), else_=0)), 0)
+
     where = [
         Render.c.state == AttemptState.SUCCEEDED,
         Render.c.model.is_not(None),
@@ -192,11 +203,11 @@ def read_costs(
             Render.c.gpu_type,
             Render.c.width,
             Render.c.height,
-            func.count(),
-            func.sum(frames),
-            func.sum(seconds),
-            func.sum(frames * frames),
-            func.sum(frames * seconds),
+            fitted(1),
+            fitted(frames),
+            fitted(seconds),
+            fitted(frames * frames),
+            fitted(frames * seconds),
             func.count(Render.c.load_seconds),
             func.coalesce(func.sum(Render.c.load_seconds), 0.0),
         )

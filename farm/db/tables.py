@@ -167,8 +167,9 @@ Render = Table(
     Column("frames", Integer),
     Column("steps", Integer),
     Column("levers", JSONDocument),
-    # The worker's busy time inside the model's render call (encoding included) and its model load time:
-    # what the cost model (``farm.db.costs``) learns seconds per frame and load time from.
+    # The worker's busy time inside the model's render call (encoding included) and, on a worker's first
+    # attempt only, its model load time (that attempt also paid the warm-up, so the per-frame fit leaves it
+    # out): what the cost model (``farm.db.costs``) learns seconds per frame and load time from.
     Column("model_seconds", Float),
     Column("load_seconds", Float),
     UniqueConstraint("shot_id", "attempt_no"),

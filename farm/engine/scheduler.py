@@ -760,7 +760,8 @@ class Scheduler:
         gpus = self._manifest(task.model).resources.gpus
         gpu_seconds = outcome.model_seconds * gpus
         identity = flight.worker.identity
-        load_seconds = identity.load_seconds if identity else None
+        first = flight.worker.renders_done == 1  # its first attempt paid the warm-up: the cost model keeps it apart
+        load_seconds = identity.load_seconds if identity and first else None
         won = shot_moves.finish_attempt(
             self.db,
             flight.render_id,
