@@ -23,13 +23,16 @@ from farm.errors import OutOfMemoryError
 from farm.media.audio import samples_digest
 
 CHUNK = 8
+SPEED_VARIABLE = "FARM_TEST_SPEED"
+"""A fake GPU node's speed: ``seconds_per_frame`` is divided by it there (the node's environment sets it)."""
 
 
 class PatternModel:
     """Frames of a colour derived from the shot's prompt, seed and the frame it continues from, with the
     frame number as a bar.
 
-    Render parameters: ``seconds_per_frame``, ``load_seconds``, ``log`` (a file to append events to),
+    Render parameters: ``seconds_per_frame`` (at speed 1: a node whose ``FARM_TEST_SPEED`` is 3 sleeps a third
+    of it), ``load_seconds``, ``log`` (a file to append events to),
     ``fail_first`` (fail the first N attempts of every shot, or of those in ``fail_shots``),
     ``fail_on_env`` (fail when this environment variable is set on the node), ``needs_low_memory``
     (raise OutOfMemoryError unless ``low_memory``), ``hang_shots`` (hang the first ``hang_first`` attempts of
@@ -67,7 +70,7 @@ class PatternModel:
         if request.continuation is not None and len(request.continuation.last_frames):
             recipe.update(np.ascontiguousarray(request.continuation.last_frames[-1]).tobytes())
         colour = np.frombuffer(recipe.digest()[:3], np.uint8)
-        delay = float(params.get("seconds_per_frame", 0.0))
+        delay = float(params.get("seconds_per_frame", 0.0)) / float(os.environ.get(SPEED_VARIABLE) or 1.0)
         keep = self.manifest.continuation_frames
         last = np.zeros((0, request.height, request.width, 3), np.uint8)
         for start in range(0, request.frames, CHUNK):

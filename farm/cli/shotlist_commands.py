@@ -19,6 +19,8 @@ from farm.shotlist.types import CameraMove, CameraSpec
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from farm.jobs.estimate import ModelRate
+
 max_seconds_option = click.option(
     "--max-shot-seconds",
     type=click.FloatRange(min=0, min_open=True),
@@ -113,12 +115,22 @@ def plan(file: Path, quality: str | None, json_output: bool, max_shot_seconds: f
     )
     stdout.print(f"to render: {cost.to_render_frames} frames, about {cost.gpu_hours:.3f} GPU-hours", highlight=False)
     for rate in cost.rates.values():
-        where = (
-            f"measured over {rate.measured_frames} rendered frames"
-            if rate.source == "measured"
-            else "the manifest's stuck-timeout rate (no shot rendered yet; an upper bound)"
+        stdout.print(
+            f"  {rate.model}: {rate.seconds_per_frame:.4g} GPU-s per frame, {rate_source(rate)}", highlight=False
         )
-        stdout.print(f"  {rate.model}: {rate.seconds_per_frame:.4g} GPU-s per frame, {where}", highlight=False)
+        for gpu, seconds in sorted(rate.by_gpu.items()):
+            stdout.print(f"    on {gpu}: {seconds:.4g} GPU-s per frame", highlight=False)
+
+
+def rate_source(rate: ModelRate) -> str:
+    """Where ``farm plan``'s rate for a model comes from, in words."""
+    if rate.measured_attempts:
+        size = "at this size" if rate.level.endswith("size") else "scaled by pixels from other sizes"
+        load = f"; model load {rate.load_seconds:.1f} s per worker" if rate.load_seconds is not None else ""
+        return f"learned from {rate.measured_attempts} attempts {size}{load}"
+    if rate.source == "measured":
+        return f"measured over {rate.measured_frames} rendered frames"
+    return "the manifest's stuck-timeout rate (no shot rendered yet; an upper bound)"
 
 
 def describe_camera(camera: CameraSpec) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, case, func, select
 from farm.collector import collector_paused
 from farm.db.columns import utcnow
 from farm.db.errors import UnknownJob
+from farm.db.eta import Remaining, costed_etas
 from farm.db.kinds import ArtifactKind
 from farm.db.records import (
     ArtifactInfo,
@@ -87,7 +88,17 @@ def job_summaries(db: Database, limit: int = 20) -> tuple[JobSummary, ...]:
         jobs = connection.execute(_jobs_with_newest_edit().order_by(Job.c.id.desc()).limit(limit)).all()
         ids = [job.id for job in jobs]
         totals = _shot_totals(connection, Shot.c.job_id, Shot.c.job_id.in_(ids)) if ids else {}
-    return tuple(_summary(job, totals.get(job.id, _Totals())) for job in jobs)
+        etas = costed_etas(connection, _remaining(jobs, totals))
+    return tuple(_summary(job, totals.get(job.id, _Totals()), etas.get(job.id)) for job in jobs)
+
+
+def _remaining(jobs: Iterable[Row[Any]], totals: dict[Any, _Totals]) -> dict[int, Remaining]:
+    """What the unfinished jobs have left, for their costed ETA."""
+    return {
+        job.id: Remaining(part.counts.queued + part.counts.running, part.frames_left)
+        for job in jobs
+        if job.state not in FINISHED_JOB_STATES and (part := totals.get(job.id)) is not None
+    }
 
 
 @dataclass(frozen=True)
@@ -181,9 +192,13 @@ def _sum_totals(parts: Iterable[_Totals]) -> _Totals:
     )
 
 
-def _summary(job: Row[Any], totals: _Totals) -> JobSummary:
+def _summary(job: Row[Any], totals: _Totals, costed_eta: float | None = None) -> JobSummary:
+    """``costed_eta``: the ETA from the learned costs (``farm.db.eta``); without it, the observed speed's."""
     frames_rendered, render_seconds = totals.frames_rendered, totals.render_seconds
     frames_per_second = frames_rendered / render_seconds if frames_rendered and render_seconds > 0 else None
+    eta = estimate_eta(job.state, totals.frames_left, frames_per_second, totals.counts.running)
+    if costed_eta is not None and eta != 0.0:
+        eta = costed_eta
     return JobSummary(
         id=job.id,
         project=job.project,
@@ -202,7 +217,7 @@ def _summary(job: Row[Any], totals: _Totals) -> JobSummary:
         gpu_seconds=totals.gpu_seconds,
         render_seconds=render_seconds,
         frames_per_second=frames_per_second,
-        eta_seconds=estimate_eta(job.state, totals.frames_left, frames_per_second, totals.counts.running),
+        eta_seconds=eta,
         edit_version=job.edit_version,
         edit_verdict=job.edit_verdict,
         edit_review=job.edit_review,
@@ -251,12 +266,13 @@ def job_detail(
             failed_only = _shot_rows_statement(job_id, frozenset({ShotState.FAILED}))
             failures = _shot_rows(connection.execute(failed_only).all(), now, db.paths)
         edit = _latest_edit(connection, job_id, db.paths)
+        etas = costed_etas(connection, _remaining([job], {job.id: totals}))
     scenes = tuple(
         SceneRollup(scene_id=scene, shots=part.counts, gpu_seconds=part.gpu_seconds)
         for scene, part in sorted(by_scene.items(), key=lambda item: item[1].first_order)
     )
     return JobDetail(
-        job=_summary(job, totals),
+        job=_summary(job, totals, etas.get(job_id)),
         scenes=scenes,
         shots=shots,
         failures=failures,

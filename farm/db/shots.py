@@ -29,6 +29,20 @@ from farm.db.tables import Render, Shot
 
 
 @dataclass(frozen=True)
+class AttemptRun:
+    """What an attempt runs and on what, recorded on its row for the cost model (``farm.db.costs``)."""
+
+    model: str
+    gpu_type: str
+    width: int
+    height: int
+    frames: int
+    steps: int
+    levers: Mapping[str, Any]
+    """The render parameters it runs with (precision, attention backend, caches, ...): how it was made."""
+
+
+@dataclass(frozen=True)
 class AttemptStart:
     """A new attempt: its render id (the fencing token), number, and where its log is to be written."""
 
@@ -56,11 +70,13 @@ def start_logged_attempt(
     by: str,
     log_dir: str | None = None,
     key_claim: ClaimRequest | None = None,
+    run: AttemptRun | None = None,
 ) -> AttemptStart:
     """``start_attempt``, recording where the attempt's log goes (``log_dir/<shot>.attempt-<n>.log``).
 
     With ``key_claim``, the attempt claims its cache key in the same transaction (``farm.db.claims``): if another
-    attempt renders that key now, KeyClaimed is raised and nothing of this attempt stays."""
+    attempt renders that key now, KeyClaimed is raised and nothing of this attempt stays. ``run``: what it runs
+    on (model, GPU type, size, frames, steps, levers), recorded for the cost model."""
     now = utcnow()
     with db.write() as connection:
         # FOR UPDATE: on PostgreSQL a second claimer waits here, then sees the shot running (SQLite's
@@ -90,6 +106,7 @@ def start_logged_attempt(
                 progress=0.0,
                 gpu_seconds=0.0,
                 log_path=db.paths.to_stored(log_path),
+                **_run_values(run),
             )
             .returning(Render.c.id)
         ).scalar_one()
@@ -113,6 +130,16 @@ def start_logged_attempt(
         if not claimed:  # changed between the read and the update (PostgreSQL): nothing of this stays
             raise not_in_state(connection, shot_pk, {ShotState.QUEUED}, "claim it")
     return AttemptStart(render_id, attempt_no, log_path)
+
+
+def _run_values(run: AttemptRun | None) -> dict[str, Any]:
+    if run is None:
+        return {}
+    levers = {key: value for key, value in run.levers.items() if isinstance(value, str | int | float | bool)}
+    return {
+        "model": run.model, "gpu_type": run.gpu_type, "width": run.width, "height": run.height,
+        "frames": run.frames, "steps": run.steps, "levers": levers or None,
+    }  # fmt: skip
 
 
 @transaction
@@ -144,11 +171,14 @@ def finish_attempt(
     warnings: Sequence[str] = (),
     timings: Mapping[str, float] | None = None,
     artifacts: Sequence[ArtifactRecord] = (),
+    model_seconds: float | None = None,
+    load_seconds: float | None = None,
 ) -> bool:
     """End attempt ``render_id`` as ``outcome`` and move its shot from running to ``shot_state``.
 
     ``artifacts`` are recorded in the same transaction; the first becomes a done shot's artifact.
-    ``timings``: seconds per stage, as the worker measured them.
+    ``timings``: seconds per stage, as the worker measured them; ``model_seconds`` the worker's busy time in
+    the model's call and ``load_seconds`` its model load time (what the cost model learns from).
 
     Fenced: only the shot's current attempt may finish it. A late finish from an attempt that lost its
     shot (recovered as crashed, handed to another worker) changes nothing and returns False; the caller
@@ -173,6 +203,8 @@ def finish_attempt(
                 gpu_seconds=float(gpu_seconds),
                 warnings=list(warnings) or None,
                 timings=dict(timings) if timings else None,
+                model_seconds=model_seconds,
+                load_seconds=load_seconds,
                 **({"progress": 1.0} if outcome is AttemptState.SUCCEEDED else {}),
             )
             .returning(Render.c.attempt_no, Render.c.shot_id)

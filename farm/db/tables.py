@@ -60,6 +60,8 @@ ROLLUP_COLUMNS = (
     "job_id", "scene_id", "state", "cached", "frames", "gpu_seconds", "render_seconds", "current_render_id",
     "edit_order",
 )  # fmt: skip
+COST_INDEX = "ix_renders_costs"
+COST_COLUMNS = ("state", "model", "gpu_type", "width", "height", "frames", "model_seconds", "load_seconds")
 
 
 Job = Table(
@@ -156,8 +158,24 @@ Render = Table(
     Column("timings", JSONDocument),
     # The attempt's captured worker output, warnings and traceback (``farm logs``).
     Column("log_path", Text),
+    # What the attempt ran (model, size, frames, steps, the render parameters: its speed levers) and on
+    # what (the GPU type its worker reported); None on attempts recorded before the cost model.
+    Column("model", String(NAME)),
+    Column("gpu_type", String(NAME)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("frames", Integer),
+    Column("steps", Integer),
+    Column("levers", JSONDocument),
+    # The worker's busy time inside the model's render call (encoding included) and, on a worker's first
+    # attempt only, its model load time (that attempt also paid the warm-up, so the per-frame fit leaves it
+    # out): what the cost model (``farm.db.costs``) learns seconds per frame and load time from.
+    Column("model_seconds", Float),
+    Column("load_seconds", Float),
     UniqueConstraint("shot_id", "attempt_no"),
     CheckConstraint(enum_check("state", AttemptState), name="state"),
+    # Covers the cost model's aggregate: learning the farm's costs reads the index, not the attempts.
+    Index(COST_INDEX, *COST_COLUMNS),
 )
 """One attempt at rendering a shot, on one worker; rows are never reused, so every try stays visible."""
 

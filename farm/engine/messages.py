@@ -59,6 +59,11 @@ class WorkerIdentity:
     """Ray's id of the node: what blocklists and failure counts are keyed on."""
     node_ip: str
     device: str
+    gpu_type: str = "cpu"
+    """What the worker renders on, for the cost model: the CUDA device's name, ``FARM_GPU_TYPE`` where the
+    node's environment names one (fake GPU nodes), or ``cpu``."""
+    load_seconds: float = 0.0
+    """How long the worker took to load its model."""
 
     @property
     def node_label(self) -> str:

@@ -63,6 +63,9 @@ class EngineOptions:
     """A worker with nothing to render for this long is released, so another model's workers can start."""
     stuck_scale: float = 1.0
     """Multiplies every manifest's stuck timeout (tests shorten it; a slow cluster may lengthen it)."""
+    placement: bool = True
+    """Place shots by the learned costs (``farm.engine.placement``): each on the worker that would finish it
+    first, waiting for a faster busy one when that is sooner. Off: the least loaded worker takes it."""
     yield_to_other_drivers: bool = True
     """Pause at shot boundaries while a higher-priority job is driven by another process (``farm render``
     beside a manager); the manager ranks its own jobs itself."""

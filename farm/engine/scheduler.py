@@ -34,6 +34,7 @@ import ray
 from farm.catalog import ModelCatalog, ModelManifest, Quality
 from farm.db import shots as shot_moves
 from farm.db.claims import ClaimInfo, ClaimRequest, KeyClaimed, KeyRecorded, record_waiting, renew_claims
+from farm.db.costs import CostModel, ShotCost, learned_costs
 from farm.db.events import record_event
 from farm.db.jobs import settle_job, transition_job
 from farm.db.kinds import ArtifactKind, EventKind
@@ -56,6 +57,7 @@ from farm.engine.messages import (
     ignore_events,
 )
 from farm.engine.ordering import Candidate, DispatchQueue, FairShare, critical_paths
+from farm.engine.placement import Lane, best_lane, choose, remaining
 from farm.engine.policy import (
     EngineOptions,
     Failure,
@@ -71,6 +73,9 @@ from farm.engine.storage import StoragePause, shot_room
 from farm.errors import FarmError
 from farm.media.snapshots import SnapshotStore
 from farm.plan import ShotTask
+
+MAX_WAITING_PER_PASS = 64
+"""Ready shots one dispatch pass may hold back for a faster busy worker before it stops looking further."""
 
 _ENDING_KIND = {
     ShotState.QUEUED: EngineEventKind.RETRY,
@@ -149,6 +154,8 @@ class _InFlight:
     """Dispatch order: of two shots on one worker, the lower number holds its render slot first."""
     behind_lost: bool = False
     """The shot ahead of it on its worker crashed while it still waited for its turn."""
+    turn_at: float | None = None
+    """When it began holding its worker's render slot (None while a shot ahead of it renders there)."""
 
 
 @dataclass
@@ -224,8 +231,9 @@ class Scheduler:
         self.counts = SchedulerCounts()
         self.finished: list[JobOutcome] = []
         """Jobs whose rendering ended (all shots finished, cancelled, or stopped), for the caller to take."""
-        self.speed: dict[str, float] = {}
-        """Observed GPU-seconds per frame of each model, for the fair-share estimate of a shot's cost."""
+        self.costs: CostModel = learned_costs(db)
+        """The learned cost model (from the database's attempts, updated as shots end): the fair-share
+        estimate of a shot's cost and placement on GPUs of different speeds. Unseen: a frame a second."""
         self.ready_at: dict[str, float] = {}
         self.idle_since: dict[str, float] = {}
         self._dirty = True
@@ -482,16 +490,19 @@ class Scheduler:
                     chain=job.chain[pk],
                     edit_order=task.order,
                     gpus=manifest.resources.gpus,
-                    cost=self._estimated_cost(task.model, task.frames),
+                    cost=self._estimated_cost(task),
                 )
             )
         return ready
 
-    def _estimated_cost(self, model: str, frames: int) -> float:
-        """GPU-seconds a shot will likely use: the model's observed speed, or a frame a second unseen (the
-        estimate is refunded and replaced by the real figure when the shot ends)."""
-        gpus = max(self._manifest(model).resources.gpus, 1.0)
-        return self.speed.get(model, 1.0) * frames * gpus
+    def _estimated_cost(self, task: ShotTask) -> float:
+        """GPU-seconds a shot will likely use on the farm's GPUs: the learned cost, or a frame a second unseen
+        (the estimate is refunded and replaced by the real figure when the shot ends)."""
+        gpus = max(self._manifest(task.model).resources.gpus, 1.0)
+        return self._shot_cost(task, None).seconds * gpus
+
+    def _shot_cost(self, task: ShotTask, gpu_type: str | None) -> ShotCost:
+        return self.costs.estimate(task.model, gpu_type, task.width, task.height, task.frames)
 
     def _dispatch_ready_shots(self) -> None:
         now = time.monotonic()
@@ -523,18 +534,63 @@ class Scheduler:
             quota = self.limits.get(show, ShowLimits(show)).gpu_quota
             return quota is None or gpus <= 0 or gpus_held.get(show, 0.0) + gpus <= quota
 
-        while True:
+        reserved: dict[str, float] = {}
+        waited = 0
+        while waited < MAX_WAITING_PER_PASS:
             candidate = queue.pop(self.fair, model_free=lambda m: bool(self._workers_for(m)), show_free=show_free)
             if candidate is None:
                 return
             job = self.jobs[candidate.job_id]
             if job.book.states[candidate.shot_pk] is not ShotState.QUEUED or self._try_cache(job, candidate.shot_pk):
                 continue
-            workers = self._workers_for(candidate.model)
-            avoid = job.avoid.get(candidate.shot_pk)
-            worker = next((w for w in workers if w.name != avoid), workers[0])
+            worker = self._place(job, candidate, reserved, now)
+            if worker is None:  # a faster worker, busy now, would finish it sooner: it waits for that one
+                waited += 1
+                self._next_wake = min(self._next_wake, now + self.options.progress_seconds)
+                continue
             if self._dispatch(job, candidate, worker):
                 gpus_held[candidate.show] = gpus_held.get(candidate.show, 0.0) + candidate.gpus
+
+    def _place(self, job: JobBook, candidate: Candidate, reserved: dict[str, float], now: float) -> PooledWorker | None:
+        """The worker for ``candidate``: with placement on, the one that would finish it first (``None``: wait
+        for a faster busy one, whose lane is charged the shot in ``reserved``); off, the least loaded."""
+        workers = self._workers_for(candidate.model)
+        avoid = job.avoid.get(candidate.shot_pk)
+        if not self.options.placement:
+            return next((w for w in workers if w.name != avoid), workers[0])
+        task = job.book.tasks[candidate.shot_pk]
+        open_names = {w.name for w in workers}
+        lanes = [w for w in self.pool.usable(candidate.model) if w.ready and not w.draining]
+        if avoid is not None and any(w.name != avoid for w in lanes):
+            lanes = [w for w in lanes if w.name != avoid]
+        by_name = {w.name: w for w in lanes}
+        options = [
+            Lane(
+                w.name,
+                ahead=self._work_ahead(w, now) + reserved.get(w.name, 0.0),
+                takes=self._shot_cost(task, w.identity.gpu_type if w.identity else None).seconds,
+                open=w.name in open_names,
+                load=len(w.in_flight),
+            )
+            for w in lanes
+        ]
+        choice = choose(options)
+        if choice is None:
+            best = best_lane(options)
+            reserved[best.name] = reserved.get(best.name, 0.0) + best.takes
+            return None
+        return by_name[choice.name]
+
+    def _work_ahead(self, worker: PooledWorker, now: float) -> float:
+        """Predicted seconds before ``worker`` could start another shot: its renders in flight, the one
+        holding its slot less the time it has rendered."""
+        gpu = worker.identity.gpu_type if worker.identity else None
+        ahead = 0.0
+        for flight in self.in_flight.values():
+            if flight.worker is worker:
+                task = self.jobs[flight.job_id].book.tasks[flight.shot_pk]
+                ahead += remaining(self._shot_cost(task, gpu).seconds, flight.turn_at, now)
+        return ahead
 
     def _workers_for(self, model: str) -> list[PooledWorker]:
         """Workers that may take a shot of ``model`` now, least loaded first. While a shot waits on one that
@@ -591,10 +647,16 @@ class Scheduler:
         log_dir = str(self.logs_root / f"job-{job.job_id}") if self.logs_root is not None else None
         seen = find_artifact(self.db, task.cache_key, ArtifactKind.SHOT_VIDEO)
         claim = ClaimRequest(task.cache_key, self.by, self.options.stale_after_seconds, seen.id if seen else None)
+        params = manifest.render_params_at(task.escalation)
+        if job.budgets.get(pk, ShotBudget()).low_memory:
+            params.update(manifest.low_memory)
+        run = shot_moves.AttemptRun(
+            task.model, identity.gpu_type, task.width, task.height, task.frames, task.steps, params
+        )
         try:
             attempt = shot_moves.start_logged_attempt(
                 self.db, pk, worker=worker.name, node=identity.node_label, device=identity.device, by=self.by,
-                log_dir=log_dir, key_claim=claim,
+                log_dir=log_dir, key_claim=claim, run=run,
             )  # fmt: skip
         except KeyClaimed as taken:
             self._wait_for_claim(job, pk, taken.claim)
@@ -610,13 +672,11 @@ class Scheduler:
         self._waiting.pop(pk, None)
         clear_unrecorded(self.db, self.store, task.cache_key)
         self.counts.attempts_started += 1
-        params = manifest.render_params_at(task.escalation)
-        if job.budgets.get(pk, ShotBudget()).low_memory:
-            params.update(manifest.low_memory)
         assignment = RenderAssignment(render_id=attempt.render_id, task=task, params=params, log_path=attempt.log_path)
         ref = worker.actor.render.remote(
             assignment, staged.reference_image, staged.audio, staged.continuation, staged.second_image
         )
+        turn_at = None if worker.in_flight else time.monotonic()
         worker.assign(attempt.render_id, time.monotonic())
         self.idle_since.pop(worker.name, None)
         self.fair.charge(candidate.show, candidate.cost)
@@ -624,7 +684,7 @@ class Scheduler:
         self._dispatched += 1
         self.in_flight[ref] = _InFlight(
             job.job_id, pk, attempt.render_id, worker, identity.node_id, candidate.show, candidate.gpus,
-            candidate.cost, stuck_after, quiet_since=time.monotonic(), sequence=self._dispatched,
+            candidate.cost, stuck_after, quiet_since=time.monotonic(), sequence=self._dispatched, turn_at=turn_at,
         )  # fmt: skip
         self.observe(
             EngineEvent(EngineEventKind.STARTED, task.shot_id, 0.0, worker=f"{worker.name} on {identity.node_label}")
@@ -662,6 +722,7 @@ class Scheduler:
             for other in self.in_flight.values():  # the next shot on that worker starts its turn now
                 if other.worker is flight.worker:
                     other.quiet_since = now
+                    other.turn_at = now if other.turn_at is None else other.turn_at
             if not flight.worker.in_flight:
                 self.idle_since[flight.worker.name] = now
             self.fair.charge(flight.show, -flight.cost)
@@ -694,6 +755,9 @@ class Scheduler:
         task = job.book.tasks[flight.shot_pk]
         gpus = self._manifest(task.model).resources.gpus
         gpu_seconds = outcome.model_seconds * gpus
+        identity = flight.worker.identity
+        first = flight.worker.renders_done == 1  # its first attempt paid the warm-up: the cost model keeps it apart
+        load_seconds = identity.load_seconds if identity and first else None
         won = shot_moves.finish_attempt(
             self.db,
             flight.render_id,
@@ -704,9 +768,14 @@ class Scheduler:
             gpu_seconds=gpu_seconds,
             warnings=outcome.warnings,
             timings=outcome.timings,
+            model_seconds=outcome.model_seconds,
+            load_seconds=load_seconds,
         )
         self.fair.charge(flight.show, outcome.model_seconds * max(gpus, 1.0))
-        self.speed[task.model] = outcome.model_seconds / max(1, task.frames)
+        gpu_type = identity.gpu_type if identity else None
+        self.costs.observe(
+            task.model, gpu_type, task.width, task.height, task.frames, outcome.model_seconds, load_seconds
+        )
         self._bytes_per_frame = max(self._bytes_per_frame, outcome.video_bytes / max(1, outcome.frames))
         self.nodes.succeeded(flight.node_id)
         if job.book.apply(flight.shot_pk, ShotState.DONE, won):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from farm import defaults
-from farm.avatar.base import Continuation, RenderRequest, Speaker
+from farm.avatar.base import Continuation, FrameSink, RenderRequest, Speaker
 from farm.avatar.registry import create_model
 from farm.catalog import ModelManifest
 from farm.db.kinds import ArtifactKind
@@ -46,17 +46,20 @@ class RenderWorker:
         self.manifest = manifest
         self.store = ArtifactStore(Path(artifacts_root))
         context = ray.get_runtime_context()
+        device = _device_for(ray.get_gpu_ids())
+        attempt_log.install()
+        started = time.perf_counter()
+        self.model = create_model(manifest)
+        self.model.load(device)
+        self.load_seconds = time.perf_counter() - started
         self.identity_info = WorkerIdentity(
             name=name,
             node_id=context.get_node_id(),
             node_ip=ray.util.get_node_ip_address(),
-            device=_device_for(ray.get_gpu_ids()),
+            device=device,
+            gpu_type=_gpu_type(device),
+            load_seconds=self.load_seconds,
         )
-        attempt_log.install()
-        started = time.perf_counter()
-        self.model = create_model(manifest)
-        self.model.load(self.identity_info.device)
-        self.load_seconds = time.perf_counter() - started
         self._slot = threading.Lock()
         self._state_lock = threading.Lock()
         self._progress: dict[int, tuple[float, str]] = {}
@@ -123,12 +126,13 @@ class RenderWorker:
                     started = time.perf_counter()
                     idle = None if self._released_at is None else started - self._released_at
                     self._set_progress(assignment.render_id, 0.0, "start")
+                    encoding = _EncodeClock()
                     try:
                         progress = self._progress_callback(assignment.render_id)
                         if pieces is not None:
-                            result = self._render_take(assignment, request, sink, pieces)
+                            result = self._render_take(assignment, request, encoding.timed(sink), pieces)
                         else:
-                            result = self.model.render(request, sink, progress)
+                            result = self.model.render(request, encoding.timed(sink), progress)
                     finally:
                         rendered = self._released_at = time.perf_counter()
                         model_seconds = rendered - started
@@ -157,6 +161,7 @@ class RenderWorker:
             timings={
                 "waited_for_slot": started - arrived,
                 "render": model_seconds,
+                "encode": encoding.seconds + (encoded - rendered),
                 "encode_after_render": encoded - rendered,
                 "finalise": finished - started - model_seconds,
                 **({"gpu_idle_before": idle} if idle is not None else {}),
@@ -188,7 +193,7 @@ class RenderWorker:
         )
 
     def _render_take(
-        self, assignment: RenderAssignment, request: RenderRequest, sink: ShotVideoWriter, audio: SegmentAudio
+        self, assignment: RenderAssignment, request: RenderRequest, sink: FrameSink, audio: SegmentAudio
     ) -> TakeResult:
         """A long take, segment by segment (farm.engine.takes): each segment's frames stream into the one
         video file, whose audio is the segments' pieces."""
@@ -236,6 +241,26 @@ class RenderWorker:
             self._cancelled.discard(render_id)
 
 
+class _EncodeClock:
+    """Seconds the model spent handing frames to the encoder (waiting on its queue when ffmpeg falls behind);
+    with the encoding left after the model (``encode_after_render``), the attempt's ``encode`` stage beside
+    the model's own (``model.*``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def timed(self, sink: FrameSink) -> FrameSink:
+        clock = self
+
+        class Timed:
+            def write(self, frames: np.ndarray) -> None:
+                started = time.perf_counter()
+                sink.write(frames)
+                clock.seconds += time.perf_counter() - started
+
+        return Timed()
+
+
 def _device_for(gpu_ids: list) -> str:
     if not gpu_ids:
         return "cpu"
@@ -245,6 +270,23 @@ def _device_for(gpu_ids: list) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:
         return "cpu"
+
+
+GPU_TYPE_VARIABLE = "FARM_GPU_TYPE"
+"""Names the node's GPU type for the cost model where the driver cannot ask the device (fake GPU nodes)."""
+
+
+def _gpu_type(device: str) -> str:
+    """The GPU type the cost model keys this worker's attempts on: the node's ``FARM_GPU_TYPE`` if set, else
+    the CUDA device's name, else ``cpu``."""
+    named = os.environ.get(GPU_TYPE_VARIABLE, "").strip()
+    if named:
+        return named
+    if device == "cuda":
+        import torch
+
+        return str(torch.cuda.get_device_name())
+    return "cpu"
 
 
 def _segment_audio(audio: Any, task: ShotTask) -> SegmentAudio:

@@ -1,23 +1,27 @@
 """What a plan will cost before it is submitted: which shots the artifact store already has, and the
-render time of the rest from each model's measured seconds per frame.
+render time of the rest from the farm's learned costs.
 
-The rate is measured: the GPU time of a model's rendered (not cached) shots over their frames, from the
-database's attempts (``farm.db.stats``). A model with no rendered shot yet falls back to its manifest's
-``stuck.seconds_per_frame``, the most a frame may take before a render counts as stuck: an upper
-bound, and the estimate says so. A read never writes: with no database yet, nothing is cached and
-every rate is the manifest's.
+The rates are measured. First the cost model (``farm.db.costs``): per model x GPU type x size, fitted from
+the database's attempts (seconds per shot and per frame, falling back from the exact size to the model's
+other sizes scaled by pixels), estimated on the farm's GPUs as they have been used, with each GPU type's
+own rate and the model's load time beside it. Attempts recorded before the cost model give a model's GPU
+time of rendered shots over their frames (``farm.db.stats``). A model with no rendered shot yet falls back
+to its manifest's ``stuck.seconds_per_frame``, the most a frame may take before a render counts as stuck:
+an upper bound, and the estimate says so. A read never writes: with no database yet, nothing is cached
+and every rate is the manifest's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from farm.catalog import ModelCatalog
 from farm.db.errors import DatabaseMissing
-from farm.plan import Plan
+from farm.plan import Plan, ShotTask
 
 if TYPE_CHECKING:
+    from farm.db.costs import CostModel
     from farm.db.session import Database
 
 MEASURED = "measured"
@@ -31,6 +35,14 @@ class ModelRate:
     source: str
     """``measured`` (from the database's rendered shots) or ``manifest`` (its stuck-timeout rate, an upper bound)."""
     measured_frames: int = 0
+    measured_attempts: int = 0
+    """Attempts the cost model fitted the rate from (0: the rate is the older per-model average, or the manifest's)."""
+    level: str = ""
+    """The cost model's key that answered (``model x size``: this size measured; ``model``: scaled by pixels)."""
+    by_gpu: dict[str, float] = field(default_factory=dict)
+    """Seconds per frame of these shots on each GPU type the model has rendered on."""
+    load_seconds: float | None = None
+    """The model's mean load time per worker, where workers reported it."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,8 @@ class PlanCost:
             "gpu_hours": round(self.gpu_hours, 4),
             "rates": {
                 name: {"seconds_per_frame": rate.seconds_per_frame, "source": rate.source,
-                       "measured_frames": rate.measured_frames}
+                       "measured_frames": rate.measured_frames, "measured_attempts": rate.measured_attempts,
+                       "level": rate.level, "by_gpu": rate.by_gpu, "load_seconds": rate.load_seconds}
                 for name, rate in self.rates.items()
             },
         }  # fmt: skip
@@ -57,28 +70,44 @@ class PlanCost:
 
 def plan_cost(plan: Plan, db: Database | None, catalog: ModelCatalog) -> PlanCost:
     """The cost of ``plan`` against the farm's cache and history (``db`` None: no database yet)."""
+    models = sorted({task.model for task in plan.tasks})
     measured: dict[str, tuple[float, int]] = {}
     cached: set[str] = set()
+    costs: CostModel | None = None
     if db is not None:
         try:
-            measured, cached = _history(plan, db)
+            measured, cached, costs = _history(plan, db, models)
         except DatabaseMissing:
-            measured, cached = {}, set()
+            measured, cached, costs = {}, set(), None
+    pending = [task for task in plan.tasks if task.shot_id not in cached]
     rates: dict[str, ModelRate] = {}
-    for model in sorted({task.model for task in plan.tasks}):
+    seconds = 0.0
+    for model in models:
+        gpus = max(catalog.get(model).resources.gpus, 1.0)
+        todo = [task for task in pending if task.model == model]
+        learned = (
+            _learned_rate(costs, model, todo or [task for task in plan.tasks if task.model == model], gpus)
+            if costs is not None
+            else None
+        )
+        if learned is not None and costs is not None:
+            rates[model] = learned
+            seconds += sum(_gpu_seconds(costs, task, None, gpus) for task in todo)
+            continue
         if model in measured:
-            rate, frames = measured[model]
-            rates[model] = ModelRate(model, rate, MEASURED, frames)
+            rate, measured_frames = measured[model]
+            rates[model] = ModelRate(model, rate, MEASURED, measured_frames)
         else:
             rates[model] = ModelRate(model, catalog.get(model).stuck.seconds_per_frame, MANIFEST)
-    pending = [task for task in plan.tasks if task.shot_id not in cached]
-    seconds = sum(task.frames * rates[task.model].seconds_per_frame for task in pending)
+        seconds += sum(task.frames for task in todo) * rates[model].seconds_per_frame
     return PlanCost(frozenset(cached), rates, sum(task.frames for task in pending), seconds / 3600)
 
 
-def _history(plan: Plan, db: Database) -> tuple[dict[str, tuple[float, int]], set[str]]:
-    """Each model's measured (seconds per frame, frames) and the shots of ``plan`` already in the store.
-    The database's modules are imported here, so a plan with no database never loads SQLAlchemy."""
+def _history(plan: Plan, db: Database, models: list[str]) -> tuple[dict[str, tuple[float, int]], set[str], CostModel]:
+    """Each model's measured (seconds per frame, frames), the shots of ``plan`` already in the store, and
+    the costs learned from the attempts. The database's modules are imported here, so a plan with no
+    database never loads SQLAlchemy."""
+    from farm.db.costs import learned_costs
     from farm.db.stats import farm_stats
     from farm.engine.artifacts import intact_artifacts
 
@@ -89,4 +118,29 @@ def _history(plan: Plan, db: Database) -> tuple[dict[str, tuple[float, int]], se
     }
     hits = intact_artifacts(db, (task.cache_key for task in plan.tasks))
     cached = {task.shot_id for task in plan.tasks if task.cache_key in hits}
-    return measured, cached
+    return measured, cached, learned_costs(db, models=models)
+
+
+def _gpu_seconds(costs: CostModel, task: ShotTask, gpu_type: str | None, gpus: float) -> float:
+    return costs.estimate(task.model, gpu_type, task.width, task.height, task.frames).seconds * gpus
+
+
+def _learned_rate(costs: CostModel, model: str, tasks: list[ShotTask], gpus: float) -> ModelRate | None:
+    """The model's GPU-seconds per frame over ``tasks`` from the cost model; None when it has no attempt."""
+    from farm.db.costs import FALLBACK
+
+    if not tasks:
+        return None
+    first = tasks[0]
+    probe = costs.estimate(model, None, first.width, first.height, first.frames)
+    if probe.source == FALLBACK:
+        return None
+    frames = max(1, sum(task.frames for task in tasks))
+    overall = sum(_gpu_seconds(costs, task, None, gpus) for task in tasks) / frames
+    by_gpu = {
+        gpu: sum(_gpu_seconds(costs, task, gpu, gpus) for task in tasks) / frames for gpu in costs.gpu_types(model)
+    }
+    return ModelRate(
+        model, overall, MEASURED, measured_attempts=probe.samples, level=probe.source, by_gpu=by_gpu,
+        load_seconds=costs.load_seconds(model),
+    )  # fmt: skip
