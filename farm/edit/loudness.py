@@ -203,34 +203,40 @@ def _interpolation_taps() -> np.ndarray:
     return TRUE_PEAK_OVERSAMPLING * firwin(length, 1.0 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 5.0))
 
 
-def _gated_loudness(powers: np.ndarray) -> float | None:
-    """BS.1770 integrated loudness of 100 ms sub-block powers (channels summed), None below the gates."""
-    if len(powers) < BLOCK_SUB_BLOCKS:
+def _gated_blocks(
+    powers: np.ndarray, sub_blocks: int, relative_gate_lu: float, *, strict: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The power and level of every block of ``sub_blocks`` 100 ms sub-block powers that passes the absolute
+    gate and then the relative one (``relative_gate_lu`` under the mean power of those above the absolute
+    gate; ``strict``: a level on the relative gate fails, as BS.1770 has it); None when none can be gated."""
+    if len(powers) < sub_blocks:
         return None
-    blocks = np.convolve(powers, np.ones(BLOCK_SUB_BLOCKS) / BLOCK_SUB_BLOCKS, mode="valid")
+    blocks = np.convolve(powers, np.ones(sub_blocks) / sub_blocks, mode="valid")
     with np.errstate(divide="ignore"):
         levels = -0.691 + 10.0 * np.log10(blocks)
     above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
     if not len(above_absolute):
         return None
-    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RELATIVE_GATE_LU
-    gated = blocks[(levels >= ABSOLUTE_GATE_LUFS) & (levels > relative_gate)]
-    return -0.691 + 10.0 * math.log10(float(np.mean(gated))) if len(gated) else None
+    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + relative_gate_lu
+    relative = levels > relative_gate if strict else levels >= relative_gate
+    kept = (levels >= ABSOLUTE_GATE_LUFS) & relative
+    return blocks[kept], levels[kept]
+
+
+def _gated_loudness(powers: np.ndarray) -> float | None:
+    """BS.1770 integrated loudness of 100 ms sub-block powers (channels summed), None below the gates."""
+    gated = _gated_blocks(powers, BLOCK_SUB_BLOCKS, RELATIVE_GATE_LU, strict=True)
+    if gated is None or not len(gated[0]):
+        return None
+    return -0.691 + 10.0 * math.log10(float(np.mean(gated[0])))
 
 
 def _loudness_range(powers: np.ndarray) -> float | None:
     """EBU Tech 3342 loudness range (LU) of 100 ms sub-block powers: 3 s blocks, gated, 10th to 95th percentile."""
-    if len(powers) < SHORT_TERM_SUB_BLOCKS:
+    gated = _gated_blocks(powers, SHORT_TERM_SUB_BLOCKS, RANGE_RELATIVE_GATE_LU, strict=False)
+    if gated is None:
         return None
-    blocks = np.convolve(powers, np.ones(SHORT_TERM_SUB_BLOCKS) / SHORT_TERM_SUB_BLOCKS, mode="valid")
-    with np.errstate(divide="ignore"):
-        levels = -0.691 + 10.0 * np.log10(blocks)
-    above_absolute = blocks[levels >= ABSOLUTE_GATE_LUFS]
-    if not len(above_absolute):
-        return None
-    relative_gate = -0.691 + 10.0 * math.log10(float(np.mean(above_absolute))) + RANGE_RELATIVE_GATE_LU
-    gated = levels[(levels >= ABSOLUTE_GATE_LUFS) & (levels >= relative_gate)]
-    low, high = np.percentile(gated, RANGE_PERCENTILES)
+    low, high = np.percentile(gated[1], RANGE_PERCENTILES)
     return float(high - low)
 
 
