@@ -23,6 +23,7 @@ RENDER_INSTALL = f"pip install '{DISTRIBUTION}[{RENDER_EXTRA}]'"
 
 RENDER_MODULES = frozenset(
     {
+        "aaf2",
         "accelerate",
         "diffusers",
         "fastapi",
