@@ -127,11 +127,11 @@ def mount_small_disk(mount_point: Path) -> None:
 def fill(disk: Path) -> Path:
     """Write a file until the disk is full; the file is the room that freeing it gives back."""
     filler = disk / "filler.bin"
-    with filler.open("wb") as out:
+    # unbuffered: a buffered file would try again to write its unwritten tail when it is closed, and fail there
+    with filler.open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler
