@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,37 @@ class Resources:
     model, so this is what it takes of ``cpus`` while the model's feeders keep the rest."""
 
 
+RESOURCE_FIELDS = ("gpus", "cpus", "gpu_memory_gb", "memory_gb", "encode_threads")
+RESOURCE_NUMBERS = ("gpus", "cpus", "gpu_memory_gb", "memory_gb")
+
+
+def _resources(where: _Locator, raw: object) -> Resources:
+    """``resources:``, every field checked where it is written (a bad count would only fail on the cluster)."""
+    if raw is None:
+        return Resources()
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where.at('resources')}: resources must be a mapping ({', '.join(RESOURCE_FIELDS)})")
+    unknown = sorted(set(raw) - set(RESOURCE_FIELDS))
+    if unknown:
+        raise ManifestError(
+            f"{where.at('resources', unknown[0], key=True)}: resources.{unknown[0]} is not a resource; "
+            f"allowed are {', '.join(RESOURCE_FIELDS)}"
+        )
+    for name in RESOURCE_NUMBERS:
+        value = raw.get(name, 0)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ManifestError(
+                f"{where.at('resources', name)}: resources.{name} must be a number of at least 0, not {value!r}"
+            )
+    threads = raw.get("encode_threads", 0)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ManifestError(
+            f"{where.at('resources', 'encode_threads')}: resources.encode_threads must be a whole number of at "
+            f"least 0 (0 lets x264 decide), not {threads!r}"
+        )
+    return Resources(**raw)
+
+
 @dataclass(frozen=True)
 class ModelDefaults:
     steps: int = 1
@@ -85,6 +116,80 @@ class EscalationRung:
     text_guidance: float | None = None
     audio_guidance: float | None = None
     render: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DistilledRecipe:
+    """The manifest's ``distilled:`` section: the few-step, guidance-free recipe a step- and CFG-distilled
+    LoRA was trained for (lightx2v / CausVid style), the default for final quality when its file is there.
+
+    Guidance scales of 1 drop the guidance passes entirely (one transformer pass per step instead of three),
+    and the distillation fixes the step count and timestep shift it expects, so the recipe carries both.
+    Without the file the manifest's full recipe runs, and the plan and every attempt say why.
+    """
+
+    lora: str
+    """Relative to the weights folder (or absolute): a safetensors file or a diffusers LoRA folder."""
+    steps: int = 4
+    flow_shift: float | None = None
+    lora_scale: float = 1.0
+    text_guidance: float = 1.0
+    audio_guidance: float = 1.0
+
+    def lora_path(self, weights: Path) -> Path:
+        return in_weights(weights, self.lora)
+
+    @property
+    def render_overlay(self) -> dict[str, Any]:
+        """What the recipe lays over ``render:`` (the non-distilled escalation rung takes it off again)."""
+        return {"lora": self.lora, "lora_scale": self.lora_scale, "flow_shift": self.flow_shift}
+
+    @classmethod
+    def parse(cls, where: _Locator, raw: object) -> DistilledRecipe | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{where.at('distilled')}: distilled must be a mapping with a lora")
+        unknown = sorted(set(raw) - set(DISTILLED_FIELDS))
+        if unknown:
+            raise ManifestError(
+                f"{where.at('distilled', unknown[0], key=True)}: distilled.{unknown[0]} is not a recipe field; "
+                f"allowed are {', '.join(DISTILLED_FIELDS)}"
+            )
+        lora = raw.get("lora")
+        if not isinstance(lora, str) or not lora.strip():
+            raise ManifestError(
+                f"{where.at('distilled', 'lora')}: distilled.lora must name the LoRA file, relative to the "
+                f"weights folder (e.g. loras/4step.safetensors), not {lora!r}"
+            )
+        steps = raw.get("steps", 4)
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ManifestError(
+                f"{where.at('distilled', 'steps')}: distilled.steps must be a whole number of at least 1 "
+                f"(the steps the distillation was trained for, usually 4-8), not {steps!r}"
+            )
+        numbers: dict[str, float | None] = {}
+        for name, default in (
+            ("flow_shift", None),
+            ("lora_scale", 1.0),
+            ("text_guidance", 1.0),
+            ("audio_guidance", 1.0),
+        ):
+            value = raw.get(name, default)
+            if value is None and default is None:  # the scheduler's own shift
+                numbers[name] = None
+                continue
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ManifestError(
+                    f"{where.at('distilled', name)}: distilled.{name} must be a positive number, not {value!r}"
+                )
+            numbers[name] = float(value)
+        return cls(lora=lora, steps=steps, **numbers)  # type: ignore[arg-type]
+
+
+DISTILLED_FIELDS = ("lora", "steps", "flow_shift", "lora_scale", "text_guidance", "audio_guidance")
+FULL = "full"
+DISTILLED = "distilled"
 
 
 @dataclass(frozen=True)
@@ -148,6 +253,12 @@ class ModelManifest:
     """What a continuity retake tries, rung by rung, once the shot's new seeds are used up."""
     segments: SegmentPolicy | None = None
     """How a take longer than the model's window is split; None renders every shot in one piece."""
+    distilled: DistilledRecipe | None = None
+    """The few-step recipe of ``distilled:``; in force (laid over defaults and render) when ``recipe`` says so."""
+    recipe: str = FULL
+    """``distilled`` when the distilled recipe is the default, else ``full``."""
+    recipe_note: str = ""
+    """Why: the LoRA that is fused, or which file is missing (the plan and every attempt repeat it)."""
 
     def render_params_at(self, escalation: int) -> dict[str, Any]:
         """The render parameters with the first ``escalation`` rungs' overlays laid over them."""
@@ -173,6 +284,7 @@ _FIELDS = {
     "stuck",
     "escalation",
     "segments",
+    "distilled",
 }
 _RUNG_FIELDS = {"name", "steps", "text_guidance", "audio_guidance", "render"}
 
@@ -200,15 +312,18 @@ def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
     for required in ("name", "adapter", "quality"):
         if required not in raw:
             raise ManifestError(f"{path}: missing required field '{required}'")
+    where = _Locator(path)
+    resources = _resources(where, raw.get("resources"))
+    distilled = DistilledRecipe.parse(where, raw.get("distilled"))
     try:
-        return ModelManifest(
+        manifest = ModelManifest(
             name=str(raw["name"]),
             adapter=str(raw["adapter"]),
             quality=Quality(raw["quality"]),
             source=path,
             description=str(raw.get("description", "")),
             weights=_weights_path(path, raw.get("weights"), weights_dir),
-            resources=Resources(**(raw.get("resources") or {})),
+            resources=resources,
             defaults=ModelDefaults(**(raw.get("defaults") or {})),
             size_multiple=int(raw.get("size_multiple", 2)),
             continuation_frames=int(raw.get("continuation_frames", 1)),
@@ -217,9 +332,81 @@ def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
             stuck=StuckTimeout(**(raw.get("stuck") or {})),
             escalation=_escalation(path, raw.get("escalation")),
             segments=SegmentPolicy.parse(path, raw.get("segments")),
+            distilled=distilled,
         )
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{path}: {exc}") from exc
+    return with_recipe(manifest)
+
+
+def in_weights(weights: Path, value: str) -> Path:
+    """A path the manifest gives inside its weights folder (``~`` and ``$VARS`` expanded; absolute stays)."""
+    path = Path(os.path.expandvars(os.path.expanduser(value)))
+    return path if path.is_absolute() else weights / path
+
+
+def with_recipe(manifest: ModelManifest) -> ModelManifest:
+    """``manifest`` with its distilled recipe in force where the LoRA is in the weights folder.
+
+    The recipe replaces the defaults (steps, guidance) and lays its LoRA and shift over ``render``, so the
+    plan, the cache key and the worker all see the recipe that runs. Absent, the full recipe stays, and
+    ``recipe_note`` says what is missing, so a slow night is explained before it starts.
+    """
+    recipe = manifest.distilled
+    if recipe is None:
+        return manifest
+    weights = manifest.weights
+    if weights is None or "$" in str(weights):
+        note = f"distilled LoRA {recipe.lora} not looked for: the weights folder {weights} is not set"
+        return replace(manifest, recipe=FULL, recipe_note=note)
+    lora = recipe.lora_path(weights)
+    if not lora.exists():
+        return replace(manifest, recipe=FULL, recipe_note=f"distilled LoRA {recipe.lora} missing from {weights}")
+    return replace(
+        manifest,
+        defaults=ModelDefaults(recipe.steps, recipe.text_guidance, recipe.audio_guidance),
+        render_params={**manifest.render_params, **recipe.render_overlay},
+        recipe=DISTILLED,
+        recipe_note=f"distilled LoRA {recipe.lora} fused at load: {recipe.steps} steps, "
+        + (
+            "guidance-free"
+            if recipe.text_guidance == recipe.audio_guidance == 1.0
+            else f"guidance {recipe.text_guidance:g}/{recipe.audio_guidance:g}"
+        ),
+    )
+
+
+class _Locator:
+    """Line and column of a manifest's fields, for errors that point where the mistake is written.
+
+    The file is composed into YAML nodes only when an error needs a place (a good manifest never pays).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._root: Any = None
+
+    def at(self, *keys: str, key: bool = False) -> str:
+        """``file:line:column`` of the value at ``keys`` (of its key with ``key``), else of its nearest parent."""
+        import yaml
+
+        if self._root is None:
+            try:
+                self._root = yaml.compose(self.path.read_text(encoding="utf-8")) or False
+            except (OSError, yaml.YAMLError):
+                self._root = False
+        node, mark = self._root, None
+        for name in keys:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == name), None)
+            if found is None:
+                break
+            mark = found[0].start_mark if key and name == keys[-1] else found[1].start_mark
+            node = found[1]
+        if mark is None:
+            return str(self.path)
+        return f"{self.path}:{mark.line + 1}:{mark.column + 1}"
 
 
 def _escalation(path: Path, raw: object) -> tuple[EscalationRung, ...]:

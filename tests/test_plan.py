@@ -216,39 +216,44 @@ def test_demo_plans(tmp_path: Path) -> None:
     assert all(task.frames > 0 for task in plan.tasks)
 
 
-def final_on(model: str, root: Path, models_dir: Path = REPO_ROOT / "models") -> tuple[Plan, ModelCatalog]:
-    """The template planned at final quality on ``model``, whose weights folder only needs to exist."""
+def final_on(
+    model: str, root: Path, models_dir: Path = REPO_ROOT / "models", lora: str | None = None
+) -> tuple[Plan, ModelCatalog]:
+    """The template planned at final quality on ``model``, whose weights folder only needs to exist (with the
+    file ``lora`` in it when given)."""
     weights = root / "weights" / model
     weights.mkdir(parents=True, exist_ok=True)
     (weights / "model_index.json").write_text("{}")
+    if lora is not None:
+        (weights / lora).parent.mkdir(parents=True, exist_ok=True)
+        (weights / lora).write_bytes(b"lora")
     catalog = ModelCatalog(models_dir, weights_dir=root / "weights")
     text = replace_once(TEMPLATE, "quality: preview", f"quality: final\n  model: {model}")
     return plan_shot_list(load_shot_list(make_project(root, text), catalog=catalog), catalog), catalog
 
 
 def test_the_escalation_ladder_climbs_only_the_rungs_that_change_a_shots_recipe(tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    shutil.copytree(REPO_ROOT / "models", models)
-    shipped = (models / "stableavatar-1.3b.yaml").read_text()
-    distilled = shipped.replace("stableavatar-1.3b", "distilled").replace("lora: null ", "lora: x.pt ")
-    (models / "distilled.yaml").write_text(distilled.replace("steps: 40  ", "steps: 6   ", 1))
-    full_plan, full_catalog = final_on("stableavatar-1.3b", tmp_path / "full", models)
-    distilled_plan, catalog = final_on("distilled", tmp_path / "distilled", models)
+    lora = load_manifest(REPO_ROOT / "models" / "stableavatar-1.3b.yaml").distilled.lora
+    full_plan, full_catalog = final_on("stableavatar-1.3b", tmp_path / "full")
+    distilled_plan, catalog = final_on("stableavatar-1.3b", tmp_path / "distilled", lora=lora)
     full, fast = full_plan.tasks[0], distilled_plan.tasks[0]
-    manifest = catalog.get("distilled")
+    manifest = catalog.get("stableavatar-1.3b")
 
-    assert escalation_ladder(full, full_catalog.get(full.model)) == ((1, "more steps (steps 40 -> 60)"),)
+    assert (full.steps, fast.steps, fast.text_guidance, fast.audio_guidance) == (40, 4, 1.0, 1.0)
+    assert escalation_ladder(full, full_catalog.get(full.model)) == ((2, "more steps (steps 40 -> 60)"),)
     assert escalation_ladder(fast, manifest) == (
-        (1, "more steps (steps 6 -> 60)"),
-        (2, "non-distilled (lora x.pt -> null)"),
-    )
-    climbed = escalated(fast, manifest, 2)
-    assert (climbed.steps, climbed.escalation) == (60, 2)
-    assert escalation_ladder(climbed, manifest) == ()
+        (1, f"non-distilled (steps 4 -> 40, text guidance 1 -> 3, audio guidance 1 -> 5, flow_shift 3.0 -> null, "
+            f"lora {lora} -> null)"),
+        (2, "more steps (steps 40 -> 60)"),
+    )  # fmt: skip
+    climbed = escalated(fast, manifest, 1)
+    assert (climbed.steps, climbed.text_guidance, climbed.audio_guidance, climbed.escalation) == (40, 3.0, 5.0, 1)
+    assert escalation_ladder(climbed, manifest) == ((2, "more steps (steps 40 -> 60)"),)
     identities = ModelIdentities(catalog, None)
-    assert identities.identity(manifest, 2).render_params["lora"] is None
-    climbed_key = task_cache_key(climbed, identities.identity(manifest, 2), None)
+    assert identities.identity(manifest, 1).render_params["lora"] is None
+    climbed_key = task_cache_key(climbed, identities.identity(manifest, 1), None)
     assert climbed_key != task_cache_key(replace(climbed, escalation=0), identities.identity(manifest), None)
+    assert fast.cache_key != full.cache_key  # the distilled recipe's pixels are not the full recipe's
 
 
 def test_a_misspelt_escalation_rung_is_refused_naming_the_manifest_and_the_field(tmp_path: Path) -> None:
