@@ -86,7 +86,8 @@ class PatternModel:
             last = np.concatenate([last, frames])[-keep:] if keep else last
             progress((start + count) / request.frames, "render")
         self._log("finish", shot=request.shot_id)
-        return RenderResult(frames_written=request.frames, last_frames=last, timings={})
+        speed = float(os.environ.get(SPEED_VARIABLE) or 1.0)
+        return RenderResult(frames_written=request.frames, last_frames=last, timings={}, levers={"speed": speed})
 
     def _count_attempt(self, shot_id: str, params: dict[str, Any]) -> int:
         log = params.get("log")

@@ -192,6 +192,9 @@ class RenderResult:
     """(k, H, W, 3) uint8 for a shot that continues this one."""
     timings: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    levers: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    """How the frames were actually made (precision, attention kernel, compile, step cache, LoRA fused,
+    steps, guidance passes), as the model applied them: the attempt row records it beside what was asked."""
 
 
 class FrameSink(Protocol):

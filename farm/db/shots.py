@@ -132,6 +132,15 @@ def start_logged_attempt(
     return AttemptStart(render_id, attempt_no, log_path)
 
 
+def _applied_levers(connection: Connection, render_id: int, applied: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``levers`` update that adds what the model applied to what the attempt was given (none: no update)."""
+    kept = {key: value for key, value in (applied or {}).items() if isinstance(value, str | int | float | bool)}
+    if not kept:
+        return {}
+    given = connection.execute(select(Render.c.levers).where(Render.c.id == render_id)).scalar_one_or_none()
+    return {"levers": {**(given or {}), "applied": kept}}
+
+
 def _run_values(run: AttemptRun | None) -> dict[str, Any]:
     if run is None:
         return {}
@@ -173,12 +182,15 @@ def finish_attempt(
     artifacts: Sequence[ArtifactRecord] = (),
     model_seconds: float | None = None,
     load_seconds: float | None = None,
+    applied_levers: Mapping[str, Any] | None = None,
 ) -> bool:
     """End attempt ``render_id`` as ``outcome`` and move its shot from running to ``shot_state``.
 
     ``artifacts`` are recorded in the same transaction; the first becomes a done shot's artifact.
     ``timings``: seconds per stage, as the worker measured them; ``model_seconds`` the worker's busy time in
     the model's call and ``load_seconds`` its model load time (what the cost model learns from).
+    ``applied_levers``: how the model says it made the frames (the precision ``auto`` became, whether the LoRA
+    was fused, the guidance passes it ran), kept under ``levers.applied`` beside the parameters it was given.
 
     Fenced: only the shot's current attempt may finish it. A late finish from an attempt that lost its
     shot (recovered as crashed, handed to another worker) changes nothing and returns False; the caller
@@ -192,6 +204,7 @@ def finish_attempt(
     current = (Shot.c.current_render_id == render_id) & (Shot.c.state == ShotState.RUNNING)
     with db.write() as connection:
         artifact_ids = [upsert_artifact(connection, record, paths=db.paths) for record in artifacts]
+        levers = _applied_levers(connection, render_id, applied_levers)
         finished = connection.execute(
             update(Render)
             .where(Render.c.id == render_id, Render.c.state == AttemptState.RUNNING, exists().where(current))
@@ -205,6 +218,7 @@ def finish_attempt(
                 timings=dict(timings) if timings else None,
                 model_seconds=model_seconds,
                 load_seconds=load_seconds,
+                **levers,
                 **({"progress": 1.0} if outcome is AttemptState.SUCCEEDED else {}),
             )
             .returning(Render.c.attempt_no, Render.c.shot_id)

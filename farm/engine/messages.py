@@ -50,6 +50,8 @@ class RenderOutcome:
     timings: Mapping[str, float] = field(default_factory=dict)
     """Seconds per stage (waiting for the slot, the model's own stages, finalising), recorded on the attempt."""
     warnings: tuple[str, ...] = ()
+    levers: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    """The levers the model reports it applied (``RenderResult.levers``), recorded on the attempt."""
 
 
 @dataclass(frozen=True)

@@ -651,8 +651,9 @@ class Scheduler:
         if job.budgets.get(pk, ShotBudget()).low_memory:
             params.update(manifest.low_memory)
         run = shot_moves.AttemptRun(
-            task.model, identity.gpu_type, task.width, task.height, task.frames, task.steps, params
-        )
+            task.model, identity.gpu_type, task.width, task.height, task.frames, task.steps,
+            {**params, "recipe": _recipe(manifest, task.escalation)},
+        )  # fmt: skip
         try:
             attempt = shot_moves.start_logged_attempt(
                 self.db, pk, worker=worker.name, node=identity.node_label, device=identity.device, by=self.by,
@@ -770,6 +771,7 @@ class Scheduler:
             timings=outcome.timings,
             model_seconds=outcome.model_seconds,
             load_seconds=load_seconds,
+            applied_levers=outcome.levers,
         )
         self.fair.charge(flight.show, outcome.model_seconds * max(gpus, 1.0))
         gpu_type = identity.gpu_type if identity else None
@@ -1062,6 +1064,14 @@ class Scheduler:
             outcome.worker_available_seconds = {
                 name: max(0.0, last_done - ready) for name, ready in self.ready_at.items()
             }
+
+
+def _recipe(manifest: ModelManifest, escalation: int) -> str:
+    """Which recipe an attempt runs and why, for its levers: the manifest's (distilled, or full and why
+    not distilled), or the escalation rungs a retake climbed."""
+    if escalation:
+        return "escalated: " + ", ".join(rung.name for rung in manifest.escalation[:escalation])
+    return f"{manifest.recipe}: {manifest.recipe_note}" if manifest.recipe_note else manifest.recipe
 
 
 def _artifacts_of(outcome: RenderOutcome) -> list[ArtifactRecord]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from time import perf_counter
@@ -56,6 +56,8 @@ class TakeResult:
     """Indices of the segments that were re-anchored to the reference."""
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    levers: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    """As the segments' renders applied them (a segment that ran differently overrides the ones before)."""
 
 
 def take_segments(frames: Sequence[int], fps: Fraction, reanchor_every: int) -> tuple[TakeSegment, ...]:
@@ -105,6 +107,7 @@ def render_take(
     reference = colour_stats(_framed(request.reference_image, request.width, request.height))
     continuation = request.continuation
     written, warnings = 0, []
+    levers: dict[str, str | int | float | bool] = {}
     for segment in plan:
         if segment.reanchor and continuation is not None:
             continuation = Continuation(match_colour(continuation.last_frames, reference))
@@ -130,6 +133,7 @@ def render_take(
             )
         written += result.frames_written
         warnings.extend(warning for warning in result.warnings if warning not in warnings)
+        levers.update(result.levers)
         continuation = Continuation(result.last_frames)
         del part, samples
         release_free_memory()
@@ -141,6 +145,7 @@ def render_take(
         reanchored=tuple(segment.index for segment in plan if segment.reanchor),
         timings={"segments": float(len(plan)), "total": perf_counter() - started},
         warnings=tuple(warnings),
+        levers=levers,
     )
 
 

@@ -168,6 +168,7 @@ class RenderWorker:
                 **{f"model.{key}": value for key, value in result.timings.items()},
             },
             warnings=tuple(result.warnings),
+            levers=dict(result.levers),
         )
 
     def _video_writer(

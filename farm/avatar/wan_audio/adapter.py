@@ -57,6 +57,7 @@ class WanAudioModel:
         self._params: RenderParams | None = None
         self._scheduler_shift = 1.0
         self._device_warning = ""
+        self._applied: dict[str, str | int | float | bool] = {}
 
     # ------------------------------------------------------------------------------------------ load
 
@@ -73,7 +74,7 @@ class WanAudioModel:
         self._load(self._parse(self.manifest.render_params))
 
     def _load(self, params: RenderParams) -> None:
-        from .loading import load_pipeline
+        from .loading import load_with_levers
 
         weights = self.manifest.weights
         if weights is None or not (weights / "model_index.json").is_file():
@@ -84,7 +85,8 @@ class WanAudioModel:
             )
         self._pipeline = None
         gc.collect()
-        self._pipeline = load_pipeline(weights, self._device, params.levers)
+        loaded = load_with_levers(weights, self._device, params.levers)
+        self._pipeline, self._applied = loaded.pipeline, dict(loaded.applied)
         self._scheduler_shift = self._pipeline.scheduler.config.shift
         self._params = params
 
@@ -114,6 +116,7 @@ class WanAudioModel:
 
         def on_step(done: int, total: int) -> None:
             clock["denoised"] = time.perf_counter()
+            clock["steps_run"] = total
             progress(DENOISE_SHARE * done / total, "denoise")
 
         def on_frames(chunk: np.ndarray) -> None:
@@ -143,6 +146,7 @@ class WanAudioModel:
         finished = time.perf_counter()
         denoised = clock.get("denoised", finished)
         timings = {"denoise_s": denoised - started, "decode_s": finished - denoised, "total_s": finished - started}
+        levers = self._levers_applied(request, params, int(clock.get("steps_run", 0)), step_cache_paused)
         timings.update(
             {f"seam_frame.{index}": float(frame) for index, frame in enumerate(self._seams(request, params))}
         )
@@ -154,7 +158,26 @@ class WanAudioModel:
             else np.zeros((0, request.height, request.width, 3), np.uint8),
             timings=timings,
             warnings=tuple(warnings),
+            levers=levers,
         )
+
+    def _levers_applied(
+        self, request: RenderRequest, params: RenderParams, steps_run: int, step_cache_paused: bool
+    ) -> dict[str, str | int | float | bool]:
+        """The load's levers plus this shot's: the steps that ran, the guidance passes per step (1 when both
+        scales are 1: no CFG passes at all), the timestep shift, and whether the step cache sat this one out."""
+        from .pipeline_wan_audio import guidance_branches
+
+        applied = dict(self._applied)
+        if step_cache_paused:
+            applied["step_cache"] = "paused (too many windows)"
+        return {
+            **applied,
+            "steps": request.steps,
+            "steps_run": steps_run,
+            "guidance_passes": len(guidance_branches(request.text_guidance, request.audio_guidance)),
+            "flow_shift": float(self._pipeline.scheduler.config.shift),
+        }
 
     def _run(self, request: RenderRequest, params: RenderParams, on_step: Any, on_frames: Any, people: Any) -> None:
         import torch

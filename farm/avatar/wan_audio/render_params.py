@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DTYPES = ("auto", "bfloat16", "float16", "float32")
+DTYPES = ("auto", "bfloat16", "float16", "float32", "float8")
 COMPILE_MODES = ("none", "regional")
 OFFLOAD_MODES = ("none", "model", "sequential")
 BLEND_SCHEMES = ("log", "linear")
@@ -28,7 +28,8 @@ class SpeedLevers:
     """How the pipeline is loaded and run; changing one means reloading the pipeline."""
 
     dtype: str = "auto"
-    """"auto" is bfloat16 on CUDA and float32 on the CPU (where bfloat16 matmuls are slow)."""
+    """"auto" is bfloat16 on CUDA and float32 on the CPU (where bfloat16 matmuls are slow); "float8" stores the
+    DiT's weights in float8_e4m3fn (half bfloat16's memory) and computes each layer in the "auto" dtype."""
     compile: str = "none"
     """"regional" compiles each DiT block once with torch.compile (diffusers' compile_repeated_blocks)."""
     attention_backend: str | None = None
