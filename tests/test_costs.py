@@ -18,8 +18,10 @@ from farm.catalog import ModelCatalog
 from farm.db.costs import FALLBACK, CostModel, learned_costs
 from farm.db.jobs import transition_job
 from farm.db.queries import job_detail, shots_of_job
+from farm.db.records import ShowChange
 from farm.db.session import Database, open_database
 from farm.db.shots import AttemptRun, finish_attempt, report_progress, start_logged_attempt
+from farm.db.shows import set_show
 from farm.db.states import AttemptState, JobState, ShotState
 from farm.db.tables import Render
 from farm.engine.placement import Lane, choose, remaining
@@ -27,7 +29,7 @@ from farm.jobs.estimate import MEASURED, plan_cost
 from farm.jobs.submit import submit_shot_list
 from farm.plan import ShotTask
 from farm.settings import REPO_ROOT, resolve_settings
-from tests.cost_farm import mixed_speed_cluster, render_mixed
+from tests.cost_farm import SPEEDS, mixed_speed_cluster, render_mixed
 from tests.shotlists import TEMPLATE, make_project
 
 SECONDS_PER_FRAME = 0.08
@@ -87,7 +89,7 @@ def test_farm_plan_and_the_eta_use_the_costs_learned_per_gpu_type(
         seconds = rate * shots[shot_id][1].frames
         finish_attempt(
             database, attempt(shot_id, gpu), outcome=AttemptState.SUCCEEDED, shot_state=ShotState.DONE, by="test",
-            model_seconds=seconds,
+            model_seconds=seconds, gpu_seconds=seconds,
         )  # fmt: skip
 
     cost = plan_cost(submission.plan, database, ModelCatalog.for_settings(settings))
@@ -102,6 +104,18 @@ def test_farm_plan_and_the_eta_use_the_costs_learned_per_gpu_type(
     assert job_detail(database, job).job.eta_seconds == pytest.approx(0.1 * frames["c"])
     report_progress(database, running, 0.5, "denoise")
     assert job_detail(database, job).job.eta_seconds == pytest.approx(0.05 * frames["c"])
+
+    # The show's budget against the same learned costs: spent (a, b), still to spend (half of c and the
+    # queued rest), and this plan (every shot but the two done), which overruns what is left by a quarter.
+    used = (0.1 * frames["a"] + 0.3 * frames["b"]) / 3600
+    committed = mean * (sum(frames.values()) - frames["a"] - frames["b"] - 0.5 * frames["c"]) / 3600
+    plan_hours = plan_cost(submission.plan, database, ModelCatalog.for_settings(settings)).gpu_hours
+    set_show(database, "Test Show", ShowChange(gpu_hour_budget=used + committed + 0.75 * plan_hours), by="test")
+    outlook = plan_cost(submission.plan, database, ModelCatalog.for_settings(settings)).budget
+    assert outlook is not None and outlook.exceeds
+    assert (outlook.used_hours, outlook.committed_hours) == (pytest.approx(used), pytest.approx(committed))
+    assert outlook.after_plan_hours == pytest.approx(-0.25 * plan_hours)
+    assert "would exceed it by" in outlook.describe() and "--gpu-hour-budget" in outlook.describe()
 
 
 @pytest.mark.ray
@@ -127,6 +141,7 @@ def test_on_gpus_of_1x_and_3x_speed_a_60_shot_job_ends_near_the_ideal_and_its_et
             assert (row.model, row.width, row.height, row.steps) == ("pattern", 64, 64, 1)
             assert row.gpu_type in ("fake-1x", "fake-3x") and row.frames >= 4
             assert row.model_seconds > 0 and row.levers["seconds_per_frame"] == SECONDS_PER_FRAME
+            assert row.levers["recipe"] == "full" and row.levers["applied"]["speed"] == SPEEDS[row.gpu_type]
             assert row.timings["render"] > 0 and row.timings["encode"] > 0
         costs = learned_costs(db)
         fast = costs.estimate("pattern", "fake-3x", 64, 64, 20).seconds

@@ -120,6 +120,10 @@ def plan(file: Path, quality: str | None, json_output: bool, max_shot_seconds: f
         )
         for gpu, seconds in sorted(rate.by_gpu.items()):
             stdout.print(f"    on {gpu}: {seconds:.4g} GPU-s per frame", highlight=False)
+    for model, recipe in sorted(cost.recipes.items()):
+        stdout.print(f"  {model} recipe: {recipe}", highlight=False)
+    if cost.budget is not None:
+        stdout.print(cost.budget.describe(), style="red" if cost.budget.exceeds else None, highlight=False)
 
 
 def rate_source(rate: ModelRate) -> str:

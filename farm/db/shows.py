@@ -8,6 +8,7 @@ GPU hours a show has used are its jobs' shots' GPU time, summed in SQL.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, distinct, func, insert, select, update
@@ -19,10 +20,42 @@ from farm.db.kinds import EventKind
 from farm.db.records import ShowChange, ShowInfo
 from farm.db.retry import transaction
 from farm.db.session import Database
-from farm.db.tables import NAME, Job, Shot, Show
+from farm.db.states import ShotState
+from farm.db.tables import NAME, Job, Render, Shot, Show
 from farm.errors import InvalidValue, UsageError
 
 DEFAULT_SHARE = 1.0
+
+
+@dataclass(frozen=True)
+class PendingShot:
+    """A shot of the show still to render: what the learned cost model needs to say how long it will take."""
+
+    model: str
+    width: int
+    height: int
+    frames: int
+    left: float
+    """The part still to do: 1 for a queued shot, what its attempt has not done for a running one."""
+
+
+@transaction
+def pending_shots(db: Database, name: str) -> tuple[PendingShot, ...]:
+    """The show's queued and running shots: what its budget is already promised to (its jobs will spend it)."""
+    statement = (
+        select(Shot.c.spec, Shot.c.state, Render.c.progress)
+        .join(Job, Job.c.id == Shot.c.job_id)
+        .outerjoin(Render, Render.c.id == Shot.c.current_render_id)
+        .where(Job.c.project == name, Shot.c.state.in_([ShotState.QUEUED, ShotState.RUNNING]))
+    )
+    with db.read() as connection:
+        rows = connection.execute(statement).all()
+    return tuple(_pending(spec, state == ShotState.RUNNING, progress) for spec, state, progress in rows)
+
+
+def _pending(spec: dict[str, Any], running: bool, progress: float | None) -> PendingShot:
+    left = 1.0 - float(progress or 0.0) if running else 1.0
+    return PendingShot(str(spec["model"]), int(spec["width"]), int(spec["height"]), int(spec["frames"]), left)
 
 
 @transaction

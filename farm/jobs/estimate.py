@@ -9,6 +9,9 @@ time of rendered shots over their frames (``farm.db.stats``). A model with no re
 to its manifest's ``stuck.seconds_per_frame``, the most a frame may take before a render counts as stuck:
 an upper bound, and the estimate says so. A read never writes: with no database yet, nothing is cached
 and every rate is the manifest's.
+
+A show with a GPU-hour budget gets its outlook beside the plan, from the same learned costs: what it has
+spent, what its queued and running shots will still spend, what is left, and whether this plan fits.
 """
 
 from __future__ import annotations
@@ -46,6 +49,53 @@ class ModelRate:
 
 
 @dataclass(frozen=True)
+class BudgetOutlook:
+    """A show's GPU-hour budget against what it has spent, what it is committed to, and this plan."""
+
+    show: str
+    budget_hours: float
+    used_hours: float
+    """GPU hours its jobs' shots have spent."""
+    committed_hours: float
+    """What its queued and running shots will still spend, at the learned costs."""
+    plan_hours: float
+
+    @property
+    def left_hours(self) -> float:
+        """What is left once the shots already queued have rendered (negative: they overrun it already)."""
+        return self.budget_hours - self.used_hours - self.committed_hours
+
+    @property
+    def after_plan_hours(self) -> float:
+        return self.left_hours - self.plan_hours
+
+    @property
+    def exceeds(self) -> bool:
+        return self.after_plan_hours < 0
+
+    def describe(self) -> str:
+        head = (
+            f"show {self.show}: budget {self.budget_hours:g} GPU-h, {self.used_hours:.3f} used, "
+            f"{self.committed_hours:.3f} queued, {max(self.left_hours, 0.0):.3f} left"
+        )
+        if self.exceeds:
+            return (
+                f"{head}; this plan ({self.plan_hours:.3f}) would exceed it by {-self.after_plan_hours:.3f} GPU-h "
+                f"and its jobs would be held once it is spent; raise it with "
+                f"farm show {self.show} --gpu-hour-budget HOURS"
+            )
+        return f"{head}; this plan ({self.plan_hours:.3f}) leaves {self.after_plan_hours:.3f}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "show": self.show, "budget_hours": self.budget_hours, "used_hours": round(self.used_hours, 4),
+            "committed_hours": round(self.committed_hours, 4), "left_hours": round(self.left_hours, 4),
+            "plan_hours": round(self.plan_hours, 4), "after_plan_hours": round(self.after_plan_hours, 4),
+            "exceeds": self.exceeds,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
 class PlanCost:
     cached: frozenset[str]
     """Shot ids whose video is already in the artifact store (they will not render)."""
@@ -53,9 +103,15 @@ class PlanCost:
     to_render_frames: int
     gpu_hours: float
     """Estimated render time of the shots that are not cached, in device-hours (GPU, or CPU for CPU models)."""
+    recipes: dict[str, str] = field(default_factory=dict)
+    """Per model with a ``distilled:`` recipe: whether it is the default and why (``ModelManifest.recipe_note``)."""
+    budget: BudgetOutlook | None = None
+    """The plan's show against its GPU-hour budget; None when the show has none (or there is no database)."""
 
     def to_json(self) -> dict[str, object]:
         return {
+            "budget": self.budget.to_json() if self.budget else None,
+            "recipes": self.recipes,
             "cached_shots": sorted(self.cached),
             "frames_to_render": self.to_render_frames,
             "gpu_hours": round(self.gpu_hours, 4),
@@ -100,7 +156,42 @@ def plan_cost(plan: Plan, db: Database | None, catalog: ModelCatalog) -> PlanCos
         else:
             rates[model] = ModelRate(model, catalog.get(model).stuck.seconds_per_frame, MANIFEST)
         seconds += sum(task.frames for task in todo) * rates[model].seconds_per_frame
-    return PlanCost(frozenset(cached), rates, sum(task.frames for task in pending), seconds / 3600)
+    recipes = {
+        model: f"{manifest.recipe}: {manifest.recipe_note}"
+        for model in models
+        if (manifest := catalog.get(model)).distilled is not None
+    }
+    budget = _budget(plan.project, db, catalog, seconds / 3600) if db is not None and costs is not None else None
+    return PlanCost(frozenset(cached), rates, sum(task.frames for task in pending), seconds / 3600, recipes, budget)
+
+
+def _budget(show: str, db: Database, catalog: ModelCatalog, plan_hours: float) -> BudgetOutlook | None:
+    """The show's budget outlook, its queued shots costed by the learned model (a model with no attempt yet at
+    its manifest's stuck-timeout rate, as the plan's own shots are)."""
+    from farm.db.costs import learned_costs
+    from farm.db.errors import UnknownShow
+    from farm.db.shows import pending_shots, read_show
+
+    try:
+        info = read_show(db, show)
+    except UnknownShow:
+        return None
+    if info.gpu_hour_budget is None:
+        return None
+    pending = pending_shots(db, show)
+    costs = learned_costs(
+        db, models={shot.model for shot in pending}, fallback=lambda name: _manifest_rate(catalog, name)
+    )
+    committed = 0.0
+    for shot in pending:
+        gpus = max(catalog.get(shot.model).resources.gpus, 1.0) if shot.model in catalog else 1.0
+        estimate = costs.estimate(shot.model, None, shot.width, shot.height, shot.frames)
+        committed += estimate.seconds * shot.left * gpus
+    return BudgetOutlook(show, info.gpu_hour_budget, info.gpu_hours_used, committed / 3600, plan_hours)
+
+
+def _manifest_rate(catalog: ModelCatalog, model: str) -> float:
+    return catalog.get(model).stuck.seconds_per_frame if model in catalog else 0.0
 
 
 def _history(plan: Plan, db: Database, models: list[str]) -> tuple[dict[str, tuple[float, int]], set[str], CostModel]:
