@@ -6,15 +6,26 @@
 Random weights make the pixels noise but not the timing: every matmul, attention and convolution of the
 real architecture runs. All numbers in a table are measured side by side in one run, on one machine.
 
-Columns: ``s/step`` is one denoising step of one 81-frame window (all guidance passes); ``fps@N`` is video
-frames rendered per second of wall time for a whole shot with N steps (text/image/audio encoding and VAE
-decoding included); ``x realtime@4`` is fps@4 divided by the video's 25 fps (>1: faster than real time).
+Columns: ``recipe`` is the steps and guidance passes per step the row renders a shot with (the full recipe:
+``--full-steps`` steps of 3-way guidance; the distilled one: ``--distilled-steps`` guidance-free, one pass);
+``s/step`` is one denoising step of one window (all its guidance passes); ``s/frame`` is seconds per output
+frame end to end for a shot at the row's recipe (encoders, conditions and VAE decoding included: the measured
+per-shot time outside the steps plus the recipe's steps at the measured s/step); the ratios are against the
+baseline row; ``fps@N`` is video frames per second of wall time measured for a whole shot with N steps;
+``x realtime`` is 25 fps over the recipe's s/frame (>1: faster than real time).
+
+Rows: baseline (float32 on the CPU, bfloat16 on CUDA), bfloat16 (CPU), float8 weights (stored in
+float8_e4m3fn, upcast per layer: diffusers' layerwise casting), regional torch.compile (``--compile``), the
+FirstBlockCache step cache, the distilled 4-step guidance-free recipe (a fused LoRA costs nothing per step, so
+its speed is the recipe's), then the memory levers. On the CPU the tiny config runs in about a minute, and
+the ratios between rows are what CI can check without a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import sys
@@ -28,10 +39,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from farm.avatar.wan_audio.loading import enable_float8_weights
 from farm.avatar.wan_audio.pipeline_wan_audio import WanAudioPipeline
 from farm.avatar.wan_audio.tiny import tiny_components
 
 VIDEO_FPS = 25
+FULL_PASSES = 3
+"""Guidance passes per step of the full recipe (nothing / audio / audio + text: StableAvatar's 3-way CFG)."""
+GUIDANCE_FREE = {"text_guidance_scale": 1.0, "audio_guidance_scale": 1.0}
 
 FULL_TRANSFORMER = dict(
     patch_size=(1, 2, 2),
@@ -128,10 +143,17 @@ class Measurement:
     """Per shot, outside the denoising steps: text/image/audio encoding, conditions, VAE decoding."""
     peak_memory_gb: float | None
     note: str = ""
+    recipe_steps: int = 40
+    passes: int = FULL_PASSES
+    frames: int = 1
 
-    def realtime(self, steps: int = 4) -> float | None:
-        rate = self.frames_per_second.get(steps)
-        return rate / VIDEO_FPS if rate else None
+    @property
+    def seconds_per_frame(self) -> float:
+        """End to end per output frame at the row's recipe: the time outside the steps plus its steps."""
+        return (self.other_seconds + self.recipe_steps * self.seconds_per_step) / self.frames
+
+    def realtime(self) -> float:
+        return 1.0 / (self.seconds_per_frame * VIDEO_FPS)
 
 
 class Bench:
@@ -176,7 +198,13 @@ class Bench:
         return finished - started, steps_s
 
     def measure(
-        self, setting: str, step_counts: list[int], note: str = "", repeats: int = 2, **options: object
+        self,
+        setting: str,
+        step_counts: list[int],
+        note: str = "",
+        repeats: int = 2,
+        recipe_steps: int = 40,
+        **options: object,
     ) -> Measurement:
         """Best of ``repeats`` per step count: on a shared machine the minimum is the least disturbed run."""
         gc.collect()
@@ -196,7 +224,8 @@ class Bench:
         step_s = float(np.min(per_step))
         other = float(np.median([total - steps * step_s for steps, total in totals]))
         peak = torch.cuda.max_memory_allocated() / 2**30 if self.device.startswith("cuda") else None
-        return Measurement(setting, step_s, rates, other, peak, note)
+        passes = 1 if options.get("text_guidance_scale") == options.get("audio_guidance_scale") == 1.0 else FULL_PASSES
+        return Measurement(setting, step_s, rates, other, peak, note, recipe_steps, passes, self.frames)
 
 
 Lever = tuple[str, Callable[[WanAudioPipeline], dict[str, object]], Callable[[WanAudioPipeline], None], str]
@@ -230,14 +259,29 @@ def levers(device: str, with_compile: bool) -> list[Lever]:
         pipeline._offload_device = None
         pipeline.to(device)
 
+    kept: list[torch.nn.Module] = []
+
+    def float8_on(pipeline: WanAudioPipeline) -> dict[str, object]:
+        """On a copy of the DiT: layerwise casting cannot be undone (diffusers refuses to)."""
+        kept.append(pipeline.transformer)
+        stored = copy.deepcopy(pipeline.transformer)
+        enable_float8_weights(stored, stored.dtype)
+        pipeline.transformer = stored
+        return {}
+
+    def float8_off(pipeline: WanAudioPipeline) -> None:
+        pipeline.transformer = kept.pop()
+        gc.collect()
+
     chosen: list[Lever] = [
-        ("guidance passes one by one", lambda p: {"guidance_batch": False}, nothing, "low_memory setting"),
+        ("float8 weights (layerwise casting)", float8_on, float8_off, "half bf16's weight memory"),
         (
             "FirstBlockCache 0.05",
             cache_on,
             lambda p: p.transformer.disable_cache(),
             "random weights: hit rate not representative",
         ),
+        ("guidance passes one by one", lambda p: {"guidance_batch": False}, nothing, "low_memory setting"),
         ("VAE tiling", tiling_on, lambda p: p.vae.disable_tiling(), ""),
         ("component offload", offload_on, offload_off, "low_memory setting"),
     ]
@@ -265,7 +309,9 @@ def main() -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--frames", type=int, help="default 81 (one full window); 33 for the small config")
-    parser.add_argument("--steps", default="4,8,30", help="step counts for the fps columns")
+    parser.add_argument("--steps", default=None, help="step counts for the fps columns (default 4,8,30; CPU 3)")
+    parser.add_argument("--full-steps", type=int, default=40, help="steps of the full recipe (the manifest's 40)")
+    parser.add_argument("--distilled-steps", type=int, default=4, help="steps of the distilled recipe")
     parser.add_argument("--no-levers", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also measure regional torch.compile (slow to build)")
     parser.add_argument("--repeats", type=int, default=2, help="renders per step count; the fastest counts")
@@ -279,7 +325,7 @@ def main() -> None:
     height = args.height or (480 if config == "full" else 128)
     width = args.width or (832 if config == "full" else 224)
     frames = args.frames or (81 if config == "full" else 33)
-    step_counts = [int(s) for s in args.steps.split(",")]
+    step_counts = [int(s) for s in (args.steps or ("4,8,30" if args.device.startswith("cuda") else "3")).split(",")]
     built = time.perf_counter()
     components = full_components(args.device) if config == "full" else tiny_components()
     pipeline = WanAudioPipeline(**components).to(args.device)
@@ -287,15 +333,22 @@ def main() -> None:
     build_s = time.perf_counter() - built
     bench = Bench(pipeline, args.device, height, width, frames)
 
-    rows = [bench.measure("baseline", step_counts, repeats=args.repeats)]
-    if config == "small" and args.device == "cpu":
+    full, distilled = args.full_steps, args.distilled_steps
+    rows = [bench.measure("baseline", step_counts, repeats=args.repeats, recipe_steps=full)]
+    if args.device == "cpu":
         pipeline.transformer.to(torch.bfloat16)
-        rows.append(bench.measure("DiT in bfloat16", step_counts, "CPU bf16 matmuls are slow", args.repeats))
+        rows.append(bench.measure("DiT in bfloat16", step_counts, "CPU bf16 matmuls are slow", args.repeats, full))
         pipeline.transformer.to(torch.float32)
+    rows.append(
+        bench.measure(
+            f"distilled {distilled}-step", step_counts, "guidance-free, LoRA fused", args.repeats, distilled,
+            **GUIDANCE_FREE,
+        )
+    )  # fmt: skip
     if not args.no_levers:
         for name, switch_on, switch_off, note in levers(args.device, args.compile):
             options = switch_on(pipeline)
-            rows.append(bench.measure(name, step_counts, note, args.repeats, **options))
+            rows.append(bench.measure(name, step_counts, note, args.repeats, full, **options))
             switch_off(pipeline)
 
     device_name = (
@@ -307,24 +360,27 @@ def main() -> None:
         f"{width}x{height}, {frames} frames (one window), build {build_s:.1f}s"
     )
     if args.json:
-        print(json.dumps({"header": header, "rows": [asdict(r) for r in rows]}, indent=2))
+        records = [{**asdict(r), "seconds_per_frame": r.seconds_per_frame} for r in rows]
+        print(json.dumps({"header": header, "rows": records}, indent=2))
         return
     print(header)
-    columns = ["setting", "s/step", "other s", *[f"fps@{s}" for s in step_counts], "x realtime@4", "peak GB", "note"]
-    print(" | ".join(columns))
+    columns = ["setting", "recipe", "s/step", "other s", "s/frame", *[f"fps@{s}" for s in step_counts]]
+    print(" | ".join([*columns, "x realtime", "peak GB", "note"]))
     baseline = rows[0]
     for row in rows:
         fps = [f"{row.frames_per_second[s]:.2f}" for s in step_counts]
-        realtime = row.realtime(4)
-        ratio = f"{baseline.seconds_per_step / row.seconds_per_step:.2f}x" if row is not baseline else "1.00x"
+        step_ratio = baseline.seconds_per_step / row.seconds_per_step
+        frame_ratio = baseline.seconds_per_frame / row.seconds_per_frame
         print(
             " | ".join(
                 [
                     row.setting,
-                    f"{row.seconds_per_step:.3f} ({ratio})",
+                    f"{row.recipe_steps} x {row.passes} pass{'es' if row.passes > 1 else ''}",
+                    f"{row.seconds_per_step:.4f} ({step_ratio:.2f}x)",
                     f"{row.other_seconds:.2f}",
+                    f"{row.seconds_per_frame:.4f} ({frame_ratio:.2f}x)",
                     *fps,
-                    f"{realtime:.3f}" if realtime is not None else "-",
+                    f"{row.realtime():.3f}",
                     f"{row.peak_memory_gb:.1f}" if row.peak_memory_gb is not None else "-",
                     row.note,
                 ]
