@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from farm.cli import cli
 from tests.db_records import make_farm
+from tests.shotlists import TEMPLATE, make_project
 
 
 @pytest.fixture
@@ -84,3 +85,21 @@ def test_listing_on_a_farm_without_a_database_creates_none(tmp_path: Path, comma
     assert result.exit_code == 2
     assert "farm.db" in result.output
     assert not data.exists() or list(data.iterdir()) == []
+
+
+def test_plan_and_submit_say_when_a_show_would_go_over_its_budget_at_the_learned_costs(
+    farm_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    shot_list = make_project(tmp_path / "project", TEMPLATE)
+    assert farm_cli("show", "Test Show", "--gpu-hour-budget", "0.001").exit_code == 0
+
+    planned = farm_cli("plan", str(shot_list))
+    submitted = farm_cli("submit", str(shot_list), "--json")
+    again = farm_cli("submit", str(shot_list))
+
+    assert planned.exit_code == 0, planned.output
+    assert "show Test Show: budget 0.001 GPU-h, 0.000 used, 0.000 queued" in planned.output
+    assert "would exceed it by" in planned.output
+    outlook = json.loads(submitted.output)["budget"]
+    assert outlook["committed_hours"] > outlook["budget_hours"] and outlook["exceeds"]
+    assert "its queued shots would exceed the budget" in again.output and "--gpu-hour-budget" in again.output

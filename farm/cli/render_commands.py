@@ -189,10 +189,14 @@ def submit(
     submission = farm.submit(file, quality=quality, priority=priority)
     job_id = submission.job_id
     where = farm.start_driver(job_id, dashboard=dashboard) if own_driver or dashboard else _who_renders(farm)
+    budget = farm.show_budget(submission.plan.project)
     if json_output:
-        print_json({"job": job_id, "shots": len(submission.plan.tasks), "driver": where})
+        outlook = budget.to_json() if budget else None
+        print_json({"job": job_id, "shots": len(submission.plan.tasks), "driver": where, "budget": outlook})
     else:
         stdout.print(f"job {job_id} submitted ({len(submission.plan.tasks)} shots; {where})", highlight=False)
+        if budget is not None:
+            stdout.print(budget.describe(), style="red" if budget.exceeds else None, highlight=False)
         stdout.print(f"follow it with: farm status {job_id} --watch")
 
 

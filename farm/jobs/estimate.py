@@ -74,6 +74,8 @@ class BudgetOutlook:
         return self.after_plan_hours < 0
 
     def describe(self) -> str:
+        if not self.plan_hours:
+            return self._describe_queued()
         head = (
             f"show {self.show}: budget {self.budget_hours:g} GPU-h, {self.used_hours:.3f} used, "
             f"{self.committed_hours:.3f} queued, {max(self.left_hours, 0.0):.3f} left"
@@ -85,6 +87,19 @@ class BudgetOutlook:
                 f"farm show {self.show} --gpu-hour-budget HOURS"
             )
         return f"{head}; this plan ({self.plan_hours:.3f}) leaves {self.after_plan_hours:.3f}"
+
+    def _describe_queued(self) -> str:
+        """After a submit: the job is among the queued shots already."""
+        head = (
+            f"show {self.show}: budget {self.budget_hours:g} GPU-h, {self.used_hours:.3f} used, "
+            f"{self.committed_hours:.3f} queued"
+        )
+        if self.exceeds:
+            return (
+                f"{head}: its queued shots would exceed the budget by {-self.left_hours:.3f} GPU-h, and its jobs "
+                f"will be held once it is spent; raise it with farm show {self.show} --gpu-hour-budget HOURS"
+            )
+        return f"{head}, {self.left_hours:.3f} left"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -161,13 +176,13 @@ def plan_cost(plan: Plan, db: Database | None, catalog: ModelCatalog) -> PlanCos
         for model in models
         if (manifest := catalog.get(model)).distilled is not None
     }
-    budget = _budget(plan.project, db, catalog, seconds / 3600) if db is not None and costs is not None else None
+    budget = show_budget(plan.project, db, catalog, seconds / 3600) if db is not None and costs is not None else None
     return PlanCost(frozenset(cached), rates, sum(task.frames for task in pending), seconds / 3600, recipes, budget)
 
 
-def _budget(show: str, db: Database, catalog: ModelCatalog, plan_hours: float) -> BudgetOutlook | None:
-    """The show's budget outlook, its queued shots costed by the learned model (a model with no attempt yet at
-    its manifest's stuck-timeout rate, as the plan's own shots are)."""
+def show_budget(show: str, db: Database, catalog: ModelCatalog, plan_hours: float = 0.0) -> BudgetOutlook | None:
+    """The show's budget outlook (None without a budget), its queued shots costed by the learned model (a model
+    with no attempt yet at its manifest's stuck-timeout rate, as a plan's own shots are)."""
     from farm.db.costs import learned_costs
     from farm.db.errors import UnknownShow
     from farm.db.shows import pending_shots, read_show

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from farm.jobs.bundle import BundleLimits
     from farm.jobs.conform import Conformed
     from farm.jobs.edit import JobEdit
-    from farm.jobs.estimate import PlanCost
+    from farm.jobs.estimate import BudgetOutlook, PlanCost
     from farm.jobs.gc import GcSummary
     from farm.jobs.logs import AttemptLog
     from farm.jobs.manager import Manager, ManagerOptions
@@ -174,6 +174,21 @@ class Farm:
             except DatabaseMissing:
                 db = None
         return plan_cost(plan, db, ModelCatalog.for_settings(self.settings))
+
+    def show_budget(self, show: str) -> BudgetOutlook | None:
+        """Show ``show``'s GPU-hour budget against what it spent and what its queued shots will still spend at
+        the learned costs (None: it has no budget).
+
+        Example::
+
+            outlook = farm.show_budget("Test Show")
+            if outlook is not None and outlook.exceeds:
+                print(outlook.describe())
+        """
+        from farm.catalog import ModelCatalog
+        from farm.jobs.estimate import show_budget
+
+        return show_budget(show, self.database(write=False), ModelCatalog.for_settings(self.settings))
 
     # ---- jobs: writes -------------------------------------------------------------------------------
 
