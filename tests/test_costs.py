@@ -58,6 +58,21 @@ def test_the_cost_model_fits_seconds_per_shot_and_per_frame_and_falls_back_along
     assert costs.gpu_types("m") == ["fast", "slow"]
 
 
+def test_a_shots_step_count_picks_the_costs_measured_at_those_steps_before_all_steps_pooled() -> None:
+    costs = CostModel()
+    costs.observe("m", "gpu", 100, 100, 20, 8.0, steps=40)  # the full recipe
+    costs.observe("m", "gpu", 100, 100, 20, 1.0, steps=4)  # distilled: 4 steps, one guidance pass
+
+    distilled = costs.estimate("m", "gpu", 100, 100, 20, steps=4)
+    full = costs.estimate("m", "gpu", 100, 100, 20, steps=40)
+    escalated = costs.estimate("m", "gpu", 100, 100, 20, steps=60)  # never measured: every step count pooled
+
+    assert (distilled.seconds, distilled.source) == (pytest.approx(1.0), "model x gpu x size x steps")
+    assert full.seconds == pytest.approx(8.0) and full.source == "model x gpu x size x steps"
+    assert (escalated.seconds, escalated.source) == (pytest.approx(4.5), "model x gpu x size")
+    assert costs.estimate("m", "gpu", 200, 100, 20, steps=4).source == "model x gpu x steps"
+
+
 def test_placement_gives_a_shot_to_the_lane_that_finishes_it_first_and_waits_for_a_faster_full_one() -> None:
     slow_free = Lane("slow", ahead=0.0, takes=3.0, open=True)
     fast_soon = Lane("fast", ahead=0.5, takes=1.0, open=False)
@@ -94,7 +109,7 @@ def test_farm_plan_and_the_eta_use_the_costs_learned_per_gpu_type(
 
     cost = plan_cost(submission.plan, database, ModelCatalog.for_settings(settings))
     learned = cost.rates["previz"]
-    assert (learned.source, learned.measured_attempts, learned.level) == (MEASURED, 2, "model x size")
+    assert (learned.source, learned.measured_attempts, learned.level) == (MEASURED, 2, "model x size x steps")
     assert learned.by_gpu == pytest.approx({"gpu-a": 0.1, "gpu-b": 0.3}) and learned.load_seconds is None
     frames = {shot_id: task.frames for shot_id, (_, task) in shots.items()}
     mean = (0.1 * frames["a"] + 0.3 * frames["b"]) / (frames["a"] + frames["b"])

@@ -129,7 +129,9 @@ def plan(file: Path, quality: str | None, json_output: bool, max_shot_seconds: f
 def rate_source(rate: ModelRate) -> str:
     """Where ``farm plan``'s rate for a model comes from, in words."""
     if rate.measured_attempts:
-        size = "at this size" if rate.level.endswith("size") else "scaled by pixels from other sizes"
+        size = "at this size" if "size" in rate.level else "scaled by pixels from other sizes"
+        if rate.at_these_steps:
+            size += " and steps"
         load = f"; model load {rate.load_seconds:.1f} s per worker" if rate.load_seconds is not None else ""
         return f"learned from {rate.measured_attempts} attempts {size}{load}"
     if rate.source == "measured":

@@ -14,8 +14,11 @@ with any samples answering:
     model x GPU type x size  ->  model x GPU type  ->  model x size  ->  model  ->  the caller's fallback
 
 so a new GPU type is estimated from the model's other GPUs, and a new size from the model's other sizes
-scaled by pixels. The estimates feed the scheduler's placement (which worker, and whether to wait for a
-faster one), ``farm plan``'s GPU-hours and the jobs' ETA (``farm.db.queries``).
+scaled by pixels. A shot whose step count is known tries the same chain at its steps first (``... x steps``):
+a 4-step distilled shot costs a fraction of a 40-step one of the same model, GPU and size, and an escalated
+retake at 60 steps more; only where its steps were never measured does it fall back to all steps pooled.
+The estimates feed the scheduler's placement (which worker, and whether to wait for a faster one),
+``farm plan``'s GPU-hours, the shows' budgets (``farm.jobs.estimate``) and the jobs' ETA (``farm.db.queries``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from farm.db.states import AttemptState
 from farm.db.tables import Render
 
 Size = tuple[int, int]
-Key = tuple[str, str | None, Size | None]
+Key = tuple[str, str | None, Size | None, int | None]
+"""(model, GPU type, size, steps); None: pooled over that dimension."""
 
 MIN_FIT_SAMPLES = 5
 MIN_FIT_SPREAD = 0.2
@@ -97,11 +101,13 @@ class ShotCost:
     """At the shot's size, the per-shot part left out."""
     per_shot: float
     source: str
-    """The key that answered: ``model x gpu x size``, ``model x gpu``, ``model x size``, ``model`` or ``fallback``."""
+    """The key that answered: ``model x gpu x size``, ``model x gpu``, ``model x size``, ``model`` (each with
+    `` x steps`` when the shot's step count was measured) or ``fallback``."""
     samples: int
 
 
 SOURCES = ("model x gpu x size", "model x gpu", "model x size", "model")
+STEPS = " x steps"
 FALLBACK = "fallback"
 
 
@@ -119,22 +125,25 @@ class CostModel:
 
     def observe(
         self, model: str, gpu_type: str | None, width: int, height: int, frames: int, seconds: float,
-        load_seconds: float | None = None,
+        load_seconds: float | None = None, steps: int | None = None,
     ) -> None:  # fmt: skip
         """Add one finished attempt (the scheduler calls this as each shot ends)."""
         sums = CostSums()
         sums.add(frames * megapixels(width, height), seconds, load_seconds)
-        self.add(model, gpu_type, (width, height), sums)
+        self.add(model, gpu_type, (width, height), sums, steps)
 
-    def add(self, model: str, gpu_type: str | None, size: Size, sums: CostSums) -> None:
-        """Add attempts' sums for one model x GPU type x size to every key of the chain they belong to."""
-        for key in _chain(model, gpu_type, size):
+    def add(self, model: str, gpu_type: str | None, size: Size, sums: CostSums, steps: int | None = None) -> None:
+        """Add attempts' sums for one model x GPU type x size (x steps) to every key of the chain they belong to."""
+        for key, _ in _keyed_chain(model, gpu_type, size, steps):
             self.sums.setdefault(key, CostSums()).merge(sums)
 
-    def estimate(self, model: str, gpu_type: str | None, width: int, height: int, frames: int) -> ShotCost:
-        """The shot's worker seconds on ``gpu_type`` (None: on the farm's GPUs as they have been used)."""
+    def estimate(
+        self, model: str, gpu_type: str | None, width: int, height: int, frames: int, steps: int | None = None
+    ) -> ShotCost:
+        """The shot's worker seconds on ``gpu_type`` (None: on the farm's GPUs as they have been used), at its
+        ``steps`` where they were measured (None: the model's attempts at any steps)."""
         pixels = megapixels(width, height)
-        for key, source in _keyed_chain(model, gpu_type, (width, height)):
+        for key, source in _keyed_chain(model, gpu_type, (width, height), steps):
             sums = self.sums.get(key)
             if sums is not None and sums.n > 0 and sums.x > 0:
                 per_shot, per_x = sums.fit()
@@ -144,7 +153,7 @@ class CostModel:
 
     def load_seconds(self, model: str, gpu_type: str | None = None) -> float | None:
         """Mean model load time on ``gpu_type`` (else on any GPU); None when no worker reported one."""
-        for key in ((model, gpu_type, None), (model, None, None)):
+        for key in ((model, gpu_type, None, None), (model, None, None, None)):
             sums = self.sums.get(key)
             if sums is not None and sums.loads:
                 return sums.load_seconds / sums.loads
@@ -152,18 +161,18 @@ class CostModel:
 
     def gpu_types(self, model: str) -> list[str]:
         """The GPU types the model has recorded attempts on."""
-        return sorted({key[1] for key in self.sums if key[0] == model and key[1] is not None and key[2] is None})
+        pooled = (key for key in self.sums if key[0] == model and key[2] is None and key[3] is None)
+        return sorted({key[1] for key in pooled if key[1] is not None})
 
 
-def _keyed_chain(model: str, gpu_type: str | None, size: Size) -> Iterable[tuple[Key, str]]:
-    keys = _chain(model, gpu_type, size)
-    sources = SOURCES if gpu_type is not None else SOURCES[2:]
-    return zip(keys, sources, strict=True)
-
-
-def _chain(model: str, gpu_type: str | None, size: Size) -> tuple[Key, ...]:
-    general = ((model, None, size), (model, None, None))
-    return ((model, gpu_type, size), (model, gpu_type, None), *general) if gpu_type is not None else general
+def _keyed_chain(model: str, gpu_type: str | None, size: Size, steps: int | None = None) -> list[tuple[Key, str]]:
+    """The chain's keys, most specific first, with the source each names: at ``steps`` first, then pooled."""
+    pooled = [((model, gpu_type, size, None), SOURCES[0]), ((model, gpu_type, None, None), SOURCES[1])]
+    pooled = [*(pooled if gpu_type is not None else []), ((model, None, size, None), SOURCES[2])]
+    pooled.append(((model, None, None, None), SOURCES[3]))
+    if steps is None:
+        return pooled
+    return [((*key[:3], steps), source + STEPS) for key, source in pooled] + pooled
 
 
 @transaction
@@ -203,6 +212,7 @@ def read_costs(
             Render.c.gpu_type,
             Render.c.width,
             Render.c.height,
+            Render.c.steps,
             fitted(1),
             fitted(frames),
             fitted(seconds),
@@ -212,13 +222,13 @@ def read_costs(
             func.coalesce(func.sum(Render.c.load_seconds), 0.0),
         )
         .where(*where)
-        .group_by(Render.c.model, Render.c.gpu_type, Render.c.width, Render.c.height)
+        .group_by(Render.c.model, Render.c.gpu_type, Render.c.width, Render.c.height, Render.c.steps)
     ).all()
-    for model, gpu_type, width, height, n, x, y, xx, xy, loads, load in rows:
+    for model, gpu_type, width, height, steps, n, x, y, xx, xy, loads, load in rows:
         pixels = megapixels(width, height)  # one size per group: x = frames x megapixels scales exactly
         sums = CostSums(
             n=int(n), x=float(x) * pixels, y=float(y), xx=float(xx) * pixels * pixels, xy=float(xy) * pixels,
             loads=int(loads), load_seconds=float(load),
         )  # fmt: skip
-        costs.add(model, gpu_type, (width, height), sums)
+        costs.add(model, gpu_type, (width, height), sums, steps)
     return costs

@@ -38,6 +38,7 @@ class _Lane:
     model: str
     width: int
     height: int
+    steps: int | None
     frames: int
     progress: float
     running: bool
@@ -71,7 +72,7 @@ def _eta(costs: CostModel, lanes: list[_Lane], queued: list[int]) -> float | Non
     free: dict[str, float] = {}
     rates: dict[str, tuple[float, float]] = {}
     for lane in lanes:
-        cost = costs.estimate(lane.model, lane.gpu_type, lane.width, lane.height, lane.frames)
+        cost = costs.estimate(lane.model, lane.gpu_type, lane.width, lane.height, lane.frames, lane.steps)
         if cost.source == FALLBACK:
             continue
         rates[lane.worker] = (cost.per_shot, cost.seconds_per_frame)
@@ -91,7 +92,7 @@ def _lanes(connection: Connection, job_ids: list[int]) -> list[_Lane]:
     """The current attempts of the jobs' running shots; for a job with none running, its latest attempt."""
     columns = (
         Shot.c.job_id, Render.c.worker, Render.c.gpu_type, Render.c.model, Render.c.width, Render.c.height,
-        Render.c.frames, Render.c.progress,
+        Render.c.steps, Render.c.frames, Render.c.progress,
     )  # fmt: skip
     joined = select(*columns).join(Render, Render.c.id == Shot.c.current_render_id).where(Render.c.model.is_not(None))
     running = connection.execute(joined.where(Shot.c.job_id.in_(job_ids), Shot.c.state == ShotState.RUNNING)).all()

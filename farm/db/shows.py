@@ -35,6 +35,7 @@ class PendingShot:
     width: int
     height: int
     frames: int
+    steps: int | None
     left: float
     """The part still to do: 1 for a queued shot, what its attempt has not done for a running one."""
 
@@ -55,7 +56,11 @@ def pending_shots(db: Database, name: str) -> tuple[PendingShot, ...]:
 
 def _pending(spec: dict[str, Any], running: bool, progress: float | None) -> PendingShot:
     left = 1.0 - float(progress or 0.0) if running else 1.0
-    return PendingShot(str(spec["model"]), int(spec["width"]), int(spec["height"]), int(spec["frames"]), left)
+    steps = spec.get("steps")
+    return PendingShot(
+        str(spec["model"]), int(spec["width"]), int(spec["height"]), int(spec["frames"]),
+        int(steps) if steps is not None else None, left,
+    )  # fmt: skip
 
 
 @transaction

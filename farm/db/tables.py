@@ -61,7 +61,9 @@ ROLLUP_COLUMNS = (
     "edit_order",
 )  # fmt: skip
 COST_INDEX = "ix_renders_costs"
-COST_COLUMNS = ("state", "model", "gpu_type", "width", "height", "frames", "model_seconds", "load_seconds")
+COST_COLUMNS = (
+    "state", "model", "gpu_type", "width", "height", "steps", "frames", "model_seconds", "load_seconds",
+)  # fmt: skip
 
 
 Job = Table(

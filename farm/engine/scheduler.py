@@ -502,7 +502,7 @@ class Scheduler:
         return self._shot_cost(task, None).seconds * gpus
 
     def _shot_cost(self, task: ShotTask, gpu_type: str | None) -> ShotCost:
-        return self.costs.estimate(task.model, gpu_type, task.width, task.height, task.frames)
+        return self.costs.estimate(task.model, gpu_type, task.width, task.height, task.frames, task.steps)
 
     def _dispatch_ready_shots(self) -> None:
         now = time.monotonic()
@@ -776,7 +776,7 @@ class Scheduler:
         self.fair.charge(flight.show, outcome.model_seconds * max(gpus, 1.0))
         gpu_type = identity.gpu_type if identity else None
         self.costs.observe(
-            task.model, gpu_type, task.width, task.height, task.frames, outcome.model_seconds, load_seconds
+            task.model, gpu_type, task.width, task.height, task.frames, outcome.model_seconds, load_seconds, task.steps
         )
         self._bytes_per_frame = max(self._bytes_per_frame, outcome.video_bytes / max(1, outcome.frames))
         self.nodes.succeeded(flight.node_id)

@@ -47,6 +47,11 @@ class ModelRate:
     load_seconds: float | None = None
     """The model's mean load time per worker, where workers reported it."""
 
+    @property
+    def at_these_steps(self) -> bool:
+        """The rate was learned from attempts at the shots' own step count (``farm.db.costs.STEPS``)."""
+        return self.level.endswith(" x steps")
+
 
 @dataclass(frozen=True)
 class BudgetOutlook:
@@ -200,7 +205,7 @@ def show_budget(show: str, db: Database, catalog: ModelCatalog, plan_hours: floa
     committed = 0.0
     for shot in pending:
         gpus = max(catalog.get(shot.model).resources.gpus, 1.0) if shot.model in catalog else 1.0
-        estimate = costs.estimate(shot.model, None, shot.width, shot.height, shot.frames)
+        estimate = costs.estimate(shot.model, None, shot.width, shot.height, shot.frames, shot.steps)
         committed += estimate.seconds * shot.left * gpus
     return BudgetOutlook(show, info.gpu_hour_budget, info.gpu_hours_used, committed / 3600, plan_hours)
 
@@ -228,7 +233,7 @@ def _history(plan: Plan, db: Database, models: list[str]) -> tuple[dict[str, tup
 
 
 def _gpu_seconds(costs: CostModel, task: ShotTask, gpu_type: str | None, gpus: float) -> float:
-    return costs.estimate(task.model, gpu_type, task.width, task.height, task.frames).seconds * gpus
+    return costs.estimate(task.model, gpu_type, task.width, task.height, task.frames, task.steps).seconds * gpus
 
 
 def _learned_rate(costs: CostModel, model: str, tasks: list[ShotTask], gpus: float) -> ModelRate | None:
@@ -238,7 +243,7 @@ def _learned_rate(costs: CostModel, model: str, tasks: list[ShotTask], gpus: flo
     if not tasks:
         return None
     first = tasks[0]
-    probe = costs.estimate(model, None, first.width, first.height, first.frames)
+    probe = costs.estimate(model, None, first.width, first.height, first.frames, first.steps)
     if probe.source == FALLBACK:
         return None
     frames = max(1, sum(task.frames for task in tasks))
