@@ -139,3 +139,30 @@ def test_rows_built_for_speed_are_whole_dataclasses(database: Database, busy_job
         assert replace(record) == record  # every field present and in its place
     assert {shot.shot_id: shot.artifact_path for shot in detail.shots}["a"] == "/a.mp4"
     assert events[-1].kind == "shot.started" and events[-1].attempt_no == 1
+
+
+def test_a_status_read_on_sqlite_never_reads_the_shot_rows(database: Database, busy_job: int) -> None:
+    """Each shot row holds its planned task (about 1.5 KB): the rollups and the every-shot listing of a big
+    job read covering indexes instead, which the query plans SQLite chose show."""
+    if database.sql_engine.dialect.name != "sqlite":
+        pytest.skip("the covering indexes are SQLite's (PostgreSQL hash-joins the listing)")
+    statements: list[tuple[str, object]] = []
+
+    def capture(connection: object, cursor: object, statement: str, parameters: object, *_: object) -> None:
+        statements.append((statement, parameters))
+
+    sa.event.listen(database.sql_engine, "before_cursor_execute", capture)
+    try:
+        job_detail(database, busy_job)
+    finally:
+        sa.event.remove(database.sql_engine, "before_cursor_execute", capture)
+
+    with database.sql_engine.connect() as connection:
+        plans = {
+            statement: [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            for statement, parameters in statements
+            if statement.lstrip().upper().startswith("SELECT") and "FROM shots" in statement
+        }
+    shot_scans = [step for plan in plans.values() for step in plan if step.startswith(("SEARCH shots", "SCAN shots"))]
+    assert len(shot_scans) >= 2
+    assert all("COVERING INDEX" in step for step in shot_scans), shot_scans

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0014_cost_steps"
+HEAD_REVISION = "0015_shot_listing_index"
 """The newest migration in migrations/versions (a test keeps this in step with the files)."""
 VERSION_TABLE = "alembic_version"
 

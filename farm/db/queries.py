@@ -259,6 +259,7 @@ def job_detail(
         totals = _sum_totals(by_scene.values())
         if wanted is not None and totals.counts.total <= all_shots_up_to:
             wanted = None
+        _plan_serially(connection)
         shots = _shot_rows(connection.execute(_shot_rows_statement(job_id, wanted)).all(), now, db.paths)
         if wanted is None or ShotState.FAILED in wanted:
             failures = tuple(shot for shot in shots if shot.state is ShotState.FAILED)
@@ -280,6 +281,17 @@ def job_detail(
         latest_edit=edit,
         as_of=now,
     )
+
+
+def _plan_serially(connection: Connection) -> None:
+    """No parallel workers for the rest of this read on PostgreSQL.
+
+    The listing of a big job is a hash join of a few thousand pages; PostgreSQL plans it with parallel
+    workers, whose start-up costs more than they save: 77 ms against 38 ms serially for 10,000 shots on
+    the bench's server. A status read waits on latency, never on a scan big enough to repay the workers.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def _shot_rows_statement(job_id: int, states: frozenset[ShotState] | None) -> Any:

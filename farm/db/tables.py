@@ -60,6 +60,13 @@ ROLLUP_COLUMNS = (
     "job_id", "scene_id", "state", "cached", "frames", "gpu_seconds", "render_seconds", "current_render_id",
     "edit_order",
 )  # fmt: skip
+LISTING_INDEX = "ix_shots_listing"
+LISTING_COLUMNS = (
+    "job_id", "edit_order", "id", "shot_id", "scene_id", "state", "cached", "attempts", "frames", "cache_key",
+    "gpu_seconds", "render_seconds", "current_render_id", "artifact_id", "last_error", "retake_reason",
+)  # fmt: skip
+SQLITE_ONLY_INDEXES = frozenset({LISTING_INDEX})
+"""Indexes created on SQLite alone (``ddl_if``): a schema comparison on another dialect leaves them out."""
 COST_INDEX = "ix_renders_costs"
 COST_COLUMNS = (
     "state", "model", "gpu_type", "width", "height", "steps", "frames", "model_seconds", "load_seconds",
@@ -129,6 +136,11 @@ Shot = Table(
     # never reads the shots' rows and their planned tasks (about 1.5 KB each): 14 ms -> 3 ms on SQLite for
     # 10,000 shots.
     Index(ROLLUP_INDEX, *ROLLUP_COLUMNS),
+    # Covers the shot listing (``farm status JOB --json``, the job page) in edit order, on SQLite only: it
+    # skips the rows' planned tasks as the rollup index does (every shot of a 10,000-shot job: 48 -> 39 ms
+    # in SQLite). PostgreSQL's listing is a hash join that reads few pages, and a B-tree entry there may not
+    # exceed a third of a page, which a long error message could.
+    Index(LISTING_INDEX, *LISTING_COLUMNS).ddl_if(dialect="sqlite"),
     Index(None, "cache_key"),
     Index(None, "current_render_id"),
 )
