@@ -41,6 +41,9 @@ class JobsApi:
 
     not_ready: int = 0
     refusal: str | None = None
+    faults: list[int | str] = field(default_factory=list)
+    """Answered first, one a submission: an HTTP status (a gateway error) or "drop" (the connection closed
+    with no answer, as a restarting head or a proxy resets it)."""
     submissions: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -55,7 +58,14 @@ def head() -> Iterator[tuple[str, JobsApi]]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             api.submissions.append(body)
-            if len(api.submissions) <= api.not_ready:
+            if api.faults:
+                fault = api.faults.pop(0)
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                else:
+                    self._answer(int(fault), "upstream unavailable")
+            elif len(api.submissions) <= api.not_ready:
                 self._answer(503, NOT_READY)
             elif api.refusal is not None:
                 self._answer(500, api.refusal)
@@ -93,6 +103,28 @@ def test_a_head_whose_job_agent_is_starting_is_waited_out(head: tuple[str, JobsA
     assert submission_id.startswith("farm-job-7-")
     assert len(api.submissions) == 4
     assert {entry["submission_id"] for entry in api.submissions} == {submission_id}  # one job, asked again
+
+
+def test_gateway_errors_and_dropped_connections_are_asked_again_as_one_job(
+    head: tuple[str, JobsApi], tmp_path: Path
+) -> None:
+    address, api = head
+    api.faults = [502, "drop", 504, 503]
+    submission_id = submit_to_ray_jobs(settings_in(tmp_path), 7, address, wait_seconds=60)
+    assert len(api.submissions) == 5
+    assert {entry["submission_id"] for entry in api.submissions} == {submission_id}
+
+
+def test_a_head_that_keeps_failing_is_a_located_error_at_the_deadline(
+    head: tuple[str, JobsApi], tmp_path: Path
+) -> None:
+    address, api = head
+    api.faults = [502] * 10_000
+    with pytest.raises(DriverNotStarted) as refused:
+        submit_to_ray_jobs(settings_in(tmp_path), 7, address, wait_seconds=2)
+    assert len(api.submissions) >= 2
+    assert "status code 502" in str(refused.value)
+    assert "the head kept failing for 2 s" in str(refused.value)
 
 
 def test_a_job_agent_that_never_gets_ready_is_a_located_error_at_the_deadline(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shlex
 import socket
 import subprocess
@@ -143,15 +144,28 @@ def submit_to_ray_jobs(
                 runtime_env=ray_job_runtime_env(settings),
                 submission_id=submission_id,
             )
-        except (ConnectionError, RuntimeError) as exc:
+        except (OSError, RuntimeError) as exc:  # requests' errors are OSErrors; Ray's answers RuntimeErrors
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if tried and "already exists" in reason:  # an earlier try reached the head after all
                 return submission_id
-            if not _agent_starting(reason) or time.monotonic() + delay > deadline:
+            if not _transient(exc, reason) or time.monotonic() + delay > deadline:
                 raise DriverNotStarted(_not_started(dashboard_address, reason, wait_seconds)) from exc
             tried = True
             time.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 5.0)
+
+
+_TRANSIENT_STATUS = re.compile(r"status code (502|503|504)\b")
+"""The gateway answers of a head restarting or of a proxy before it: the same request may succeed later,
+unlike a 500 (Ray's answer to a job it refuses, such as a runtime_env it cannot set up) or a 4xx."""
+
+
+def _transient(exc: BaseException, reason: str) -> bool:
+    """Whether asking again may succeed: the job agent still starting, a gateway error, or a connection
+    lost, reset or timed out (the dashboard answered the reachability check just before, so a head that
+    drops a connection now is restarting or overloaded). Asking again is safe because every try names the
+    same submission id: a try that reached the head after all is answered "already exists"."""
+    return isinstance(exc, OSError) or _agent_starting(reason) or bool(_TRANSIENT_STATUS.search(reason))
 
 
 def _agent_starting(reason: str) -> bool:
@@ -161,6 +175,8 @@ def _agent_starting(reason: str) -> bool:
 def _not_started(dashboard_address: str, reason: str, waited: float) -> str:
     if _agent_starting(reason):
         advice = f"the head's job agent was still not ready after {waited:.0f} s; check the head's logs"
+    elif _TRANSIENT_STATUS.search(reason):
+        advice = f"the head kept failing for {waited:.0f} s; check that its dashboard is up and its logs"
     else:
         advice = "check the address (the head's dashboard, e.g. http://head:8265) and that the head is up"
     return f"--dashboard {dashboard_address}: the cluster did not take the driver ({reason}); {advice}"
