@@ -249,7 +249,26 @@ def measure(
         ["-m", "farm", "status", "1", "--db", url], data_dir, max(3, repeat // 3)
     )
     results["cli_status"] = subprocess_seconds(["-m", "farm", "status", "--db", url], data_dir, max(3, repeat // 3))
+    results["cli_server_job"], results["cli_server_json"] = server_seconds(url, data_dir, max(3, repeat // 3))
     return results
+
+
+def server_seconds(url: str, data_dir: Path, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``farm status JOB`` (and ``--json``) end to end against the HTTP API of a farm on ``url``, as an
+    editor's machine runs it: its client imports no SQLAlchemy; the server (uvicorn, in this process, API
+    only) reads the database."""
+    from farm.api import ApiServer, create_app
+    from farm.jobs import Farm
+    from farm.settings import resolve_settings
+
+    farm = Farm(resolve_settings(data_dir=data_dir / "server", database_url=url))
+    token = farm.create_token("bench", "producer")
+    try:
+        with ApiServer(create_app(farm)) as server:
+            base = ["-m", "farm", "status", "1", "--server", server.url, "--token", token]
+            return subprocess_seconds(base, data_dir, repeat), subprocess_seconds([*base, "--json"], data_dir, repeat)
+    finally:
+        farm.close()
 
 
 @contextmanager
@@ -281,6 +300,8 @@ ROWS = [
     ("cli_status_job", "`python -m farm status JOB` end to end (ms)"),
     ("cli_status_json", "`python -m farm status JOB --json` end to end (ms)"),
     ("cli_status", "`python -m farm status` end to end (ms)"),
+    ("cli_server_job", "`python -m farm status JOB --server URL` end to end (ms)"),
+    ("cli_server_json", "`python -m farm status JOB --server URL --json` end to end (ms)"),
 ]
 
 
@@ -318,6 +339,7 @@ def main() -> None:
     for command, (low, mid) in CPU_SAMPLES.items():
         shown = command.replace(f"sqlite:///{data_dir / 'farm.db'}", "SQLITE")
         shown = re.sub(r"postgresql\S*", "POSTGRESQL", shown)
+        shown = re.sub(r"--server \S+ --token \S+", "--server URL", shown)
         print(f"  {shown:{width - 2}}  {low * 1000:7.1f} / {mid * 1000:7.1f}")
     for name in backends:
         for key in ("status_read", "job_detail"):
