@@ -72,7 +72,8 @@ def encode(wav: Path, work: Path, name: str, gain: Normalisation, pieces: int) -
         settings=DEFAULT_ENCODE,
         aac_coder="fast",
         pieces=pieces,
-    )
+        workers=2,
+    ).plan
     return decoded(work / name / "audio.m4a"), [piece.first_sample for piece in plan[1:]]
 
 
