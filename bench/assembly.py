@@ -11,10 +11,12 @@ which a shared machine's other jobs hardly change). Memory is the peak RSS of th
 ffmpeg children, sampled every 20 ms; a 100-shot copy run is measured too, to show that memory does
 not grow with the number of shots.
 
-The edit's audio is encoded in parallel AAC pieces (farm.edit.audio_encode); the same stream copy
+The edit's audio is encoded in parallel AAC pieces (farm.edit.audio_encode), each metered by the
+thread that encoded it (loudness after); the same stream copy
 with the audio in one AAC pass (``audio_pieces=1``, the earlier pipeline's encode) runs beside it, and
 the loudness of both is printed side by side with ffmpeg's ebur128 measurement of the laid dialogue
-(what the earlier pipeline measured the edit with before normalising it).
+(what the earlier pipeline measured the edit with before normalising it), and the metered loudness
+of the delivered edit beside ebur128's (what the earlier pipeline measured it with after the mux).
 """
 
 from __future__ import annotations
@@ -206,10 +208,18 @@ def compare_loudness(shots: list[EditShot], work: Path, copy: AssemblyResult, on
         f"  gain {copy.normalisation.gain_db:+.2f} dB vs {gain.gain_db:+.2f} dB from ebur128; peak-limited "
         f"{copy.normalisation.peak_limited} vs {gain.peak_limited}; ebur128 of the laid WAV took {seconds:.1f} s"
     )
-    print(f"delivered file (ebur128)     {'pieces':>24} {'one AAC pass':>24}   difference", flush=True)
+    print(f"delivered (metered in pieces) {'pieces':>23} {'one AAC pass':>24}   difference", flush=True)
     _row("after: integrated", copy.loudness_after, one_pass.loudness_after, "integrated_lufs")
     _row("after: true peak", copy.loudness_after, one_pass.loudness_after, "true_peak_dbtp")
     _row("after: range", copy.loudness_after, one_pass.loudness_after, "loudness_range_lu")
+    started = time.perf_counter()
+    delivered = measure_loudness(copy.path, duplicate_mono_to_stereo=False)
+    seconds = time.perf_counter() - started
+    print(f"delivered edit.mp4            {'metered':>23} {'ebur128 (old)':>24}   difference", flush=True)
+    _row("after: integrated", copy.loudness_after, delivered, "integrated_lufs")
+    _row("after: true peak", copy.loudness_after, delivered, "true_peak_dbtp")
+    _row("after: range", copy.loudness_after, delivered, "loudness_range_lu")
+    print(f"  ebur128 of the delivered edit (the old pipeline's last step) took {seconds:.1f} s", flush=True)
 
 
 def _row(label: str, new: LoudnessMeasurement, old: LoudnessMeasurement, name: str) -> None:

@@ -12,11 +12,12 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
 import pytest
 
 from farm.edit.assemble import assemble_edit
 from farm.edit.audio_encode import AAC_FRAME_SAMPLES, PRE_ROLL_FRAMES, encode_edit_audio, plan_pieces
-from farm.edit.loudness import Normalisation
+from farm.edit.loudness import Normalisation, measure_loudness
 from farm.media.audio import decode_audio
 from farm.media.ffmpeg import DEFAULT_ENCODE, DUPLICATE_MONO_TO_STEREO, ffmpeg_executable
 from farm.media.video import stream_start_times
@@ -72,7 +73,8 @@ def encode(wav: Path, work: Path, name: str, gain: Normalisation, pieces: int) -
         settings=DEFAULT_ENCODE,
         aac_coder="fast",
         pieces=pieces,
-    )
+        workers=2,
+    ).plan
     return decoded(work / name / "audio.m4a"), [piece.first_sample for piece in plan[1:]]
 
 
@@ -156,3 +158,31 @@ def test_an_edit_in_pieces_keeps_every_sample_in_place(tmp_path: Path) -> None:
     for position in (3 * impulse for impulse in impulses):
         window = np.abs(audio[position - 300 : position + 300])
         assert int(np.argmax(window)) - 300 in (-1, 0, 1), position
+
+
+def test_the_pieces_metered_where_they_were_encoded_give_the_delivered_loudness(tmp_path: Path) -> None:
+    """The loudness the encoding threads measure, piece by piece, is ffmpeg ebur128's of the joined file."""
+    write_laid_wav(tmp_path / "laid.wav", laid_signal(12.0))
+    filters = [DUPLICATE_MONO_TO_STEREO, *Normalisation(-4.0, False).audio_filters()]
+    metered = {}
+    for pieces in (1, 4):
+        (tmp_path / str(pieces)).mkdir()
+        encoded = encode_edit_audio(
+            tmp_path / "laid.wav",
+            tmp_path / str(pieces) / "audio.m4a",
+            tmp_path / str(pieces),
+            filters=filters,
+            settings=DEFAULT_ENCODE,
+            aac_coder="fast",
+            pieces=pieces,
+            workers=2,
+        )
+        metered[pieces] = encoded.loudness
+    ebur128 = measure_loudness(tmp_path / "4" / "audio.m4a", duplicate_mono_to_stereo=False)
+    bs1770 = pyloudnorm.Meter(RATE).integrated_loudness(decoded(tmp_path / "4" / "audio.m4a"))
+
+    assert metered[4].integrated_lufs == pytest.approx(bs1770, abs=0.01)  # ebur128's histogram rounds
+    assert metered[4].true_peak_dbtp == pytest.approx(ebur128.true_peak_dbtp, abs=0.1)  # printed to 0.1
+    assert metered[4].loudness_range_lu == pytest.approx(ebur128.loudness_range_lu, abs=0.2)
+    for name in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu"):
+        assert getattr(metered[4], name) == pytest.approx(getattr(metered[1], name), abs=0.01), name  # as one piece

@@ -5,9 +5,10 @@ The pipeline reads top to bottom in ``assemble_edit``:
 1. probe every shot (stream parameters and exact frame count, header and packets only);
 2. route each shot: stream copy when its StreamSignature equals what farm's encoder writes at the output
    size and rate and it has exactly its planned frames, re-encode otherwise (a bounded pool of ffmpeg
-   processes, one shot each, to the common parameters); in a background thread the re-encodes run and
-   then the concat demuxer joins every shot's video without decoding it (``-c copy``), while steps 3-4
-   run here;
+   processes, one shot each, to the common parameters); steps 1-2 run in a background thread from the
+   start, then the re-encodes and the concat demuxer, which joins every shot's video without decoding
+   it (``-c copy``), while steps 3-4 run here (the encode waits for the routes: a shot that cannot be
+   read stops the assembly before its most expensive step);
 3. lay the audio: every shot's slice of its ORIGINAL dialogue track, decoded once per track to a 48 kHz
    WAV on disk (tracks in parallel) and copied chunk by chunk into the edit's WAV, with each shot
    exactly ``frames / fps`` long on the timeline (see ``edit_spans``). On the way through, one
@@ -17,9 +18,9 @@ The pipeline reads top to bottom in ``assemble_edit``:
 4. pick one gain for the loudness target (a limiter when the true peak needs it) and encode the
    gain-adjusted WAV to AAC in parallel pieces cut on AAC frames, each encoder given a second of
    pre-roll, their packets joined without decoding into one gapless, sample-exact stream
-   (``farm.edit.audio_encode``);
-5. mux: the joined video and audio streams, both copied, into the edit's mp4; meanwhile ffmpeg's
-   ebur128 measures the delivered audio (``loudness_after``);
+   (``farm.edit.audio_encode``); each encoding thread decodes the piece it encoded and meters it while
+   the others still encode, which gives the delivered audio's loudness (``loudness_after``);
+5. mux: the joined video and audio streams, both copied, into the edit's mp4;
 6. verify the written file from its headers and packets (frame count, audio length, start times) and
    publish it by rename.
 
@@ -42,7 +43,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -52,7 +53,7 @@ import numpy as np
 from farm import defaults, files
 from farm.edit.audio_encode import encode_edit_audio, piece_count
 from farm.edit.audio_lay import ShotAudioStats, lay_audio
-from farm.edit.loudness import LoudnessMeasurement, Normalisation, measure_loudness, normalisation_gain
+from farm.edit.loudness import LoudnessMeasurement, Normalisation, normalisation_gain
 from farm.edit.timeline import EditShot, EditSpan, check_edit_order, edit_spans, source_start_sample
 from farm.errors import MediaError, UsageError
 from farm.media.ffmpeg import (
@@ -125,7 +126,8 @@ class AssemblyResult:
     seconds: float
     bytes: int
     phases: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per step (probe, lay_audio, encode_audio, wait_video, mux, verify)."""
+    """Wall seconds per step (lay_audio, wait_probe, encode_audio, wait_video, mux, verify); the shots are
+    probed, routed and their video joined in the background from the start."""
 
     @property
     def duration(self) -> Fraction:
@@ -227,44 +229,41 @@ def assemble_edit(
     work = files.temporary_dir(out_dir, prefix=".assemble.")
     clock = _PhaseClock()
     try:
-        reference = _reference_signature(work, output, settings)
-        routes = _route_shots(shots, reference, reencode_all)
         spans = edit_spans(shots)
-        clock.lap("probe")
         audio_wav = work / "edit_audio.wav"
         edit_audio = work / "edit_audio.m4a"
+        parallel = workers or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=1) as background:
-            # the odd shots re-encode and the video is joined (ffmpeg processes) while the audio is laid,
-            # measured and encoded here
-            video = background.submit(
-                _join_video, shots, routes, work, output, settings, workers or os.cpu_count() or 1
-            )
+            # the shots are probed and routed, the odd ones re-encoded and the video joined (ffmpeg
+            # processes) while the audio is laid, measured and encoded here
+            routed = background.submit(_probe_and_route, shots, work, output, settings, reencode_all)
+            video = background.submit(_join_video, shots, routed, work, output, settings, parallel)
             laid = lay_audio(shots, spans, audio_wav, work, workers=workers)
             audio_stats, before = laid.shots, laid.loudness
             clock.lap("lay_audio")
+            routes = routed.result()  # a shot that cannot be read stops the assembly before the encode
+            clock.lap("wait_probe")
             gain = normalisation_gain(before, loudness_lufs, true_peak_db)
-            encode_edit_audio(
+            encoded = encode_edit_audio(
                 audio_wav,
                 edit_audio,
                 work,
                 filters=[DUPLICATE_MONO_TO_STEREO, *gain.audio_filters()],
                 settings=settings,
                 aac_coder=EDIT_AAC_CODER,
-                pieces=audio_pieces or piece_count(spans[-1].end_sample, workers or os.cpu_count() or 1),
+                pieces=audio_pieces or piece_count(spans[-1].end_sample, parallel),
+                workers=parallel,
             )
+            after = encoded.loudness
             clock.lap("encode_audio")
             joined_video = video.result()
             clock.lap("wait_video")
         staged = work / EDIT_FILE
         frames = sum(shot.frames for shot in shots)
         audio_samples = spans[-1].end_sample
-        with ThreadPoolExecutor(max_workers=1) as background:
-            # the delivered audio's packets are the joined stream's: measured while the streams are muxed
-            measured = background.submit(measure_loudness, edit_audio, duplicate_mono_to_stereo=False)
-            run(mux_copied_streams(joined_video, edit_audio, staged), "muxing the edit")
-            clock.lap("mux")
-            info = _verify(staged, frames, audio_samples, output)
-            after = measured.result()
+        run(mux_copied_streams(joined_video, edit_audio, staged), "muxing the edit")
+        clock.lap("mux")
+        info = _verify(staged, frames, audio_samples, output)
         clock.lap("verify")
         files.publish(staged, target)  # ffmpeg created it under the umask, like every file farm writes
     finally:
@@ -359,16 +358,22 @@ def _route_shots(shots: Sequence[EditShot], reference: StreamSignature, reencode
     return routes
 
 
+def _probe_and_route(
+    shots: Sequence[EditShot], work: Path, output: OutputSpec, settings: EncodeSettings, reencode_all: bool
+) -> list[_Route]:
+    return _route_shots(shots, _reference_signature(work, output, settings), reencode_all)
+
+
 def _join_video(
     shots: Sequence[EditShot],
-    routes: Sequence[_Route],
+    routed: Future[list[_Route]],
     work: Path,
     output: OutputSpec,
     settings: EncodeSettings,
     workers: int,
 ) -> Path:
     """The edit's video alone in ``work``: the odd shots conformed, then every shot joined by stream copy."""
-    videos = _conform_videos(shots, routes, work, output, settings, workers)
+    videos = _conform_videos(shots, routed.result(), work, output, settings, workers)
     concat = work / "video.ffconcat"
     write_concat_list(concat, [(video, shot.duration) for video, shot in zip(videos, shots, strict=True)])
     joined = work / "edit_video.mp4"

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
+from farm.edit.loudness import LoudnessMeasurement, StretchLoudness, StretchMeter, combine_stretches
 from farm.errors import MediaError
 from farm.media.ffmpeg import EDIT_AUDIO_RATE, EncodeSettings, Filter, encode_pcm_to_aac, start
 
@@ -44,8 +47,13 @@ POST_ROLL_FRAMES = 4
 """Frames an encoder is given past its piece: the look-ahead of its block-switching decision."""
 MIN_PIECE_SECONDS = 30.0
 """No piece is shorter than this (but a shorter edit is one piece): the rolls cost ~3 % of a piece."""
+PIECES_PER_WORKER = 3
+"""Pieces queued per worker: a worker meters the piece it has just encoded while the others still
+encode theirs, so only the last round's metering is not hidden behind an encode."""
 _FEED_SAMPLES = 1 << 16
 """Samples written to an encoder's pipe at a time."""
+_METER_SAMPLES = EDIT_AUDIO_RATE
+"""Decoded samples metered at a time (a second: few calls, little memory)."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,9 @@ class AudioPiece:
 
 
 def piece_count(total_samples: int, workers: int) -> int:
-    """As many pieces as workers, but none under MIN_PIECE_SECONDS."""
+    """PIECES_PER_WORKER pieces per worker, but none under MIN_PIECE_SECONDS."""
     longest = max(1, int(total_samples / (MIN_PIECE_SECONDS * EDIT_AUDIO_RATE)))
-    return max(1, min(workers, longest))
+    return max(1, min(workers * PIECES_PER_WORKER, longest))
 
 
 def plan_pieces(total_samples: int, pieces: int) -> list[AudioPiece]:
@@ -90,6 +98,13 @@ def plan_pieces(total_samples: int, pieces: int) -> list[AudioPiece]:
     return planned
 
 
+@dataclass(frozen=True)
+class EncodedAudio:
+    plan: list[AudioPiece]
+    loudness: LoudnessMeasurement
+    """The loudness of the joined stream as a decoder gives it (integrated, true peak, range)."""
+
+
 def encode_edit_audio(
     wav: Path,
     destination: Path,
@@ -99,25 +114,33 @@ def encode_edit_audio(
     settings: EncodeSettings,
     aac_coder: str,
     pieces: int,
-) -> list[AudioPiece]:
+    workers: int,
+) -> EncodedAudio:
     """``wav`` (mono 16-bit, 48 kHz) through ``filters`` to one AAC stream in ``destination`` (an m4a).
 
-    The pieces encode in parallel, one ffmpeg process and one feeding thread each; their files go in
-    ``work``. Returns the plan it used.
+    The pieces encode ``workers`` at a time, one ffmpeg process and one feeding thread each; their files go
+    in ``work``. Each thread then decodes the piece it encoded and meters the samples it contributes, so
+    the delivered audio's loudness is known when the last piece is, with no pass over the joined stream.
     """
     with wave.open(str(wav), "rb") as source:
         total = source.getnframes()
     plan = plan_pieces(total, pieces)
     paths = [work / f"audio_piece_{index:03d}.m4a" for index in range(len(plan))]
-    with ThreadPoolExecutor(max_workers=len(plan)) as pool:
-        encodes = [
-            pool.submit(_encode_piece, wav, piece, path, filters, settings, aac_coder)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(plan)))) as pool:
+        measured = [
+            pool.submit(_encode_and_meter_piece, wav, piece, path, filters, settings, aac_coder)
             for piece, path in zip(plan, paths, strict=True)
         ]
-        for encode in encodes:
-            encode.result()
+        stretches = [future.result() for future in measured]
     join_pieces(list(zip(plan, paths, strict=True)), destination)
-    return plan
+    return EncodedAudio(plan, combine_stretches(stretches, EDIT_AUDIO_RATE, total))
+
+
+def _encode_and_meter_piece(
+    wav: Path, piece: AudioPiece, path: Path, filters: Sequence[Filter], settings: EncodeSettings, aac_coder: str
+) -> StretchLoudness:
+    _encode_piece(wav, piece, path, filters, settings, aac_coder)
+    return meter_piece(path, piece)
 
 
 def _encode_piece(
@@ -141,6 +164,41 @@ def _encode_piece(
         encoder.kill()
         raise
     encoder.finish()
+
+
+def meter_piece(path: Path, piece: AudioPiece) -> StretchLoudness:
+    """The loudness of the samples ``piece`` contributes to the joined stream, decoded from its own file.
+
+    The decoder runs from the piece's first packet, so the meter's filters have warmed up on the pre-roll
+    by ``first_sample``. Only the frame either side of a join differs from the joined stream's decode
+    (overlapped with the neighbour's frame there rather than this encoder's roll): by coding noise.
+    """
+    import av
+
+    with av.open(str(path)) as source:
+        audio = source.streams.audio[0]
+        meter = StretchMeter(
+            EDIT_AUDIO_RATE, audio.codec_context.channels, piece.first_sample, piece.end_sample, piece.input_start
+        )
+        tick = audio.time_base * EDIT_AUDIO_RATE
+        if tick.denominator != 1:
+            raise MediaError(f"{path.name}: audio timestamps in {audio.time_base} s, not whole samples")
+        expected = 0
+        pending: list[np.ndarray] = []
+        for frame in source.decode(audio):
+            local = frame.pts * tick.numerator if frame.pts is not None else expected
+            if local != expected:
+                raise MediaError(f"{path.name}: decoded audio at sample {local} where {expected} was due")
+            pending.append(frame.to_ndarray())
+            expected += frame.samples
+            if len(pending) * AAC_FRAME_SAMPLES >= _METER_SAMPLES:
+                meter.feed(np.concatenate(pending, axis=1))
+                pending = []
+        if pending:
+            meter.feed(np.concatenate(pending, axis=1))
+    if piece.input_start + expected < piece.end_sample:
+        raise MediaError(f"{path.name}: decodes to sample {piece.input_start + expected}, short of {piece.end_sample}")
+    return meter.result()
 
 
 def join_pieces(pieces: Sequence[tuple[AudioPiece, Path]], destination: Path) -> None:

@@ -20,7 +20,7 @@ from farm.edit.timeline import EditShot
 from farm.media.audio import AudioSlice
 from farm.shotlist.types import ContinuityConfig, OutputSpec
 
-EDIT_FORMAT_VERSION = 2
+EDIT_FORMAT_VERSION = 3
 """The version of what assembly, the timeline exports and the report write for given inputs."""
 
 
