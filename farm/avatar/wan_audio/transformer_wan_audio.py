@@ -19,6 +19,11 @@ routed by region rather than learned: each speaker has a mask over the latent to
 two-shot). The adapter refines a speaker's audio against the video tokens of that speaker's region only,
 and a video token attends to the audio of the speaker whose region it lies in (a token in no region hears
 nobody). One speaker without a mask is exactly the single-speaker model.
+
+**Context parallel** (one shot's tokens over N processes, diffusers' Ulysses attention): ``_cp_plan`` splits
+the token sequence so that every rank holds the same share of *every* latent frame (``TokenLayout``), not a
+run of whole frames. Frame-local audio attention and speaker routing then work on each rank unchanged, and
+any latent frame count works; the per-frame token count must divide by N (``context_parallel.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, ClassVar
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
@@ -273,6 +279,41 @@ class TimestepAwareAudioAdapter(nn.Module):
         return audio.reshape(batch, frames, audio_tokens, -1)
 
 
+class TokenLayout(nn.Module):
+    """Reorders the frame-major token sequence so that a contiguous split gives each rank part of every frame.
+
+    Tokens are (frame, token of frame); with ``ranks`` shares the order becomes (share, frame, token of the
+    share), so rank ``r``'s contiguous slice is the ``r``-th piece of each frame's tokens. The context
+    parallel plan splits this module's outputs; ``restore`` undoes the order after the gather. With one
+    rank it is the identity.
+    """
+
+    def forward(
+        self, tokens: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, frames: int, ranks: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if ranks == 1:
+            return tokens, cos, sin
+        return _share_major(tokens, frames, ranks), _share_major(cos, frames, ranks), _share_major(sin, frames, ranks)
+
+    @staticmethod
+    def restore(tokens: torch.Tensor, frames: int, ranks: int) -> torch.Tensor:
+        if ranks == 1:
+            return tokens
+        batch, length = tokens.shape[:2]
+        shares = tokens.reshape(batch, ranks, frames, length // (ranks * frames), *tokens.shape[2:])
+        return shares.transpose(1, 2).reshape(tokens.shape)
+
+
+def _share_major(sequence: torch.Tensor, frames: int, ranks: int) -> torch.Tensor:
+    """(B, F * T, ...) in (frame, token) order -> the same tokens in (share, frame, token of share) order."""
+    batch, length = sequence.shape[:2]
+    if (length // frames) % ranks:
+        raise ValueError(f"{length // frames} tokens per latent frame do not split into {ranks} equal shares")
+    per_share = length // (frames * ranks)
+    framed = sequence.reshape(batch, frames, ranks, per_share, *sequence.shape[2:])
+    return framed.transpose(1, 2).reshape(sequence.shape)
+
+
 class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
     """Wan2.1 I2V DiT + timestep-aware audio adapter + frame-local audio cross-attention.
 
@@ -286,6 +327,15 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
     _keep_in_fp32_modules: ClassVar[list[Any]] = ["time_embedder", "scale_shift_table", "norm1", "norm2", "norm3"]
     _keys_to_ignore_on_load_unexpected: ClassVar[list[Any]] = ["norm_added_q"]
     _repeated_blocks: ClassVar[list[Any]] = ["WanAudioTransformerBlock"]
+    _cp_plan: ClassVar[dict[str, Any]] = {
+        "token_layout": {
+            0: ContextParallelInput(split_dim=1, expected_dims=3, split_output=True),
+            1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+            2: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+        },
+        "blocks.*": {"speaker_masks": ContextParallelInput(split_dim=1, expected_dims=2)},
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
 
     @register_to_config
     def __init__(
@@ -335,10 +385,20 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
                 for _ in range(num_layers)
             ]
         )
+        self.token_layout = TokenLayout()
         self.norm_out = FP32LayerNorm(inner_dim, eps, elementwise_affine=False)
         self.proj_out = nn.Linear(inner_dim, out_channels * math.prod(patch_size))
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, inner_dim) / inner_dim**0.5)
         self.gradient_checkpointing = False
+
+    @property
+    def context_parallel_ranks(self) -> int:
+        """How many processes share each forward's tokens: 1 unless context parallelism is enabled."""
+        parallel = self._parallel_config
+        if parallel is None or parallel.context_parallel_config is None:
+            return 1
+        config = parallel.context_parallel_config
+        return config.ring_degree * config.ulysses_degree
 
     @property
     def audio_tokens_per_window(self) -> int:
@@ -413,12 +473,15 @@ class WanAudioTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cach
                 keep = audio_keep.to(audio_context.dtype).view(-1, *([1] * (audio_context.dim() - 1)))
                 audio_context = audio_context * keep
 
+        ranks = self.context_parallel_ranks
+        latent_frames = frames // p_t
+        tokens, cos, sin = self.token_layout(tokens, *rotary_emb, latent_frames, ranks)
         for block in self.blocks:
-            tokens = block(tokens, text_states, timestep_proj, rotary_emb, image_tokens, audio_context, speaker_masks)
+            tokens = block(tokens, text_states, timestep_proj, (cos, sin), image_tokens, audio_context, speaker_masks)
 
         shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
         tokens = (self.norm_out(tokens.float()) * (1 + scale) + shift).type_as(tokens)
-        tokens = self.proj_out(tokens)
+        tokens = self.token_layout.restore(self.proj_out(tokens), latent_frames, ranks)
         tokens = tokens.reshape(batch, frames // p_t, height // p_h, width // p_w, p_t, p_h, p_w, -1)
         output = tokens.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
         if not return_dict:
