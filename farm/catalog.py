@@ -188,6 +188,50 @@ class DistilledRecipe:
 
 
 DISTILLED_FIELDS = ("lora", "steps", "flow_shift", "lora_scale", "text_guidance", "audio_guidance")
+
+
+@dataclass(frozen=True)
+class ContextParallel:
+    """The manifest's ``context_parallel:`` section: the GPU counts one shot of the model may be split over
+    (sequence parallel, one node), and the shortest shot worth splitting. Whether a shot is split is the
+    engine's choice (``farm.engine.gang``), from the measured scaling; this says only what the model allows.
+    """
+
+    degrees: tuple[int, ...]
+    min_frames: int = 0
+
+    @classmethod
+    def parse(cls, where: _Locator, raw: object) -> ContextParallel | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{where.at('context_parallel')}: context_parallel must be a mapping with degrees")
+        unknown = sorted(set(raw) - set(CONTEXT_PARALLEL_FIELDS))
+        if unknown:
+            raise ManifestError(
+                f"{where.at('context_parallel', unknown[0], key=True)}: context_parallel.{unknown[0]} is not a "
+                f"field; allowed are {', '.join(CONTEXT_PARALLEL_FIELDS)}"
+            )
+        degrees = raw.get("degrees")
+        if (
+            not isinstance(degrees, list)
+            or not degrees
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in degrees)
+        ):
+            raise ManifestError(
+                f"{where.at('context_parallel', 'degrees')}: context_parallel.degrees must list GPU counts of at "
+                f"least 2 (e.g. [2, 4, 8]), not {degrees!r}"
+            )
+        min_frames = raw.get("min_frames", 0)
+        if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 0:
+            raise ManifestError(
+                f"{where.at('context_parallel', 'min_frames')}: context_parallel.min_frames must be a whole "
+                f"number of at least 0, not {min_frames!r}"
+            )
+        return cls(degrees=tuple(sorted(set(degrees))), min_frames=min_frames)
+
+
+CONTEXT_PARALLEL_FIELDS = ("degrees", "min_frames")
 FULL = "full"
 DISTILLED = "distilled"
 
@@ -255,6 +299,8 @@ class ModelManifest:
     """How a take longer than the model's window is split; None renders every shot in one piece."""
     distilled: DistilledRecipe | None = None
     """The few-step recipe of ``distilled:``; in force (laid over defaults and render) when ``recipe`` says so."""
+    context_parallel: ContextParallel | None = None
+    """The GPU counts a shot may be split over; None: every shot on one GPU."""
     recipe: str = FULL
     """``distilled`` when the distilled recipe is the default, else ``full``."""
     recipe_note: str = ""
@@ -285,6 +331,7 @@ _FIELDS = {
     "escalation",
     "segments",
     "distilled",
+    "context_parallel",
 }
 _RUNG_FIELDS = {"name", "steps", "text_guidance", "audio_guidance", "render"}
 
@@ -315,6 +362,7 @@ def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
     where = _Locator(path)
     resources = _resources(where, raw.get("resources"))
     distilled = DistilledRecipe.parse(where, raw.get("distilled"))
+    context_parallel = ContextParallel.parse(where, raw.get("context_parallel"))
     try:
         manifest = ModelManifest(
             name=str(raw["name"]),
@@ -333,6 +381,7 @@ def load_manifest(path: Path, weights_dir: Path | None = None) -> ModelManifest:
             escalation=_escalation(path, raw.get("escalation")),
             segments=SegmentPolicy.parse(path, raw.get("segments")),
             distilled=distilled,
+            context_parallel=context_parallel,
         )
     except (TypeError, ValueError) as exc:
         raise ManifestError(f"{path}: {exc}") from exc

@@ -13,15 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from farm.catalog import ContextParallel
+
 GANG_STRATEGY = "STRICT_PACK"
-
-
-@dataclass(frozen=True)
-class GangPolicy:
-    """A manifest's ``context_parallel:`` section: the degrees the model splits into, and the smallest shot."""
-
-    degrees: tuple[int, ...]
-    min_frames: int
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,7 @@ def choose_gpus(
     shot_seconds: float,
     queued_seconds: float,
     free_gpus: int,
-    policy: GangPolicy | None,
+    policy: ContextParallel | None,
     efficiency: Mapping[int, float],
 ) -> GpuChoice:
     """One GPU, or the degree that ends the night soonest; ``efficiency`` is the measured scaling per degree.
@@ -79,4 +73,4 @@ def gang_bundles(gpus: int, cpus_per_gpu: int) -> list[dict[str, float]]:
     return [{"GPU": 1.0, "CPU": float(cpus_per_gpu)} for _ in range(gpus)]
 
 
-__all__ = ["GANG_STRATEGY", "GangPolicy", "GpuChoice", "choose_gpus", "gang_bundles", "night_seconds"]
+__all__ = ["GANG_STRATEGY", "GpuChoice", "choose_gpus", "gang_bundles", "night_seconds"]
