@@ -148,14 +148,7 @@ class DistilledRecipe:
     def parse(cls, where: _Locator, raw: object) -> DistilledRecipe | None:
         if raw is None:
             return None
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{where.at('distilled')}: distilled must be a mapping with a lora")
-        unknown = sorted(set(raw) - set(DISTILLED_FIELDS))
-        if unknown:
-            raise ManifestError(
-                f"{where.at('distilled', unknown[0], key=True)}: distilled.{unknown[0]} is not a recipe field; "
-                f"allowed are {', '.join(DISTILLED_FIELDS)}"
-            )
+        raw = where.section("distilled", raw, DISTILLED_FIELDS, needs="a lora")
         lora = raw.get("lora")
         if not isinstance(lora, str) or not lora.strip():
             raise ManifestError(
@@ -204,14 +197,7 @@ class ContextParallel:
     def parse(cls, where: _Locator, raw: object) -> ContextParallel | None:
         if raw is None:
             return None
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{where.at('context_parallel')}: context_parallel must be a mapping with degrees")
-        unknown = sorted(set(raw) - set(CONTEXT_PARALLEL_FIELDS))
-        if unknown:
-            raise ManifestError(
-                f"{where.at('context_parallel', unknown[0], key=True)}: context_parallel.{unknown[0]} is not a "
-                f"field; allowed are {', '.join(CONTEXT_PARALLEL_FIELDS)}"
-            )
+        raw = where.section("context_parallel", raw, CONTEXT_PARALLEL_FIELDS, needs="degrees")
         degrees = raw.get("degrees")
         if (
             not isinstance(degrees, list)
@@ -434,6 +420,18 @@ class _Locator:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._root: Any = None
+
+    def section(self, name: str, raw: object, allowed: tuple[str, ...], *, needs: str) -> dict[str, Any]:
+        """``raw``, the manifest's ``name:`` section, once it is a mapping of ``allowed`` fields only."""
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{self.at(name)}: {name} must be a mapping with {needs}")
+        unknown = sorted(set(raw) - set(allowed))
+        if unknown:
+            raise ManifestError(
+                f"{self.at(name, unknown[0], key=True)}: {name}.{unknown[0]} is not a field of {name}; "
+                f"allowed are {', '.join(allowed)}"
+            )
+        return raw
 
     def at(self, *keys: str, key: bool = False) -> str:
         """``file:line:column`` of the value at ``keys`` (of its key with ``key``), else of its nearest parent."""
