@@ -61,26 +61,14 @@ def _resources(where: _Locator, raw: object) -> Resources:
     """``resources:``, every field checked where it is written (a bad count would only fail on the cluster)."""
     if raw is None:
         return Resources()
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{where.at('resources')}: resources must be a mapping ({', '.join(RESOURCE_FIELDS)})")
-    unknown = sorted(set(raw) - set(RESOURCE_FIELDS))
-    if unknown:
-        raise ManifestError(
-            f"{where.at('resources', unknown[0], key=True)}: resources.{unknown[0]} is not a resource; "
-            f"allowed are {', '.join(RESOURCE_FIELDS)}"
-        )
+    raw = where.section("resources", raw, RESOURCE_FIELDS, needs=", ".join(RESOURCE_FIELDS))
     for name in RESOURCE_NUMBERS:
         value = raw.get(name, 0)
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise ManifestError(
                 f"{where.at('resources', name)}: resources.{name} must be a number of at least 0, not {value!r}"
             )
-    threads = raw.get("encode_threads", 0)
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise ManifestError(
-            f"{where.at('resources', 'encode_threads')}: resources.encode_threads must be a whole number of at "
-            f"least 0 (0 lets x264 decide), not {threads!r}"
-        )
+    where.whole_number("resources", "encode_threads", raw.get("encode_threads", 0), 0, hint=" (0 lets x264 decide)")
     return Resources(**raw)
 
 
@@ -155,12 +143,13 @@ class DistilledRecipe:
                 f"{where.at('distilled', 'lora')}: distilled.lora must name the LoRA file, relative to the "
                 f"weights folder (e.g. loras/4step.safetensors), not {lora!r}"
             )
-        steps = raw.get("steps", 4)
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ManifestError(
-                f"{where.at('distilled', 'steps')}: distilled.steps must be a whole number of at least 1 "
-                f"(the steps the distillation was trained for, usually 4-8), not {steps!r}"
-            )
+        steps = where.whole_number(
+            "distilled",
+            "steps",
+            raw.get("steps", 4),
+            1,
+            hint=" (the steps the distillation was trained for, usually 4-8)",
+        )
         numbers: dict[str, float | None] = {}
         for name, default in (
             ("flow_shift", None),
@@ -208,12 +197,7 @@ class ContextParallel:
                 f"{where.at('context_parallel', 'degrees')}: context_parallel.degrees must list GPU counts of at "
                 f"least 2 (e.g. [2, 4, 8]), not {degrees!r}"
             )
-        min_frames = raw.get("min_frames", 0)
-        if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 0:
-            raise ManifestError(
-                f"{where.at('context_parallel', 'min_frames')}: context_parallel.min_frames must be a whole "
-                f"number of at least 0, not {min_frames!r}"
-            )
+        min_frames = where.whole_number("context_parallel", "min_frames", raw.get("min_frames", 0), 0)
         return cls(degrees=tuple(sorted(set(degrees))), min_frames=min_frames)
 
 
@@ -432,6 +416,15 @@ class _Locator:
                 f"allowed are {', '.join(allowed)}"
             )
         return raw
+
+    def whole_number(self, section: str, name: str, value: object, minimum: int, *, hint: str = "") -> int:
+        """``value`` of ``section.name`` once it is a whole number of at least ``minimum``."""
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ManifestError(
+                f"{self.at(section, name)}: {section}.{name} must be a whole number of at least {minimum}{hint}, "
+                f"not {value!r}"
+            )
+        return value
 
     def at(self, *keys: str, key: bool = False) -> str:
         """``file:line:column`` of the value at ``keys`` (of its key with ``key``), else of its nearest parent."""

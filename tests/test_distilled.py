@@ -166,7 +166,7 @@ class _Sink:
     [
         (("encode_threads: 2 ", "encode_threads: -1 "), ":14:19: ", "resources.encode_threads must be a whole number"),
         (("encode_threads: 2 ", "encode_threads: 1.5"), ":14:19: ", "resources.encode_threads"),
-        (("  gpus: 1\n", "  gpus: 1\n  gpu: 1\n"), ":11:3: ", "resources.gpu is not a resource"),
+        (("  gpus: 1\n", "  gpus: 1\n  gpu: 1\n"), ":11:3: ", "resources.gpu is not a field of resources"),
         (("  steps: 4\n", "  steps: 0\n"), ":", "distilled.steps must be a whole number of at least 1"),
         (("  flow_shift: 3.0\n", "  flow_shift: fast\n"), ":", "distilled.flow_shift must be a positive number"),
     ],
