@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -215,8 +216,9 @@ def test_a_killed_node_loses_nothing_leaves_no_partial_file_and_every_shot_is_do
         crashes = session.scalars(select(Render.c.error_message).where(Render.c.state == "crashed")).all()
     charged = [message for message in crashes if "not counted" not in (message or "")]
     # One GPU per node, so one shot was rendering on the killed node; a shot prefetched behind it never
-    # reached the model and is not charged a crash.
-    assert len(charged) == 1, crashes
+    # reached the model and is not charged a crash. (The rendering shot may be charged twice: its retry can
+    # be placed on the dying node's worker before Ray reports the node dead.)
+    assert len({re.search(r"shot (\S+) will run again", message or "").group(1) for message in charged}) == 1, crashes
     # The killed worker's half-written .part.mp4 / .part.wav went when its crash was recorded.
     assert partial_files(farm.settings.artifacts_dir) == []
 
