@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -49,7 +48,7 @@ FAST_HEALTH_CHECKS = {
     "health_check_initial_delay_ms": 0,
     "health_check_period_ms": 300,
     "health_check_timeout_ms": 300,
-    "health_check_failure_threshold": 3,
+    "health_check_failure_threshold": 5,
 }
 
 SIX_SHOTS = (
@@ -212,13 +211,21 @@ def test_a_killed_node_loses_nothing_leaves_no_partial_file_and_every_shot_is_do
         keys = session.scalars(select(Artifact.c.cache_key).where(Artifact.c.kind == "shot_video")).all()
     assert len(keys) == len(set(keys)) == 6
     assert any(e.kind == "retry" and "worker lost" in e.message for e in events)
+    # A lost worker charges a crash to one shot, the one that held its render slot: a shot prefetched behind
+    # it never reached the model and is not charged. (A loaded machine may lose a second node to missed
+    # heartbeats, and the charged shot's retry may land on the dying node's new worker before Ray reports the
+    # node dead, so the charge is checked per worker.)
     with farm.db.read() as session:
-        crashes = session.scalars(select(Render.c.error_message).where(Render.c.state == "crashed")).all()
-    charged = [message for message in crashes if "not counted" not in (message or "")]
-    # One GPU per node, so one shot was rendering on the killed node; a shot prefetched behind it never
-    # reached the model and is not charged a crash. (The rendering shot may be charged twice: its retry can
-    # be placed on the dying node's worker before Ray reports the node dead.)
-    assert len({re.search(r"shot (\S+) will run again", message or "").group(1) for message in charged}) == 1, crashes
+        crashes = session.execute(
+            select(Shot.c.shot_id, Render.c.worker, Render.c.node, Render.c.error_message)
+            .join(Shot, Shot.c.id == Render.c.shot_id)
+            .where(Render.c.state == "crashed")
+        ).all()
+    charged: dict[tuple[str, str], set[str]] = {}
+    for shot, worker, node, message in crashes:
+        if "not counted" not in message:
+            charged.setdefault((worker, node), set()).add(shot)
+    assert charged and all(len(shots) == 1 for shots in charged.values()), crashes
     # The killed worker's half-written .part.mp4 / .part.wav went when its crash was recorded.
     assert partial_files(farm.settings.artifacts_dir) == []
 

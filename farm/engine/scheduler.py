@@ -151,9 +151,10 @@ class _InFlight:
     stuck: str | None = None
     """Why the scheduler killed the render's worker (it was stuck), for the attempt's error."""
     sequence: int = 0
-    """Dispatch order: of two shots on one worker, the lower number holds its render slot first."""
+    """Dispatch order: of two shots on one worker, the lower number is expected to hold its render slot first
+    (the worker's threads take the slot in no set order, so progress, when shown, overrides this guess)."""
     behind_lost: bool = False
-    """The shot ahead of it on its worker crashed while it still waited for its turn."""
+    """Its worker was lost while another shot held the worker's render slot and it waited for its turn."""
     turn_at: float | None = None
     """When it began holding its worker's render slot (None while a shot ahead of it renders there)."""
 
@@ -736,20 +737,25 @@ class Scheduler:
                 if flight.stuck is not None:
                     failure = Failure(FailureKind.CRASH, "Stuck", flight.stuck)
                     self.jobs[flight.job_id].avoid[flight.shot_pk] = flight.worker.name
-                elif failure.kind is FailureKind.CRASH and flight.behind_lost:
+                elif failure.kind is FailureKind.CRASH and not self._held_slot(flight):
                     failure = replace(failure, reached_model=False)
-                if failure.kind is FailureKind.CRASH:
-                    self._mark_queued_behind(flight)
                 self._record_failure(flight, failure)
             else:
                 self._record_success(flight, outcome)
 
-    def _mark_queued_behind(self, crashed: _InFlight) -> None:
-        """The shots still waiting on ``crashed``'s worker behind it (prefetched: inputs sent, turn not come,
-        no progress shown) never reached the model: when the same loss ends them, they are not charged."""
-        for other in self.in_flight.values():
-            if other.worker is crashed.worker and other.sequence > crashed.sequence and other.last_progress is None:
-                other.behind_lost = True
+    def _held_slot(self, crashed: _InFlight) -> bool:
+        """Whether ``crashed`` held its lost worker's render slot; the shots still on that worker are marked
+        as waiting behind (prefetched: inputs sent, never reached the model), so that the same loss does not
+        charge them when their failures come in. The holder is the one that showed progress: the worker's
+        threads take the slot in no set order, so dispatch order only decides when none showed any."""
+        if crashed.behind_lost:  # the same loss already ended the shot that held the slot
+            return False
+        mates = [crashed, *(other for other in self.in_flight.values() if other.worker is crashed.worker)]
+        shown = [flight for flight in mates if flight.last_progress is not None]
+        holder = min(shown or mates, key=lambda flight: flight.sequence)
+        for mate in mates:
+            mate.behind_lost = mate is not holder
+        return holder is crashed
 
     def _record_success(self, flight: _InFlight, outcome: RenderOutcome) -> None:
         job = self.jobs[flight.job_id]
